@@ -1,0 +1,148 @@
+"""`flask --app app ipr ...` commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from ipr import auth, studies
+from ipr import db as dbmod
+from ipr.errors import IPRError
+from ipr.models import Study, User
+
+ipr_cli = AppGroup("ipr", help="IPR annotator administration.")
+
+
+def _db():
+    return current_app.extensions["ipr_db"].session()
+
+
+@ipr_cli.command("init-db")
+def init_db() -> None:
+    """Bring the database to the latest migration (safe to run again)."""
+    dbmod.upgrade(current_app.config["DATABASE_URL"])
+    click.echo("Database is at the latest migration.")
+
+
+def _read_password(prompt: bool) -> str:
+    if sys.stdin.isatty() and prompt:
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@ipr_cli.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "researcher"]), default="researcher")
+def create_user(email: str, role: str) -> None:
+    """Create a researcher account; the password comes from a prompt or standard input."""
+    password = _read_password(prompt=True)
+    with _db() as s:
+        try:
+            user = auth.create_user(s, email, password, role)
+            s.commit()
+        except IPRError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Created {user.role} {user.email}.")
+
+
+@ipr_cli.command("token")
+@click.argument("email")
+@click.option("--name", default="cli", help="A label to recognise the token by.")
+def token(email: str, name: str) -> None:
+    """Print a new API token for EMAIL (shown once; only its hash is stored)."""
+    with _db() as s:
+        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"No user with the email {email}.")
+        _, plain = auth.create_api_token(s, user, name)
+        s.commit()
+        click.echo(plain)
+
+
+@ipr_cli.command("worker")
+@click.option("--threads", default=1, show_default=True, help="Jobs run at once in this process.")
+def worker(threads: int) -> None:
+    """Run a background worker (the embedded queue, or Redis when IPR_REDIS_URL is set)."""
+    from ipr import jobs
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    where = app.config["REDIS_URL"] or "the embedded queue"
+    click.echo(f"Worker started on {where}.")
+    jobs.run_worker(app.extensions["ipr_huey"], dict(app.config), app.extensions["ipr_db"], threads)
+
+
+DEMO_EMAIL = "demo@example.org"
+DEMO_PASSWORD = "demo-password-ipr"
+
+
+@ipr_cli.command("demo")
+def demo() -> None:
+    """Seed a demo study (two dyads, a codebook, scales) and print the researcher login."""
+    dbmod.upgrade(current_app.config["DATABASE_URL"])
+    with _db() as s:
+        user = s.scalar(select(User).where(User.email == DEMO_EMAIL))
+        if user is None:
+            user = auth.create_user(s, DEMO_EMAIL, DEMO_PASSWORD, "researcher")
+        study = s.scalar(select(Study).where(Study.name == "Demo: brief structured recall"))
+        if study is None:
+            study = seed_demo_study(s, user)
+        s.commit()
+        click.echo("Demo study ready.")
+        click.echo(f"  Researcher login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        click.echo(f"  Study: {study.name} (id {study.id})")
+
+
+DEMO_CODES = (
+    ("Feeling understood", "#2ca02c", "u"),
+    ("Insight", "#1f77b4", "i"),
+    ("Rupture", "#d62728", "r"),
+    ("Repair", "#9467bd", "p"),
+    ("Painful feelings", "#ff7f0e", "f"),
+)
+
+DEMO_INSTRUCTIONS = (
+    "You will watch the recording of your session. Take your time.\n\n"
+    "Whenever you notice a moment that mattered to you — something helpful, something "
+    "difficult, anything that stood out — press Mark moment (or the M key). The video pauses "
+    "and you can say what was happening for you right then, and how helpful or hindering it "
+    "felt.\n\nYou can take a break or stop at any time; everything you enter is saved at once."
+)
+
+
+def seed_demo_study(s, user: User) -> Study:
+    study = studies.create_study(s, user, "Demo: brief structured recall")
+    studies.update_study(
+        s,
+        study,
+        user,
+        {
+            "description": "Sessions 3 and 5 of two therapist–client dyads (demo data).",
+            "instructions": DEMO_INSTRUCTIONS,
+            "participants_can_code": True,
+        },
+    )
+    for name, colour, key in DEMO_CODES:
+        studies.add_code(s, study, user, {"name": name, "colour": colour, "shortcut": key})
+    studies.add_scale(
+        s,
+        study,
+        user,
+        {
+            "key": "intensity",
+            "name": "How strongly did you feel this?",
+            "min_value": 1,
+            "max_value": 5,
+            "labels": {"1": "Barely", "5": "Very strongly"},
+        },
+    )
+    studies.create_dyad(s, study, user, "01")
+    studies.create_dyad(s, study, user, "02")
+    return study
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(ipr_cli)

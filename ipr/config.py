@@ -1,0 +1,171 @@
+"""Every setting, declared once with its default and help text.
+
+Layers, later wins: these defaults -> ``instance/config.py`` -> ``IPR_*`` environment variables ->
+the test dict given to ``create_app``. The README's configuration table is checked against
+``SETTINGS`` by a test, so a setting cannot be added without being documented.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # config key; the environment variable is IPR_<name>
+    default: Any
+    help: str
+    type: type = str
+
+    @property
+    def env(self) -> str:
+        return f"IPR_{self.name}"
+
+    def parse(self, raw: str) -> Any:
+        if self.type is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if self.type is int:
+            return int(raw)
+        if self.type is float:
+            return float(raw)
+        return raw
+
+
+DAY = 24 * 3600
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL",
+        "",
+        "SQLAlchemy database URL. Empty: SQLite (WAL) at instance/ipr.sqlite3. "
+        "At scale: postgresql+psycopg://user@host/db.",
+    ),
+    Setting(
+        "RECORDINGS_DIR",
+        "",
+        "Folder that holds uploaded and derived media. Empty: recordings/ beside app.py. "
+        "At scale: a volume shared by the web and worker machines.",
+    ),
+    Setting(
+        "REDIS_URL",
+        "",
+        "Redis URL for the task queue (e.g. redis://127.0.0.1:6379/0). Empty: the embedded "
+        "SQLite queue in instance/, which needs no extra server.",
+    ),
+    Setting(
+        "SECRET_KEY",
+        "",
+        "Key that signs session cookies. Empty: a random key generated once into "
+        "instance/secret_key.",
+    ),
+    Setting(
+        "SESSION_IDLE_MINUTES",
+        30,
+        "A researcher who does nothing for this long is logged out.",
+        int,
+    ),
+    Setting(
+        "SECURE_COOKIES",
+        False,
+        "Mark cookies Secure (set true whenever the app is served over HTTPS).",
+        bool,
+    ),
+    Setting(
+        "LOGIN_MAX_FAILURES",
+        5,
+        "Failed logins for one account within the lockout window before logins are slowed down.",
+        int,
+    ),
+    Setting(
+        "LOGIN_LOCKOUT_SECONDS",
+        60,
+        "First wait imposed after too many failed logins; it doubles with each further failure "
+        "(at most 15 minutes).",
+        int,
+    ),
+    Setting(
+        "UPLOAD_MAX_BYTES",
+        20 * 1024**3,
+        "Largest accepted upload in bytes (default 20 GB).",
+        int,
+    ),
+    Setting(
+        "INVITATION_DAYS",
+        14,
+        "Days before a participant's invitation link expires.",
+        int,
+    ),
+    Setting(
+        "X_ACCEL_REDIRECT",
+        "",
+        "When set (e.g. /protected-media/), media bytes are handed to nginx with "
+        "X-Accel-Redirect under this internal prefix after the app's permission check.",
+    ),
+    Setting(
+        "WORKER_HEARTBEAT_SECONDS",
+        30,
+        "A running job whose worker has not reported for 4x this long is picked up again.",
+        int,
+    ),
+    Setting(
+        "FFMPEG_TIMEOUT_SECONDS",
+        6 * 3600,
+        "Longest a single ffmpeg run may take before it is killed.",
+        int,
+    ),
+    Setting(
+        "LOG_LEVEL",
+        "INFO",
+        "Python logging level for the app and the worker.",
+    ),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def load_config(
+    instance_path: Path,
+    test_config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Resolve every setting through the four layers and fill the derived defaults."""
+    environ = os.environ if environ is None else environ
+    cfg: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    instance_file = instance_path / "config.py"
+    if instance_file.exists():
+        namespace: dict[str, Any] = {}
+        exec(compile(instance_file.read_text(), str(instance_file), "exec"), namespace)  # noqa: S102
+        cfg.update({k: v for k, v in namespace.items() if k in BY_NAME})
+    for setting in SETTINGS:
+        if setting.env in environ:
+            cfg[setting.name] = setting.parse(environ[setting.env])
+    if test_config:
+        cfg.update(test_config)
+    root = Path(__file__).resolve().parent.parent
+    if not cfg["DATABASE_URL"]:
+        cfg["DATABASE_URL"] = f"sqlite:///{instance_path / 'ipr.sqlite3'}"
+    if not cfg["RECORDINGS_DIR"]:
+        cfg["RECORDINGS_DIR"] = str(root / "recordings")
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = instance_secret_key(instance_path)
+    return cfg
+
+
+def instance_secret_key(instance_path: Path) -> str:
+    """Generate a random key into instance/ on first run; never hard-coded."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process (the worker) wrote it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+    return key_file.read_text().strip()

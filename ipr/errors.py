@@ -1,0 +1,61 @@
+"""Named failures with messages a researcher can act on; one handler renders them."""
+
+from __future__ import annotations
+
+
+class IPRError(Exception):
+    """Base for errors that carry an HTTP status and a user-facing message."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.code)
+        self.message = message or (self.__class__.__doc__ or self.code).strip()
+        self.field = field
+
+
+class ValidationError(IPRError):
+    """The request is not valid."""
+
+    status = 422
+    code = "invalid"
+
+
+class NotFound(IPRError):
+    """Not found."""
+
+    status = 404
+    code = "not_found"
+
+
+class PermissionDenied(IPRError):
+    """You cannot change this: your role in this study is read-only."""
+
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(IPRError):
+    """Log in or send a valid API token."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Conflict(IPRError):
+    """This was changed elsewhere; reload to see the latest version."""
+
+    status = 409
+    code = "conflict"
+
+
+class TooManyAttempts(IPRError):
+    """Too many failed attempts."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str = "", *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

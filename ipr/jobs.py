@@ -1,0 +1,294 @@
+"""Queueing and the worker's task bodies.
+
+A request only creates a ``Job`` row and enqueues its id; a worker process claims the row,
+runs the handler registered for its kind, and records stage, progress, heartbeat and the
+outcome in that row, which the UI polls. The queue is Huey: SQLite-backed by default (no
+extra server), Redis when ``IPR_REDIS_URL`` is set. A job whose worker died is noticed by
+its stale heartbeat and queued again, so nothing stays "running" forever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ipr.db import Database
+from ipr.models import Job, utcnow
+
+log = logging.getLogger("ipr.jobs")
+
+MAX_ATTEMPTS = 3
+
+
+class JobFailed(Exception):
+    """A handler's failure with a message for the researcher (no traceback shown)."""
+
+    def __init__(self, message: str, code: str = "failed") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class Context:
+    """What a handler gets: its job, a database session, settings, and a progress reporter."""
+
+    job: Job
+    db: Session
+    config: dict[str, Any]
+    report: Callable[[str, float], None]
+    cancelled: Callable[[], bool]
+
+
+Handler = Callable[[Context], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+_state: dict[str, Any] = {}
+
+
+def make_huey(config: dict[str, Any], instance_path: Path) -> Huey:
+    """The queue for this configuration, with the task names both sides agree on."""
+    if config.get("REDIS_URL"):
+        huey: Huey = RedisHuey("ipr", url=config["REDIS_URL"], results=False)
+    else:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(
+            "ipr", filename=str(instance_path / "queue.sqlite3"), results=False, timeout=30
+        )
+    huey._ipr_run_job = huey.task(name="ipr.run_job")(_run_job_task)  # type: ignore[attr-defined]
+    huey.periodic_task(crontab(minute="*"), name="ipr.reap_stale")(_reap_task)
+    return huey
+
+
+def configure_worker(config: dict[str, Any], database: Database) -> None:
+    """Called once in a worker process before the consumer starts."""
+    _state["config"] = config
+    _state["db"] = database
+
+
+def enqueue(
+    db: Session,
+    huey: Huey,
+    kind: str,
+    *,
+    study_id: int | None = None,
+    recording_id: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    """Create the job row, commit it, then put its id on the queue."""
+    if kind not in HANDLERS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    job = Job(
+        kind=kind,
+        study_id=study_id,
+        recording_id=recording_id,
+        params=params or {},
+        status="queued",
+        stage="Waiting for a worker",
+    )
+    db.add(job)
+    db.commit()
+    _push(huey, job.id)
+    return job
+
+
+def _push(huey: Huey, job_id: int) -> None:
+    huey._ipr_run_job(job_id)  # type: ignore[attr-defined]
+
+
+def retry(db: Session, huey: Huey, job: Job) -> Job:
+    """Queue a failed job again from the start."""
+    job.status = "queued"
+    job.stage = "Waiting for a worker"
+    job.progress = 0.0
+    job.error = None
+    job.attempts = 0
+    job.finished_at = None
+    db.commit()
+    _push(huey, job.id)
+    return job
+
+
+# --- the worker side ---------------------------------------------------------------------------
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def claim(db: Session, job_id: int, worker: str) -> Job | None:
+    """Atomically take a queued job; None if another worker has it or it is finished."""
+    now = utcnow()
+    result = db.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(
+            status="running",
+            worker=worker,
+            heartbeat_at=now,
+            started_at=now,
+            attempts=Job.attempts + 1,
+            stage="Starting",
+        )
+    )
+    db.commit()
+    if result.rowcount != 1:
+        return None
+    return db.get(Job, job_id)
+
+
+def run_job(database: Database, config: dict[str, Any], job_id: int) -> str:
+    """Run one job to its end; returns the final status."""
+    worker = _worker_name()
+    with database.session() as db:
+        job = claim(db, job_id, worker)
+        if job is None:
+            return "skipped"
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=_heartbeat,
+            args=(database, job_id, stop, max(1, config["WORKER_HEARTBEAT_SECONDS"])),
+            daemon=True,
+        )
+        beat.start()
+        last = [0.0]
+
+        def report(stage: str, fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5 and fraction < 1.0:
+                return
+            last[0] = now
+            with database.session() as s:
+                s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.worker == worker)
+                    .values(
+                        stage=stage[:60],
+                        progress=max(0.0, min(1.0, fraction)),
+                        heartbeat_at=utcnow(),
+                    )
+                )
+                s.commit()
+
+        def cancelled() -> bool:
+            with database.session() as s:
+                return s.scalar(select(Job.status).where(Job.id == job_id)) != "running"
+
+        ctx = Context(job=job, db=db, config=config, report=report, cancelled=cancelled)
+        try:
+            HANDLERS[job.kind](ctx)
+        except JobFailed as exc:
+            db.rollback()
+            _finish(db, job_id, "failed", exc.message)
+            return "failed"
+        except Exception as exc:  # noqa: BLE001 — the job row must say it failed, whatever failed
+            db.rollback()
+            log.error("job %s (%s) crashed: %s", job_id, job.kind, traceback.format_exc())
+            _finish(db, job_id, "failed", f"Processing failed unexpectedly ({type(exc).__name__}).")
+            return "failed"
+        finally:
+            stop.set()
+            beat.join(timeout=5)
+        _finish(db, job_id, "done", None)
+        return "done"
+
+
+def _finish(db: Session, job_id: int, status: str, error: str | None) -> None:
+    db.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            status=status,
+            error=error,
+            finished_at=utcnow(),
+            progress=1.0 if status == "done" else Job.progress,
+            stage="Done" if status == "done" else "Failed",
+        )
+    )
+    db.commit()
+
+
+def _heartbeat(database: Database, job_id: int, stop: threading.Event, every: int) -> None:
+    while not stop.wait(every):
+        with database.session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+            s.commit()
+
+
+def reap_stale(db: Session, heartbeat_seconds: int) -> list[int]:
+    """Jobs whose worker stopped reporting: queue them again (or fail them after 3 tries)."""
+    cutoff = utcnow() - dt.timedelta(seconds=4 * heartbeat_seconds)
+    stale = db.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)).all()
+    again: list[int] = []
+    for job in stale:
+        if job.attempts >= MAX_ATTEMPTS:
+            job.status = "failed"
+            job.error = (
+                f"The worker processing this stopped {job.attempts} times; "
+                "the file may be too demanding for this server."
+            )
+            job.finished_at = utcnow()
+        else:
+            job.status = "queued"
+            job.stage = "Waiting for a worker (the previous one stopped)"
+            again.append(job.id)
+    # a queued job nobody has started for a long time may have lost its queue message (a
+    # flushed Redis, say): push it again; claim() makes a duplicate message harmless
+    lost = db.scalars(
+        select(Job).where(
+            Job.status == "queued",
+            Job.created_at < utcnow() - dt.timedelta(minutes=10),
+            (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < utcnow() - dt.timedelta(minutes=10)),
+        )
+    ).all()
+    for job in lost:
+        job.heartbeat_at = utcnow()
+        again.append(job.id)
+    db.commit()
+    return again
+
+
+def _run_job_task(job_id: int) -> None:
+    run_job(_state["db"], _state["config"], job_id)
+
+
+def _reap_task() -> None:
+    database: Database = _state["db"]
+    with database.session() as db:
+        ids = reap_stale(db, _state["config"]["WORKER_HEARTBEAT_SECONDS"])
+    for job_id in ids:
+        _push(_state["huey"], job_id)
+
+
+def run_worker(huey: Huey, config: dict[str, Any], database: Database, workers: int = 1) -> None:
+    """Run a consumer in this process until interrupted."""
+    from huey.consumer import Consumer
+
+    configure_worker(config, database)
+    _state["huey"] = huey
+    _reap_task()  # pick up whatever a previous worker left behind
+    Consumer(huey, workers=workers, worker_type="thread", periodic=True).run()

@@ -1,0 +1,216 @@
+"""The JSON API under /api/v1: Bearer tokens only, the same permission rule as the pages."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import select
+
+from ipr import auth, studies
+from ipr.access import get_or_404, role_in, scoped
+from ipr.errors import Unauthorized, ValidationError
+from ipr.models import Dyad, Participant, Study, User
+from ipr.web.context import client_ip, db
+from ipr.web.openapi import openapi_document
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def api_user() -> User:
+    return g.api_user
+
+
+def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """No valid Bearer token -> 401; cookies are never accepted here (so no CSRF exposure)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Send an API token as 'Authorization: Bearer <token>'.")
+        found = auth.user_for_api_token(db(), token.strip())
+        if found is None:
+            raise Unauthorized("This API token is not valid or has been revoked.")
+        g.api_user = found
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationError("Send a JSON object with Content-Type: application/json.")
+    return data
+
+
+def study_json(study: Study) -> dict[str, Any]:
+    return {
+        "id": study.id,
+        "name": study.name,
+        "description": study.description,
+        "role": role_in(db(), api_user(), study.id),
+        "alignment_tolerance_ms": study.alignment_tolerance_ms,
+        "segmentation": {
+            "strategy": study.segmentation_strategy,
+            "fixed_ms": study.segment_fixed_ms,
+            "min_ms": study.segment_min_ms,
+            "max_ms": study.segment_max_ms,
+        },
+        "instructions": study.instructions,
+        "language": study.language,
+        "participants_can_code": study.participants_can_code,
+        "allow_early_reveal": study.allow_early_reveal,
+        "codebook": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "colour": c.colour,
+                "shortcut": c.shortcut,
+                "description": c.description,
+            }
+            for c in study.codes
+        ],
+        "scales": [
+            {
+                "id": s.id,
+                "key": s.key,
+                "name": s.name,
+                "min": s.min_value,
+                "max": s.max_value,
+                "labels": s.labels,
+                "required": s.required,
+            }
+            for s in study.scales
+        ],
+    }
+
+
+def participant_json(p: Participant) -> dict[str, Any]:
+    return {"id": p.id, "code": p.code, "role": p.role, "dyad_id": p.dyad_id}
+
+
+def dyad_json(dyad: Dyad) -> dict[str, Any]:
+    t, c = dyad.participant("therapist"), dyad.participant("client")
+    return {
+        "id": dyad.id,
+        "study_id": dyad.study_id,
+        "code": dyad.code,
+        "notes": dyad.notes,
+        "therapist": participant_json(t) if t else None,
+        "client": participant_json(c) if c else None,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(openapi_document())
+
+
+@bp.get("/studies")
+@token_required
+def list_studies() -> Any:
+    rows = db().scalars(scoped(select(Study), Study, api_user()).order_by(Study.id)).all()
+    return jsonify({"studies": [study_json(s) for s in rows]})
+
+
+@bp.post("/studies")
+@token_required
+def create_study() -> Any:
+    data = body()
+    study = studies.create_study(db(), api_user(), str(data.get("name", "")), ip=client_ip())
+    rest = {k: v for k, v in data.items() if k != "name"}
+    if rest:
+        studies.update_study(db(), study, api_user(), rest, ip=client_ip())
+    db().commit()
+    return jsonify(study_json(study)), 201
+
+
+@bp.get("/studies/<int:study_id>")
+@token_required
+def get_study(study_id: int) -> Any:
+    return jsonify(study_json(get_or_404(db(), Study, study_id, api_user())))
+
+
+@bp.patch("/studies/<int:study_id>")
+@token_required
+def update_study(study_id: int) -> Any:
+    study = get_or_404(db(), Study, study_id, api_user(), "editor")
+    studies.update_study(db(), study, api_user(), body(), ip=client_ip())
+    db().commit()
+    return jsonify(study_json(study))
+
+
+@bp.get("/studies/<int:study_id>/dyads")
+@token_required
+def list_dyads(study_id: int) -> Any:
+    study = get_or_404(db(), Study, study_id, api_user())
+    return jsonify({"dyads": [dyad_json(d) for d in study.dyads]})
+
+
+@bp.post("/studies/<int:study_id>/dyads")
+@token_required
+def create_dyad(study_id: int) -> Any:
+    study = get_or_404(db(), Study, study_id, api_user(), "editor")
+    data = body()
+    code = data.get("code") or studies.next_dyad_code(db(), study)
+    dyad = studies.create_dyad(
+        db(),
+        study,
+        api_user(),
+        str(code),
+        therapist_code=data.get("therapist_code"),
+        client_code=data.get("client_code"),
+        ip=client_ip(),
+    )
+    db().commit()
+    return jsonify(dyad_json(dyad)), 201
+
+
+@bp.get("/dyads/<int:dyad_id>")
+@token_required
+def get_dyad(dyad_id: int) -> Any:
+    return jsonify(dyad_json(get_or_404(db(), Dyad, dyad_id, api_user())))
+
+
+@bp.patch("/dyads/<int:dyad_id>")
+@token_required
+def update_dyad(dyad_id: int) -> Any:
+    dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
+    data = body()
+    studies.update_dyad(
+        db(), dyad, api_user(), {k: v for k, v in data.items() if k in ("code", "notes")}
+    )
+    db().commit()
+    return jsonify(dyad_json(dyad))
+
+
+@bp.get("/studies/<int:study_id>/participants")
+@token_required
+def list_participants(study_id: int) -> Any:
+    study = get_or_404(db(), Study, study_id, api_user())
+    rows = db().scalars(
+        select(Participant).where(Participant.study_id == study.id).order_by(Participant.id)
+    )
+    return jsonify({"participants": [participant_json(p) for p in rows]})
+
+
+@bp.get("/participants/<int:participant_id>")
+@token_required
+def get_participant(participant_id: int) -> Any:
+    return jsonify(participant_json(get_or_404(db(), Participant, participant_id, api_user())))
+
+
+@bp.patch("/participants/<int:participant_id>")
+@token_required
+def update_participant(participant_id: int) -> Any:
+    p = get_or_404(db(), Participant, participant_id, api_user(), "editor")
+    data = body()
+    if "code" in data:
+        studies.rename_participant(db(), p, api_user(), str(data["code"]), ip=client_ip())
+    db().commit()
+    return jsonify(participant_json(p))

@@ -1,0 +1,162 @@
+"""Per-request plumbing: the database session, the logged-in researcher, errors, headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from ipr import auth
+from ipr.db import Database
+from ipr.errors import IPRError, NotFound, Unauthorized
+from ipr.models import User
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def database() -> Database:
+    return current_app.extensions["ipr_db"]
+
+
+def db() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db" not in g:
+        g.db = database().session()
+    return g.db
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            if request.htmx:
+                resp = Response(status=401)
+                resp.headers["HX-Redirect"] = url_for("auth.login", next=request.path)
+                return resp
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def user() -> User:
+    """The logged-in researcher (views behind login_required)."""
+    u = current_user()
+    if u is None:
+        raise Unauthorized()
+    return u
+
+
+def render(page: str, fragment: str | None = None, status: int = 200, **ctx: Any) -> Any:
+    """An htmx request gets the fragment alone; a plain request gets the whole page."""
+    if fragment and request.htmx and not request.htmx.boosted:
+        return render_template(fragment, **ctx), status
+    return render_template(page, **ctx), status
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _error_response(status: int, code: str, message: str, extra: dict | None = None) -> Any:
+    if _wants_json():
+        return jsonify({"error": {"code": code, "message": message, **(extra or {})}}), status
+    if request.htmx:
+        return render_template("_error.html", message=message, status=status), status
+    return render_template("error.html", message=message, status=status), status
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def load_user() -> None:
+        g.user = None
+        if _wants_json():
+            return  # the API authenticates with Bearer tokens only, see ipr.web.api
+        idle = dt.timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+        row = auth.load_session(db(), session.get("sid"), idle)
+        if row is None:
+            if "sid" in session:
+                session.clear()
+            return
+        g.user = row.user
+
+    @app.teardown_appcontext
+    def close_db(_exc: BaseException | None) -> None:
+        session_ = g.pop("db", None)
+        if session_ is not None:
+            session_.close()
+
+    @app.after_request
+    def security_headers(resp: Response) -> Response:
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault(
+            "Permissions-Policy", "camera=(), geolocation=(), microphone=(self)"
+        )
+        if not request.path.startswith("/static/"):
+            resp.headers["Cache-Control"] = "no-store"
+        if request.htmx:
+            resp.headers.add("Vary", "HX-Request")
+        return resp
+
+    @app.errorhandler(IPRError)
+    def ipr_error(exc: IPRError) -> Any:
+        db().rollback()
+        extra = {"field": exc.field} if exc.field else None
+        resp = _error_response(exc.status, exc.code, exc.message, extra)
+        retry = getattr(exc, "retry_after", None)
+        if retry is not None:
+            body, status = resp
+            r = current_app.make_response((body, status))
+            r.headers["Retry-After"] = str(retry)
+            return r
+        return resp
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Any:
+        return _error_response(
+            400,
+            "csrf",
+            "This form has expired or did not come from this site. Reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        if exc.code == 404:
+            return _error_response(404, "not_found", NotFound().message)
+        return _error_response(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description)
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {"current_user": current_user()}

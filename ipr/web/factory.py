@@ -1,0 +1,61 @@
+"""The application factory: configuration layers, database, security headers, blueprints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from htmx_flask import Htmx
+
+from ipr.config import load_config
+from ipr.db import Database
+from ipr.jobs import make_huey
+
+ROOT = Path(__file__).resolve().parents[2]
+csrf = CSRFProtect()
+htmx = Htmx()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: defaults -> instance/config.py -> IPR_* environment -> ``test_config``."""
+    instance_path = Path((test_config or {}).get("INSTANCE_PATH", ROOT / "instance"))
+    app = Flask(
+        "ipr",
+        root_path=str(ROOT),
+        instance_path=str(instance_path),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    cfg = load_config(instance_path, test_config)
+    app.config.update(cfg)
+    app.config.update(
+        SESSION_COOKIE_NAME="ipr_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(cfg["SECURE_COOKIES"]),
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the login session, which has its own idle timeout
+        WTF_CSRF_SSL_STRICT=bool(cfg["SECURE_COOKIES"]),
+        MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
+        SEND_FILE_MAX_AGE_DEFAULT=0,
+    )
+    logging.basicConfig(level=cfg["LOG_LEVEL"])
+    app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
+    app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    from ipr.web import api, auth_views, context, studies
+
+    context.init_app(app)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(studies.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+
+    from ipr import cli
+
+    cli.init_app(app)
+    return app

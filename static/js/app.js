@@ -1,0 +1,36 @@
+// Small progressive enhancements for the researcher pages. No inline script (strict CSP).
+(function () {
+  "use strict";
+
+  function paintSwatches(root) {
+    root.querySelectorAll("[data-colour]").forEach(function (el) {
+      el.style.background = el.getAttribute("data-colour");
+    });
+  }
+
+  function showFlash(message) {
+    var flash = document.getElementById("flash");
+    if (!flash) return;
+    flash.textContent = message;
+    flash.hidden = false;
+    window.clearTimeout(showFlash.timer);
+    showFlash.timer = window.setTimeout(function () { flash.hidden = true; }, 8000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { paintSwatches(document); });
+  document.addEventListener("htmx:afterSwap", function (ev) { paintSwatches(ev.target); });
+
+  // Errors htmx does not swap (403, 404, 5xx, network): tell the user instead of failing silently.
+  document.addEventListener("htmx:responseError", function (ev) {
+    var xhr = ev.detail.xhr;
+    var text = "Something went wrong (" + xhr.status + ").";
+    var tmp = document.createElement("div");
+    tmp.innerHTML = xhr.responseText || "";
+    var p = tmp.querySelector(".error");
+    if (p && p.textContent) text = p.textContent;
+    showFlash(text);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showFlash("Could not reach the server. Check your connection; nothing was changed.");
+  });
+})();

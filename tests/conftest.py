@@ -1,0 +1,206 @@
+"""Shared fixtures: every test gets its own database, instance folder and media folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ipr import auth
+from ipr.db import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+PASSWORD = "correct horse battery"
+POSTGRES_URL = os.environ.get("IPR_TEST_POSTGRES_URL", "")
+REDIS_URL = os.environ.get("IPR_TEST_REDIS_URL", "")
+
+
+def corpus(relative: str) -> Path:
+    """A file from ../shared/corpus, or skip the test with the reason."""
+    path = CORPUS / relative
+    if not path.exists():
+        pytest.skip(f"../shared/corpus/{relative} is not present beside the project")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once; each test copies the file (fast, and still the real migrations)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "ipr.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("IPR_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
+    name = f"ipr_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_url(request: pytest.FixtureRequest) -> str:
+    """Run a test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    url = request.getfixturevalue("postgres_url")
+    upgrade(url)
+    return url
+
+
+def make_app(tmp_path: Path, db_url: str, **overrides: Any):
+    from app import create_app
+
+    media = tmp_path / "recordings"
+    media.mkdir(parents=True, exist_ok=True)
+    config = {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": db_url,
+        "RECORDINGS_DIR": str(media),
+        "SECRET_KEY": "test-" + uuid.uuid4().hex,
+        "TESTING": True,
+        **overrides,
+    }
+    return create_app(config)
+
+
+@pytest.fixture
+def app(tmp_path: Path, sqlite_url: str):
+    app = make_app(tmp_path, sqlite_url)
+    yield app
+    app.extensions["ipr_db"].dispose()
+
+
+@pytest.fixture
+def db(app):
+    session = app.extensions["ipr_db"].session()
+    yield session
+    session.close()
+
+
+class Web:
+    """A test client that behaves like a browser: keeps cookies, sends the CSRF token."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.client = app.test_client()
+        self.csrf: str | None = None
+
+    def _refresh_csrf(self, html: str) -> None:
+        m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        if m:
+            self.csrf = m.group(1)
+
+    def get(self, url: str, *, htmx: bool = False, **kw: Any):
+        headers = kw.pop("headers", {})
+        if htmx:
+            headers["HX-Request"] = "true"
+        resp = self.client.get(url, headers=headers, **kw)
+        if resp.mimetype == "text/html":
+            self._refresh_csrf(resp.get_data(as_text=True))
+        return resp
+
+    def post(
+        self,
+        url: str,
+        data: dict | None = None,
+        *,
+        htmx: bool = False,
+        csrf: bool = True,
+        **kw: Any,
+    ):
+        headers = kw.pop("headers", {})
+        if htmx:
+            headers["HX-Request"] = "true"
+        if csrf:
+            if self.csrf is None:
+                self.get("/login")
+            headers["X-CSRFToken"] = self.csrf
+        resp = self.client.post(url, data=data or {}, headers=headers, **kw)
+        if resp.mimetype == "text/html":
+            self._refresh_csrf(resp.get_data(as_text=True))
+        return resp
+
+    def login(self, email: str, password: str = PASSWORD):
+        self.get("/login")
+        resp = self.post("/login", {"email": email, "password": password})
+        self.get("/studies")  # the session was rotated: pick up the new CSRF token
+        return resp
+
+
+@pytest.fixture
+def make_user(app, db):
+    def _make(email: str, role: str = "researcher"):
+        user = auth.create_user(db, email, PASSWORD, role)
+        db.commit()
+        return user
+
+    return _make
+
+
+@pytest.fixture
+def web(app):
+    return Web(app)
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner@example.org")
+
+
+@pytest.fixture
+def owner_web(app, owner):
+    w = Web(app)
+    assert w.login(owner.email).status_code == 302
+    return w
+
+
+@pytest.fixture
+def study(owner_web, db):
+    from sqlalchemy import select
+
+    from ipr.models import Study
+
+    resp = owner_web.post("/studies", {"name": "Recall study"})
+    assert resp.status_code == 302
+    return db.scalar(select(Study).where(Study.name == "Recall study"))
+
+
+def api_token(db, user) -> str:
+    _, token = auth.create_api_token(db, user, "test")
+    db.commit()
+    return token
