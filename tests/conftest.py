@@ -24,6 +24,16 @@ POSTGRES_URL = os.environ.get("IPR_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("IPR_TEST_REDIS_URL", "")
 
 
+REQUIRE_SERVICES = os.environ.get("IPR_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """CI must run the PostgreSQL, Redis and Chromium tests: there a skip is a failure."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"IPR_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
 def corpus(relative: str) -> Path:
     """A file from ../shared/corpus, or skip the test with the reason."""
     path = CORPUS / relative
@@ -51,7 +61,7 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     if not POSTGRES_URL:
-        pytest.skip("IPR_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
+        skip_or_fail("IPR_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
     name = f"ipr_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ htmx = Htmx()
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults -> instance/config.py -> IPR_* environment -> ``test_config``."""
-    instance_path = Path((test_config or {}).get("INSTANCE_PATH", ROOT / "instance"))
+    # The instance folder holds the settings file itself, so it is chosen before any layer.
+    default_instance = os.environ.get("IPR_INSTANCE_PATH") or ROOT / "instance"
+    instance_path = Path((test_config or {}).get("INSTANCE_PATH", default_instance))
     app = Flask(
         "ipr",
         root_path=str(ROOT),
