@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError
+from huey import Huey
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -27,6 +28,7 @@ from ipr import auth
 from ipr.db import Database
 from ipr.errors import IPRError, NotFound, Unauthorized
 from ipr.models import User
+from ipr.storage import Storage
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -37,6 +39,14 @@ CSP = (
 
 def database() -> Database:
     return current_app.extensions["ipr_db"]
+
+
+def storage() -> Storage:
+    return current_app.extensions["ipr_storage"]
+
+
+def huey() -> Huey:
+    return current_app.extensions["ipr_huey"]
 
 
 def db() -> Session:

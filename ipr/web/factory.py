@@ -14,6 +14,7 @@ from htmx_flask import Htmx
 from ipr.config import load_config
 from ipr.db import Database
 from ipr.jobs import make_huey
+from ipr.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 csrf = CSRFProtect()
@@ -47,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=cfg["LOG_LEVEL"])
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
+    app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
     csrf.init_app(app)
     htmx.init_app(app)
 

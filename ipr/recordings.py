@@ -1,0 +1,284 @@
+"""Recordings: taking in a file, queueing its processing, the worker's ingest, clips, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ipr import audit, jobs
+from ipr.errors import ValidationError
+from ipr.models import Clip, Dyad, Job, Recording, Study, User, utcnow
+from ipr.storage import Storage
+
+CHUNK = 1024 * 1024
+SESSION_LABEL_MAX = 60
+
+
+class DuplicateRecording(ValidationError):
+    """This file has already been uploaded."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def clean_label(label: str) -> str:
+    label = (label or "").strip()
+    if not label:
+        raise ValidationError("Give the session a label, e.g. 'Session 3'.", field="session_label")
+    if len(label) > SESSION_LABEL_MAX:
+        raise ValidationError(
+            f"A session label has at most {SESSION_LABEL_MAX} characters.", field="session_label"
+        )
+    return label
+
+
+def display_name(name: str) -> str:
+    """An upload's name is display text only: keep the last path part, printable, short."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in base if ch.isprintable())[:255] or "recording"
+
+
+def check_duplicate(db: Session, study_id: int, sha256: str, exclude_id: int | None = None) -> None:
+    existing = db.scalar(
+        select(Recording).where(
+            Recording.study_id == study_id,
+            Recording.sha256 == sha256,
+            Recording.status != "failed",
+            Recording.id != (exclude_id or 0),
+        )
+    )
+    if existing is not None:
+        raise DuplicateRecording(
+            f"This file was already uploaded as dyad {existing.dyad.code}, "
+            f"{existing.session_label} (recording {existing.id}).",
+            field="file",
+        )
+
+
+def add_recording(
+    db: Session,
+    storage: Storage,
+    huey: Any,
+    dyad: Dyad,
+    user: User | None,
+    session_label: str,
+    file: Path,
+    original_name: str,
+    *,
+    sha256: str | None = None,
+    move: bool = False,
+    ip: str | None = None,
+) -> Recording:
+    """Store a complete file as a new recording of ``dyad`` and queue its processing.
+
+    Without ``sha256`` the worker computes it (a multi-GB read does not belong in a request)
+    and refuses a duplicate there.
+    """
+    label = clean_label(session_label)
+    sha = sha256
+    if sha is not None:
+        check_duplicate(db, dyad.study_id, sha)
+    key = storage.new_key()
+    name = display_name(original_name)
+    target = storage.source_path(key, name)
+    target.parent.mkdir(parents=True, exist_ok=False)
+    try:
+        if move:
+            os.replace(file, target)
+        else:
+            shutil.copyfile(file, target)
+        rec = Recording(
+            study_id=dyad.study_id,
+            dyad_id=dyad.id,
+            session_label=label,
+            storage_key=key,
+            original_name=name,
+            size_bytes=target.stat().st_size,
+            sha256=sha,
+            status="queued",
+            created_by_id=user.id if user else None,
+        )
+        db.add(rec)
+        db.flush()
+        audit.record(
+            db,
+            "recording_added",
+            user=user,
+            study_id=dyad.study_id,
+            obj=("recording", rec.id),
+            ip=ip,
+            details={"dyad": dyad.code, "session": label, "bytes": rec.size_bytes},
+        )
+        db.commit()
+    except BaseException:
+        db.rollback()
+        storage.remove_recording(key)
+        raise
+    queue_ingest(db, huey, rec)
+    return rec
+
+
+def queue_ingest(db: Session, huey: Any, rec: Recording) -> Job:
+    rec.status = "queued"
+    rec.error = None
+    rec.error_code = None
+    db.commit()
+    return jobs.enqueue(db, huey, "ingest", study_id=rec.study_id, recording_id=rec.id)
+
+
+def latest_job(db: Session, rec: Recording) -> Job | None:
+    return db.scalar(select(Job).where(Job.recording_id == rec.id).order_by(Job.id.desc()).limit(1))
+
+
+def ingest_settings(study: Study, rec: Recording) -> Any:
+    from ipr.media import DEFAULT_REGIONS, IngestSettings, Region
+
+    regions = tuple(Region(**r) for r in rec.regions) if rec.regions else DEFAULT_REGIONS
+    return IngestSettings(
+        strategy=study.segmentation_strategy,
+        fixed_ms=study.segment_fixed_ms,
+        min_clip_ms=study.segment_min_ms,
+        max_clip_ms=study.segment_max_ms,
+        regions=regions,
+    )
+
+
+@jobs.handler("ingest")
+def ingest_job(ctx: jobs.Context) -> None:
+    """Worker: probe, playable copy, analysis and clips; record the outcome on the recording."""
+    from ipr.media import IngestCancelled, MediaError, ProbeError, UnsupportedMedia, ingest
+
+    db = ctx.db
+    rec = db.get(Recording, ctx.job.recording_id)
+    if rec is None:
+        return  # deleted while queued: nothing to do
+    storage = Storage(ctx.config["RECORDINGS_DIR"])
+    source = storage.find_source(rec.storage_key)
+    if source is None:
+        rec.status = "failed"
+        rec.error = "The uploaded file is no longer on the server; upload it again."
+        rec.error_code = "missing_source"
+        db.commit()
+        raise jobs.JobFailed(rec.error)
+    study = db.get(Study, rec.study_id)
+    rec.status = "processing"
+    db.commit()
+    if rec.sha256 is None:
+        ctx.report("checking the file", 0.0)
+        rec.sha256 = sha256_file(source)
+        try:
+            check_duplicate(db, rec.study_id, rec.sha256, exclude_id=rec.id)
+        except DuplicateRecording as exc:
+            rec.status = "failed"
+            rec.error = exc.message
+            rec.error_code = "duplicate"
+            storage.remove_recording(rec.storage_key)
+            db.commit()
+            raise jobs.JobFailed(exc.message, "duplicate") from exc
+        db.commit()
+    key = rec.storage_key
+    out = storage.derived_dir(key)
+    try:
+        result = ingest(source, out, ingest_settings(study, rec), ctx.report, ctx.cancelled)
+    except MediaError as exc:
+        db.rollback()
+        rec = db.get(Recording, ctx.job.recording_id)
+        if rec is None:  # deleted while processing
+            storage.remove_recording(key)
+            return
+        rec.status = "failed"
+        rec.error = exc.message
+        rec.error_code = exc.code
+        if isinstance(exc, ProbeError | UnsupportedMedia):
+            # refused: not a usable recording, so nothing of it is kept on disk
+            storage.remove_recording(rec.storage_key)
+        elif not isinstance(exc, IngestCancelled):
+            storage.remove_derived(rec.storage_key)
+        audit.record(
+            db,
+            "recording_failed",
+            actor="worker",
+            study_id=rec.study_id,
+            obj=("recording", rec.id),
+            details={"code": exc.code},
+        )
+        db.commit()
+        raise jobs.JobFailed(exc.message, exc.code) from exc
+    db.expire_all()
+    rec = db.get(Recording, ctx.job.recording_id)
+    if rec is None:  # deleted while processing: drop what was just made
+        storage.remove_recording(key)
+        return
+    apply_result(db, rec, result.to_dict())
+    db.commit()
+
+
+def apply_result(db: Session, rec: Recording, result: dict[str, Any]) -> None:
+    rec.status = "ready"
+    rec.error = None
+    rec.error_code = None
+    rec.duration_ms = result["duration_ms"]
+    rec.width = result["width"]
+    rec.height = result["height"]
+    rec.fps_num = result["fps_num"]
+    rec.fps_den = result["fps_den"]
+    rec.has_audio = result["has_audio"]
+    rec.remuxed = result["remuxed"]
+    rec.media_info = {
+        "sprite": result["sprite"],
+        "scene_cuts_ms": result["scene_cuts_ms"],
+        "silences_ms": result["silences_ms"],
+        "source": result.get("source", {}),
+        "processed_at": utcnow().isoformat(timespec="seconds"),
+    }
+    replace_clips(db, rec, [(c["index"], c["start_ms"], c["end_ms"]) for c in result["clips"]])
+
+
+def replace_clips(db: Session, rec: Recording, clips: list[tuple[int, int, int]]) -> None:
+    for old in list(rec.clips):
+        rec.clips.remove(old)
+    db.flush()
+    for index, start, end in clips:
+        rec.clips.append(Clip(study_id=rec.study_id, index=index, start_ms=start, end_ms=end))
+
+
+def analysis(storage: Storage, rec: Recording) -> dict[str, Any]:
+    """The stored analysis (scene cuts, silences, motion energy) of a ready recording."""
+    path = storage.derived(rec.storage_key, "analysis.json")
+    if rec.status != "ready" or not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def delete_recording(
+    db: Session, storage: Storage, rec: Recording, user: User | None, *, ip: str | None = None
+) -> None:
+    """Remove the recording, every row that hangs from it, and every file derived from it."""
+    audit.record(
+        db,
+        "recording_deleted",
+        user=user,
+        study_id=rec.study_id,
+        obj=("recording", rec.id),
+        ip=ip,
+        details={"session": rec.session_label},
+    )
+    key = rec.storage_key
+    for job in db.scalars(select(Job).where(Job.recording_id == rec.id)):
+        if job.status in ("queued", "running"):
+            job.status = "cancelled"
+    db.delete(rec)
+    db.commit()
+    storage.remove_recording(key)
