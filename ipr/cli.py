@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -73,6 +76,55 @@ def worker(threads: int) -> None:
     where = app.config["REDIS_URL"] or "the embedded queue"
     click.echo(f"Worker started on {where}.")
     jobs.run_worker(app.extensions["ipr_huey"], dict(app.config), app.extensions["ipr_db"], threads)
+
+
+@ipr_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--study", "study_name", required=True, help="The study's name.")
+@click.option("--dyad", "dyad_code", required=True, help="The dyad's code, e.g. 05.")
+@click.option("--session", "session_label", required=True, help="e.g. 'Session 3'.")
+@click.option("--wait", is_flag=True, help="Return only when processing has ended.")
+def import_(file: Path, study_name: str, dyad_code: str, session_label: str, wait: bool) -> None:
+    """Add a file already on the server as a recording; prints {"recording_id", "status"}."""
+    from ipr import jobs, recordings
+    from ipr.models import Dyad, Recording
+    from ipr.storage import Storage
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    huey = app.extensions["ipr_huey"]
+    with _db() as s:
+        found = s.scalars(select(Study).where(Study.name == study_name)).all()
+        if len(found) != 1:
+            raise click.ClickException(
+                f"No study named {study_name!r}."
+                if not found
+                else f"{len(found)} studies are named {study_name!r}; rename one first."
+            )
+        dyad = s.scalar(select(Dyad).where(Dyad.study_id == found[0].id, Dyad.code == dyad_code))
+        if dyad is None:
+            raise click.ClickException(f"The study has no dyad {dyad_code!r}.")
+        try:
+            rec = recordings.add_recording(
+                s, Storage(app.config["RECORDINGS_DIR"]), huey, dyad, None, session_label,
+                file, file.name, sha256=recordings.sha256_file(file),
+            )  # fmt: skip
+        except IPRError as exc:
+            raise click.ClickException(exc.message) from None
+        rec_id = rec.id
+        if wait:
+            job = recordings.latest_job(s, rec)
+            # run it here unless a worker has already claimed it; then wait for that worker
+            jobs.run_job(app.extensions["ipr_db"], dict(app.config), job.id)
+            while True:
+                s.expire_all()
+                rec = s.get(Recording, rec_id)
+                if rec.status in ("ready", "failed"):
+                    break
+                time.sleep(1)
+        out = {"recording_id": rec.id, "status": rec.status}
+        if rec.status == "failed":
+            out["error"] = rec.error
+        click.echo(json.dumps(out))
 
 
 DEMO_EMAIL = "demo@example.org"

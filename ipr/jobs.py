@@ -120,19 +120,6 @@ def _push(huey: Huey, job_id: int) -> None:
     huey._ipr_run_job(job_id)  # type: ignore[attr-defined]
 
 
-def retry(db: Session, huey: Huey, job: Job) -> Job:
-    """Queue a failed job again from the start."""
-    job.status = "queued"
-    job.stage = "Waiting for a worker"
-    job.progress = 0.0
-    job.error = None
-    job.attempts = 0
-    job.finished_at = None
-    db.commit()
-    _push(huey, job.id)
-    return job
-
-
 # --- the worker side ---------------------------------------------------------------------------
 
 
@@ -207,8 +194,12 @@ def run_job(database: Database, config: dict[str, Any], job_id: int) -> str:
             return "failed"
         except Exception as exc:  # noqa: BLE001 — the job row must say it failed, whatever failed
             db.rollback()
-            log.error("job %s (%s) crashed: %s", job_id, job.kind, traceback.format_exc())
-            _finish(db, job_id, "failed", f"Processing failed unexpectedly ({type(exc).__name__}).")
+            log.error("job %s (%s) failed: %s", job_id, job.kind, traceback.format_exc())
+            # named domain errors (MediaError…) carry a message meant for the researcher
+            message = getattr(exc, "message", None)
+            if not isinstance(message, str) or not message:
+                message = f"Processing failed unexpectedly ({type(exc).__name__})."
+            _finish(db, job_id, "failed", message)
             return "failed"
         finally:
             stop.set()

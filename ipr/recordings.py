@@ -282,3 +282,138 @@ def delete_recording(
     db.delete(rec)
     db.commit()
     storage.remove_recording(key)
+
+
+# --- re-segmentation --------------------------------------------------------------------------
+
+
+def segmentation_params(
+    strategy: str, fixed_s: str | None, min_s: str | None, max_s: str | None
+) -> dict[str, Any]:
+    """Validate a re-segmentation request given in seconds; returns milliseconds."""
+    from ipr.models import SEGMENTATION_STRATEGIES
+
+    if strategy not in SEGMENTATION_STRATEGIES:
+        raise ValidationError("Choose fixed length, scene cuts or pauses.", field="strategy")
+
+    def ms(value: str | None, name: str) -> int:
+        try:
+            seconds = float(value or "")
+        except ValueError:
+            raise ValidationError(f"The {name} must be a number of seconds.", field=name) from None
+        if not 1 <= seconds <= 4 * 3600:
+            raise ValidationError(f"The {name} must be between 1 s and 4 h.", field=name)
+        return round(seconds * 1000)
+
+    params = {
+        "strategy": strategy,
+        "fixed_ms": ms(fixed_s, "clip length"),
+        "min_ms": ms(min_s, "shortest clip"),
+        "max_ms": ms(max_s, "longest clip"),
+    }
+    if params["min_ms"] > params["max_ms"]:
+        raise ValidationError("The shortest clip is longer than the longest.", field="min_s")
+    return params
+
+
+def move_boundary(rec: Recording, index: int, end_s: str) -> list[list[int]]:
+    """Clip boundaries with clip ``index`` ending at ``end_s`` (the next one starts there)."""
+    try:
+        end_ms = round(float(end_s) * 1000)
+    except ValueError:
+        raise ValidationError(
+            "Give the clip's end in seconds, e.g. 300.5.", field="end_s"
+        ) from None
+    clips = sorted(rec.clips, key=lambda c: c.index)
+    pos = next((i for i, c in enumerate(clips) if c.index == index), None)
+    if pos is None or rec.duration_ms is None:
+        raise ValidationError("This clip no longer exists; reload the page.")
+    if pos == len(clips) - 1:
+        raise ValidationError("The last clip ends with the recording.", field="end_s")
+    lo, hi = clips[pos].start_ms + 1000, clips[pos + 1].end_ms - 1000
+    if not lo <= end_ms <= hi:
+        raise ValidationError(
+            f"The clip must end between {lo / 1000:.1f} s and {hi / 1000:.1f} s "
+            "(each clip at least a second long).",
+            field="end_s",
+        )
+    bounds = [[c.start_ms, c.end_ms] for c in clips]
+    bounds[pos][1] = end_ms
+    bounds[pos + 1][0] = end_ms
+    return bounds
+
+
+def queue_resegment(
+    db: Session,
+    huey: Any,
+    rec: Recording,
+    params: dict[str, Any],
+    user: User,
+    *,
+    ip: str | None = None,
+) -> Job:
+    if rec.status != "ready":
+        raise ValidationError("Clips can be changed once the recording is ready.")
+    audit.record(
+        db,
+        "clips_changed",
+        user=user,
+        study_id=rec.study_id,
+        obj=("recording", rec.id),
+        ip=ip,
+        details={k: v for k, v in params.items() if k != "bounds"},
+    )
+    db.commit()
+    return jobs.enqueue(
+        db, huey, "resegment", study_id=rec.study_id, recording_id=rec.id, params=params
+    )
+
+
+@jobs.handler("resegment")
+def resegment_job(ctx: jobs.Context) -> None:
+    """Worker: new clip boundaries, new clip files; the old clips stay until the new are ready."""
+    from ipr.media import cut_clip, extract_thumbnail, segment
+    from ipr.media.clips import snap_to_keyframes, video_packets
+
+    db = ctx.db
+    rec = db.get(Recording, ctx.job.recording_id)
+    if rec is None or rec.status != "ready":
+        return
+    storage = Storage(ctx.config["RECORDINGS_DIR"])
+    playable = storage.derived(rec.storage_key, "playable.mp4")
+    params = ctx.job.params
+    packets = video_packets(playable)
+    if "bounds" in params:
+        bounds = [(int(a), int(b)) for a, b in params["bounds"]]
+    else:
+        info = rec.media_info or {}
+        bounds = segment(
+            rec.duration_ms or 0,
+            params["strategy"],
+            fixed_ms=params["fixed_ms"],
+            min_ms=params["min_ms"],
+            max_ms=params["max_ms"],
+            scene_cuts_ms=info.get("scene_cuts_ms", []),
+            silences_ms=info.get("silences_ms", []),
+        )
+        bounds = snap_to_keyframes(bounds, [t for t, key in packets if key])
+    work = storage.derived_dir(rec.storage_key) / f".clips-{ctx.job.id}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        for i, (start, end) in enumerate(bounds, start=1):
+            cut_clip(playable, work / f"{i:03d}.mp4", start, end, packets=packets)
+            extract_thumbnail(playable, work / f"{i:03d}.jpg", start)
+            ctx.report("cutting clips", i / len(bounds))
+        clips_dir = storage.derived(rec.storage_key, "clips")
+        old = clips_dir.with_name(f".old-clips-{ctx.job.id}")
+        os.replace(clips_dir, old)
+        os.replace(work, clips_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except Exception:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    replace_clips(db, rec, [(i, a, b) for i, (a, b) in enumerate(bounds, start=1)])
+    if "strategy" in params:
+        rec.media_info = {**(rec.media_info or {}), "segmentation": params}
+    db.commit()

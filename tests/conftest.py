@@ -214,3 +214,31 @@ def api_token(db, user) -> str:
     _, token = auth.create_api_token(db, user, "test")
     db.commit()
     return token
+
+
+def make_video(
+    path: Path, seconds: float = 4.0, *, audio: bool = True, size: str = "320x180", rate: int = 25
+) -> Path:
+    """A small real H.264/AAC MP4 from ffmpeg's lavfi sources (test pattern + tone)."""
+    import subprocess
+
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+    ]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(rate)]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "64k"]
+    args += ["-movflags", "+faststart", str(path)]
+    subprocess.run(args, check=True, timeout=120)
+    return path

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 
 import pytest
 from sqlalchemy import select
 
-from ipr.models import AuditEvent, Code, Dyad, Membership, RatingScale, Study, User
+from ipr.models import (
+    AuditEvent,
+    Clip,
+    Code,
+    Dyad,
+    Membership,
+    RatingScale,
+    Recording,
+    Study,
+    Upload,
+    User,
+)
 from tests.conftest import Web, api_token
 
 
@@ -194,7 +206,29 @@ def populated(owner_web, study, db):
     owner_web.post(f"/studies/{study.id}/codes", {"name": "Insight", "colour": "#123456"})
     db.expire_all()
     dyad = study.dyads[0]
+    rec = Recording(
+        study_id=study.id,
+        dyad_id=dyad.id,
+        session_label="Session 1",
+        storage_key=str(uuid.uuid4()),
+        status="ready",
+        duration_ms=60_000,
+    )
+    rec.clips.append(Clip(study_id=study.id, index=1, start_ms=0, end_ms=60_000))
+    db.add(rec)
+    db.add(
+        Upload(
+            id=uuid.uuid4().hex, study_id=study.id, dyad_id=dyad.id, session_label="S2", length=10
+        )
+    )
+    db.commit()
     return {
+        "recording_id": rec.id,
+        "clip_id": rec.clips[0].id,
+        "index": 1,
+        "name": "playable.mp4",
+        "ext": "mp4",
+        "upload_id": db.scalar(select(Upload.id)),
         "study_id": study.id,
         "dyad_id": dyad.id,
         "participant_id": dyad.participants[0].id,
@@ -238,6 +272,24 @@ def scoped_routes(app, ids):
     return out
 
 
+def send(web: Web, method: str, url: str, *, htmx: bool):
+    """Any request a browser could make, with a valid CSRF token and the tus header."""
+    if method == "GET":
+        return web.get(url, htmx=htmx)
+    if web.csrf is None:
+        web.get("/login")
+    headers = {"X-CSRFToken": web.csrf, "Tus-Resumable": "1.0.0"}
+    if htmx:
+        headers["HX-Request"] = "true"
+    if method == "PATCH":
+        headers.update({"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+        return web.client.open(url, method=method, headers=headers, data=b"x")
+    if method == "POST" and url.endswith("/uploads"):
+        headers.update({"Upload-Length": "10", "Upload-Metadata": "filename eC5tcDQ="})
+    form = {"name": "changed", "code": "99", "role": "owner", "email": "someone@example.org"}
+    return web.client.open(url, method=method, headers=headers, data=form)
+
+
 def test_non_member_gets_404_everywhere(app, populated, make_user, db) -> None:
     make_user("outsider@example.org")
     outsider = Web(app)
@@ -259,14 +311,7 @@ def test_non_member_gets_404_everywhere(app, populated, make_user, db) -> None:
             assert resp.json["error"]["code"] == "not_found"
             continue
         for htmx in (False, True):
-            if method == "GET":
-                resp = outsider.get(url, htmx=htmx)
-            else:
-                resp = outsider.post(
-                    url,
-                    {"name": "x", "code": "x", "role": "owner", "email": "outsider@example.org"},
-                    htmx=htmx,
-                )
+            resp = send(outsider, method, url, htmx=htmx)
             assert resp.status_code == 404, (method, url, htmx, resp.status_code)
     # nothing changed and the outsider did not become a member
     db.expire_all()
@@ -287,14 +332,10 @@ def test_viewer_can_look_but_not_change(app, populated, make_user, owner_web, db
     assert "You can view this study but not change it." in html
     assert "Add dyad" not in html and "Add code" not in html and "Add member" not in html
     for method, url in scoped_routes(app, populated):
-        if method != "POST" or url.startswith("/api/"):
+        if method == "GET" or url.startswith("/api/"):
             continue
-        resp = viewer.post(
-            url,
-            {"name": "changed", "code": "99", "role": "owner", "email": "viewer@example.org"},
-            htmx=True,
-        )
-        assert resp.status_code == 403, (url, resp.status_code)
+        resp = send(viewer, method, url, htmx=True)
+        assert resp.status_code == 403, (method, url, resp.status_code)
     db.expire_all()
     study = db.get(Study, populated["study_id"])
     assert study.name == "Recall study" and [c.name for c in study.codes] == ["Insight"]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify, request, url_for
 from sqlalchemy import select
 
-from ipr import auth, studies
+from ipr import auth, recordings, studies
 from ipr.access import get_or_404, role_in, scoped
 from ipr.errors import Unauthorized, ValidationError
-from ipr.models import Dyad, Participant, Study, User
-from ipr.web.context import client_ip, db
+from ipr.models import Dyad, Participant, Recording, Study, User
+from ipr.web.context import client_ip, db, huey, storage
 from ipr.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -214,3 +216,94 @@ def update_participant(participant_id: int) -> Any:
         studies.rename_participant(db(), p, api_user(), str(data["code"]), ip=client_ip())
     db().commit()
     return jsonify(participant_json(p))
+
+
+# --- recordings ---------------------------------------------------------------------------------
+
+
+def recording_json(rec: Recording) -> dict[str, Any]:
+    ready = rec.status == "ready"
+    info = rec.media_info or {}
+    analysis: dict[str, Any] | None = None
+    if ready:
+        stored = recordings.analysis(storage(), rec)
+        analysis = {
+            "scene_cuts_ms": stored.get("scene_cuts_ms", info.get("scene_cuts_ms", [])),
+            "silences_ms": stored.get("silences_ms", info.get("silences_ms", [])),
+            "motion_energy": stored.get("motion_energy", {"rate_hz": 0, "left": [], "right": []}),
+        }
+    job = recordings.latest_job(db(), rec)
+    return {
+        "id": rec.id,
+        "dyad_id": rec.dyad_id,
+        "study_id": rec.study_id,
+        "session_label": rec.session_label,
+        "original_name": rec.original_name,
+        "size_bytes": rec.size_bytes,
+        "sha256": rec.sha256,
+        "status": rec.status,
+        "error": rec.error,
+        "error_code": rec.error_code,
+        "stage": job.stage if job and rec.status in ("queued", "processing") else None,
+        "progress": job.progress if job and rec.status in ("queued", "processing") else None,
+        "duration_ms": rec.duration_ms,
+        "width": rec.width,
+        "height": rec.height,
+        "fps": round(rec.fps, 6) if rec.fps else None,
+        "has_audio": rec.has_audio,
+        "media_url": url_for("media.derived", recording_id=rec.id, name="playable.mp4") if ready else None,
+        "clips": [
+            {
+                "index": c.index,
+                "start_ms": c.start_ms,
+                "end_ms": c.end_ms,
+                "url": url_for("media.clip", recording_id=rec.id, index=c.index, ext="mp4"),
+            }
+            for c in rec.clips
+        ]
+        if ready
+        else [],
+        "analysis": analysis,
+    }
+
+
+@bp.get("/recordings/<int:recording_id>")
+@token_required
+def get_recording(recording_id: int) -> Any:
+    return jsonify(recording_json(get_or_404(db(), Recording, recording_id, api_user())))
+
+
+@bp.delete("/recordings/<int:recording_id>")
+@token_required
+def delete_recording(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
+    recordings.delete_recording(db(), storage(), rec, api_user(), ip=client_ip())
+    return "", 204
+
+
+@bp.get("/dyads/<int:dyad_id>/recordings")
+@token_required
+def list_recordings(dyad_id: int) -> Any:
+    dyad = get_or_404(db(), Dyad, dyad_id, api_user())
+    return jsonify({"recordings": [recording_json(r) for r in dyad.recordings]})
+
+
+@bp.post("/dyads/<int:dyad_id>/recordings")
+@token_required
+def upload_recording(dyad_id: int) -> Any:
+    """A whole file in one multipart request (scripts); browsers use the resumable tus upload."""
+    dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationError(
+            "Send the recording as multipart/form-data field 'file'.", field="file"
+        )
+    label = recordings.clean_label(request.form.get("session_label", ""))
+    with tempfile.TemporaryDirectory(dir=storage().root) as tmp:
+        path = Path(tmp) / "upload"
+        upload.save(path)
+        rec = recordings.add_recording(
+            db(), storage(), huey(), dyad, api_user(), label, path, upload.filename,
+            move=True, ip=client_ip(),
+        )  # fmt: skip
+    return jsonify(recording_json(rec)), 201

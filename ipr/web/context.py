@@ -105,6 +105,16 @@ def _error_response(status: int, code: str, message: str, extra: dict | None = N
     return render_template("error.html", message=message, status=status), status
 
 
+def timecode(ms: int | None) -> str:
+    """Milliseconds as H:MM:SS (or M:SS under an hour) for people to read."""
+    if ms is None:
+        return ""
+    seconds = int(ms) // 1000
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def load_user() -> None:
@@ -166,6 +176,8 @@ def init_app(app: Flask) -> None:
         if exc.code == 404:
             return _error_response(404, "not_found", NotFound().message)
         return _error_response(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description)
+
+    app.add_template_filter(timecode)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -52,11 +52,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
 
-    from ipr.web import api, auth_views, context, studies
+    from ipr.web import api, auth_views, context, media, recordings, studies, tus
 
     context.init_app(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)
+    app.register_blueprint(recordings.bp)
+    app.register_blueprint(tus.bp)
+    app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
 

@@ -1,0 +1,119 @@
+// The recording page: draw sound, pauses, scene cuts, clips and both motion-energy curves
+// under the video, keep a playhead in step with it, and seek on click. No inline script.
+(function () {
+  "use strict";
+
+  function fetchJson(url) {
+    return fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error(url + ": " + r.status);
+      return r.json();
+    });
+  }
+
+  function pickLevel(levels, durationMs, width) {
+    // the finest level that still gives at most ~2 peaks per pixel
+    var best = levels[levels.length - 1];
+    for (var i = 0; i < levels.length; i++) {
+      if (durationMs / levels[i].ms_per_peak <= width * 2) { best = levels[i]; break; }
+    }
+    return best;
+  }
+
+  function smooth(values, n) {
+    // mean over n-sample blocks: 25 Hz motion energy is far finer than a pixel
+    var out = [];
+    for (var i = 0; i < values.length; i += n) {
+      var s = 0, k = 0;
+      for (var j = i; j < Math.min(values.length, i + n); j++) { s += values[j]; k++; }
+      out.push(k ? s / k : 0);
+    }
+    return out;
+  }
+
+  function init() {
+    var box = document.getElementById("signals");
+    var video = document.getElementById("player");
+    if (!box || !video) return;
+    var canvas = document.getElementById("signals-canvas");
+    var duration = parseInt(box.getAttribute("data-duration-ms"), 10) || 1;
+    var clipStarts = (box.getAttribute("data-clips") || "").split(",").filter(Boolean).map(Number);
+    var data = { wave: null, analysis: null };
+
+    function draw() {
+      var dpr = window.devicePixelRatio || 1;
+      var w = canvas.clientWidth, h = canvas.clientHeight;
+      canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+      var ctx = canvas.getContext("2d");
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, w, h);
+      var x = function (ms) { return (ms / duration) * w; };
+      var waveTop = 4, waveH = 80, meTop = 100, meH = 90;
+      var a = data.analysis || {};
+      (a.silences_ms || []).forEach(function (s) {
+        ctx.fillStyle = "#efe6cf";
+        ctx.fillRect(x(s[0]), waveTop, Math.max(1, x(s[1]) - x(s[0])), waveH);
+      });
+      if (data.wave && data.wave.levels && data.wave.levels.length) {
+        var lvl = pickLevel(data.wave.levels, duration, w);
+        ctx.fillStyle = "#7a8794";
+        var mid = waveTop + waveH / 2;
+        lvl.peaks.forEach(function (p, i) {
+          var px = x(i * lvl.ms_per_peak), pw = Math.max(1, x(lvl.ms_per_peak));
+          ctx.fillRect(px, mid - p * waveH / 2, pw, Math.max(1, p * waveH));
+        });
+      }
+      ctx.fillStyle = "#c2410c";
+      (a.scene_cuts_ms || []).forEach(function (t) { ctx.fillRect(x(t) - 1, 0, 2, h); });
+      ctx.strokeStyle = "#9aa3ad"; ctx.setLineDash([3, 3]);
+      clipStarts.forEach(function (t) { if (t > 0) { ctx.beginPath(); ctx.moveTo(x(t), 0); ctx.lineTo(x(t), h); ctx.stroke(); } });
+      ctx.setLineDash([]);
+      var me = a.motion_energy;
+      if (me && me.rate_hz) {
+        var per = Math.max(1, Math.floor((me.left || []).length / w));
+        [["left", "#2f6f8f"], ["right", "#b5508a"]].forEach(function (pair) {
+          var series = smooth(me[pair[0]] || [], per);
+          var peak = 0; series.forEach(function (v) { if (v > peak) peak = v; });
+          peak = peak || 1;
+          ctx.strokeStyle = pair[1]; ctx.lineWidth = 1.5; ctx.beginPath();
+          series.forEach(function (v, i) {
+            var px = x((i * per * 1000) / me.rate_hz), py = meTop + meH - (v / peak) * meH;
+            if (i === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+          });
+          ctx.stroke();
+        });
+      }
+      ctx.fillStyle = "#1d232b";
+      ctx.fillRect(x(video.currentTime * 1000) - 1, 0, 2, h);
+    }
+
+    canvas.addEventListener("click", function (ev) {
+      var rect = canvas.getBoundingClientRect();
+      video.currentTime = ((ev.clientX - rect.left) / rect.width) * duration / 1000;
+    });
+    video.addEventListener("timeupdate", function () {
+      draw();
+      var t = video.currentTime * 1000;
+      document.querySelectorAll(".clip").forEach(function (li) {
+        var b = li.querySelector(".clip-seek");
+        var next = li.nextElementSibling && li.nextElementSibling.querySelector(".clip-seek");
+        var start = Number(b.getAttribute("data-start-ms"));
+        var end = next ? Number(next.getAttribute("data-start-ms")) : Infinity;
+        li.classList.toggle("current", t >= start && t < end);
+      });
+    });
+    window.addEventListener("resize", draw);
+    document.querySelectorAll(".clip-seek").forEach(function (b) {
+      b.addEventListener("click", function () {
+        video.currentTime = Number(b.getAttribute("data-start-ms")) / 1000;
+        video.play();
+      });
+    });
+    Promise.all([
+      fetchJson(box.getAttribute("data-waveform")).catch(function () { return null; }),
+      fetchJson(box.getAttribute("data-analysis")).catch(function () { return null; }),
+    ]).then(function (res) { data.wave = res[0]; data.analysis = res[1]; draw(); });
+    draw();
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+})();
