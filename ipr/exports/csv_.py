@@ -1,0 +1,49 @@
+"""CSV export: one row per moment, long format, ready for a spreadsheet, R or SPSS.
+
+UTF-8 with a BOM and CRLF line ends so Excel opens it cleanly; text cells that a spreadsheet
+would run as a formula are neutralised with a leading quote (OWASP CSV injection guidance).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from ipr.exports.data import ExportStudy, format_timecode
+from ipr.exports.table import columns, iter_rows, moment_values
+
+# A cell that starts (after any quotes we added before) with one of these could run as a formula.
+_DANGEROUS = re.compile(r"^'*[=+\-@\t\r]")
+
+
+def escape_cell(text: str) -> str:
+    """Prefix a formula-like cell with a quote; also quote an already-quoted one so it reverses."""
+    return "'" + text if _DANGEROUS.match(text) else text
+
+
+def unescape_cell(text: str) -> str:
+    """Undo `escape_cell` exactly."""
+    return text[1:] if text.startswith("'") and _DANGEROUS.match(text[1:]) else text
+
+
+def _cell(kind: str, value: object) -> str:
+    if value is None:
+        return ""
+    if kind == "ms":
+        return format_timecode(int(value))  # type: ignore[call-overload]
+    if kind in ("int", "flag"):
+        return str(value)
+    return escape_cell(str(value))
+
+
+def to_csv(data: ExportStudy, *, include_text: bool = True) -> bytes:
+    """Every moment of `data` as CSV bytes; identical input gives identical bytes."""
+    cols = columns(data, include_text=include_text)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([c.name for c in cols])
+    for ctx, moment in iter_rows(data):
+        values = moment_values(ctx, moment)
+        writer.writerow([_cell(c.kind, values[c.name]) for c in cols])
+    return buffer.getvalue().encode("utf-8-sig")

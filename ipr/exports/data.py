@@ -1,0 +1,286 @@
+"""The plain data every exporter reads: the app maps its database rows onto these dataclasses.
+
+Keeping exports a pure function of this model makes them reproducible and testable without a
+database. Every time value is integer milliseconds of presentation time.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+LANES: tuple[str, ...] = ("therapist", "client")
+
+# Formats that must carry a date (EAF, XLSX properties) use this unless the caller gives one,
+# so the same data always gives the same bytes.
+DEFAULT_EXPORTED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+_PATH_SEPARATORS = re.compile(r"[/\\]")
+
+
+class ExportError(Exception):
+    """Base class of every failure raised by `ipr.exports`."""
+
+
+class ExportDataError(ExportError):
+    """The data handed to an exporter is inconsistent; the message names the object and field."""
+
+
+def _as(kind: type, value: object) -> object:
+    """Accept a plain tuple where a small record is expected (the brief's `(index, start, end)`)."""
+    return value if isinstance(value, kind) else kind(*value)  # type: ignore[misc]
+
+
+def _frozen_map(value: Mapping) -> Mapping:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True)
+class Code:
+    """One entry of a study's codebook."""
+
+    key: str
+    name: str
+    colour: str = "#4c78a8"
+    shortcut: str = ""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A rating scale such as Elliott's Helpful Aspects of Therapy (1 … 9)."""
+
+    key: str
+    name: str
+    min: int
+    max: int
+    labels: Mapping[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.min > self.max:
+            raise ExportDataError(f"scale {self.key!r}: min {self.min} is above max {self.max}")
+        object.__setattr__(self, "labels", _frozen_map(self.labels))
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A segment of the recording that participants replay one at a time."""
+
+    index: int
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class ExportMoment:
+    """One participant's recalled moment: a point (`end_ms` None) or a span with optional peaks."""
+
+    id: int
+    lane: str
+    participant_code: str
+    t_ms: int
+    end_ms: int | None = None
+    peaks_ms: tuple[int, ...] = ()
+    text: str = ""
+    codes: tuple[str, ...] = ()
+    ratings: Mapping[str, int] = field(default_factory=dict)
+    researcher_codes: tuple[str, ...] = ()
+    researcher_note: str = ""
+    voice_note: bool = False
+    matched_moment_id: int | None = None
+    lag_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        where = f"moment {self.id}"
+        if self.lane not in LANES:
+            raise ExportDataError(f"{where}: lane {self.lane!r} is not one of {', '.join(LANES)}")
+        if not isinstance(self.t_ms, int) or self.t_ms < 0:
+            raise ExportDataError(
+                f"{where}: t_ms must be a non-negative integer, got {self.t_ms!r}"
+            )
+        if self.end_ms is not None and (
+            not isinstance(self.end_ms, int) or self.end_ms < self.t_ms
+        ):
+            raise ExportDataError(f"{where}: end_ms {self.end_ms!r} is before t_ms {self.t_ms}")
+        for peak in self.peaks_ms:
+            hi = self.t_ms if self.end_ms is None else self.end_ms
+            if not isinstance(peak, int) or not self.t_ms <= peak <= hi:
+                raise ExportDataError(f"{where}: peak {peak!r} lies outside {self.t_ms}–{hi} ms")
+        object.__setattr__(self, "peaks_ms", tuple(self.peaks_ms))
+        object.__setattr__(self, "codes", tuple(self.codes))
+        object.__setattr__(self, "researcher_codes", tuple(self.researcher_codes))
+        object.__setattr__(self, "ratings", _frozen_map(self.ratings))
+
+    @property
+    def is_point(self) -> bool:
+        return self.end_ms is None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A therapist moment matched with a client moment; lag = client t_ms − therapist t_ms."""
+
+    therapist_moment_id: int
+    client_moment_id: int
+    lag_ms: int
+
+
+@dataclass(frozen=True)
+class ExportRecording:
+    """One session recording with every moment of both lanes and the timeline's figures."""
+
+    id: int | str
+    session_label: str
+    media_filename: str
+    duration_ms: int
+    fps: float | None = None
+    clips: tuple[Clip, ...] = ()
+    moments: tuple[ExportMoment, ...] = ()
+    pairs: tuple[Pair, ...] = ()
+    figures: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = f"recording {self.id}"
+        if _PATH_SEPARATORS.search(self.media_filename):
+            raise ExportDataError(
+                f"{where}: media_filename {self.media_filename!r} must be a bare file name, "
+                "never a path (exports must not reveal the server's file system)"
+            )
+        if self.duration_ms < 0:
+            raise ExportDataError(f"{where}: duration_ms is negative")
+        ids = [m.id for m in self.moments]
+        if len(set(ids)) != len(ids):
+            raise ExportDataError(f"{where}: moment ids are not unique")
+        object.__setattr__(self, "clips", tuple(_as(Clip, c) for c in self.clips))
+        object.__setattr__(self, "moments", tuple(self.moments))
+        object.__setattr__(self, "pairs", tuple(_as(Pair, p) for p in self.pairs))
+        object.__setattr__(self, "figures", _frozen_map(self.figures))
+
+    def sorted_moments(self) -> list[ExportMoment]:
+        """Moments in the order every export lists them: time, then therapist first, then id."""
+        return sorted(self.moments, key=lambda m: (m.t_ms, LANES.index(m.lane), m.id))
+
+    def clip_at(self, t_ms: int) -> int | None:
+        """The index of the clip holding `t_ms` (a boundary belongs to the later clip)."""
+        starts, clips = self._clip_lookup()
+        i = bisect_right(starts, t_ms) - 1
+        if i < 0:
+            return None
+        clip = clips[i]
+        if t_ms < clip.end_ms or t_ms == clip.end_ms == self.duration_ms:
+            return clip.index
+        return None
+
+    def _clip_lookup(self) -> tuple[list[int], list[Clip]]:
+        """Clips sorted by start, computed once (every exported row asks for its clip)."""
+        cached = self.__dict__.get("_clip_cache")
+        if cached is None:
+            clips = sorted(self.clips, key=lambda c: c.start_ms)
+            cached = ([c.start_ms for c in clips], clips)
+            object.__setattr__(self, "_clip_cache", cached)
+        return cached
+
+
+@dataclass(frozen=True)
+class ExportDyad:
+    """A therapist–client pair, known only by pseudonymous codes."""
+
+    code: str
+    therapist_code: str
+    client_code: str
+    recordings: tuple[ExportRecording, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recordings", tuple(self.recordings))
+
+
+@dataclass(frozen=True)
+class ExportStudy:
+    """The root of an export; a single-recording export is a study with one dyad and recording."""
+
+    name: str
+    codebook: tuple[Code, ...] = ()
+    scales: tuple[Scale, ...] = ()
+    dyads: tuple[ExportDyad, ...] = ()
+    exported_at: datetime = DEFAULT_EXPORTED_AT
+
+    def __post_init__(self) -> None:
+        if self.exported_at.tzinfo is None:
+            raise ExportDataError("exported_at must carry a time zone (use UTC)")
+        object.__setattr__(self, "codebook", tuple(self.codebook))
+        object.__setattr__(self, "scales", tuple(self.scales))
+        object.__setattr__(self, "dyads", tuple(self.dyads))
+        scale_keys = {s.key for s in self.scales}
+        for ctx in self.recordings():
+            for moment in ctx.recording.moments:
+                unknown = sorted(set(moment.ratings) - scale_keys)
+                if unknown:
+                    raise ExportDataError(
+                        f"moment {moment.id}: rating scale(s) {', '.join(unknown)} are not "
+                        f"among the study's scales"
+                    )
+
+    def recordings(self) -> Iterator[RecordingContext]:
+        """Every recording with its dyad, in the order given."""
+        for dyad in self.dyads:
+            for recording in dyad.recordings:
+                yield RecordingContext(self, dyad, recording)
+
+    def recording(self, recording_id: int | str) -> RecordingContext:
+        for ctx in self.recordings():
+            if ctx.recording.id == recording_id:
+                return ctx
+        raise ExportDataError(f"recording {recording_id!r} is not part of study {self.name!r}")
+
+    def only_recording(self) -> RecordingContext:
+        """The single recording of a one-recording export (what per-recording formats need)."""
+        found = list(self.recordings())
+        if len(found) != 1:
+            raise ExportDataError(f"expected exactly one recording, the data holds {len(found)}")
+        return found[0]
+
+
+@dataclass(frozen=True)
+class RecordingContext:
+    """A recording together with the study and dyad it belongs to."""
+
+    study: ExportStudy
+    dyad: ExportDyad
+    recording: ExportRecording
+
+    def lane_code(self, lane: str) -> str:
+        return self.dyad.therapist_code if lane == "therapist" else self.dyad.client_code
+
+
+def format_timecode(ms: int) -> str:
+    """HH:MM:SS.mmm, the one human-readable form of a time in every export."""
+    if ms < 0:
+        raise ExportDataError(f"cannot format a negative time ({ms} ms) as a timecode")
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+_TIMECODE = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
+
+
+def parse_timecode(text: str) -> int:
+    """Read HH:MM:SS.mmm (or MM:SS, with ',' or '.' before the milliseconds) into ms."""
+    match = _TIMECODE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a timecode like 00:01:02.500")
+    hours, minutes, seconds, frac = match.groups()
+    if int(seconds) >= 60 or (hours is not None and int(minutes) >= 60):
+        raise ValueError(f"{text!r} has minutes or seconds of 60 or more")
+    millis = int((frac or "0").ljust(3, "0"))
+    return ((int(hours or 0) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + millis
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of a code or label for paths inside bundles."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned or "unnamed"

@@ -1,0 +1,261 @@
+"""ELAN .eaf export (EAF 3.0): a time-aligned tier per lane with child tiers for the rest.
+
+Layout, per lane (`therapist`, `client`):
+- `<lane>`: one annotation per moment, value = the moment text. A point moment is an annotation
+  `POINT_MS` (1 ms) long, because ELAN cannot hold a zero-length annotation.
+- `<lane> codes` and `<lane> researcher codes`: symbolic subdivisions, one annotation per code,
+  drawn from the study codebook as the controlled vocabulary `codebook`.
+- `<lane> ratings`: symbolic subdivision, one `scale=value` annotation per rating.
+- `<lane> peaks`: 1 ms annotations included in the span, one per peak, value `peak HH:MM:SS.mmm`.
+- `<lane> researcher note`: symbolic association (left out with include_text=False).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from lxml import etree
+
+from ipr.exports.data import LANES, ExportMoment, RecordingContext, format_timecode
+
+POINT_MS = 1
+PEAK_VALUE = "peak"
+CODES_SUFFIX = " codes"
+RATINGS_SUFFIX = " ratings"
+PEAKS_SUFFIX = " peaks"
+RESEARCHER_CODES_SUFFIX = " researcher codes"
+RESEARCHER_NOTE_SUFFIX = " researcher note"
+CODEBOOK_CV = "codebook"
+LANGUAGE = "und"
+
+_MIME_TYPES = {
+    "mp4": "video/mp4",
+    "m4v": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
+    "avi": "video/x-msvideo",
+    "mpg": "video/mpeg",
+    "mpeg": "video/mpeg",
+    "wav": "audio/x-wav",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+}
+
+_CONSTRAINTS = {
+    "Time_Subdivision": "Time subdivision of parent annotation's time interval, no time gaps "
+    "allowed within this interval",
+    "Symbolic_Subdivision": "Symbolic subdivision of a parent annotation. Annotations refering "
+    "to the same parent are ordered",
+    "Symbolic_Association": "1-1 association with a parent annotation",
+    "Included_In": "Time alignable annotations within the parent annotation's time interval, gaps "
+    "are allowed",
+}
+
+
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xml_text(text: str) -> str:
+    """Drop the few characters XML 1.0 cannot hold (control codes pasted from other tools)."""
+    return _NOT_XML.sub("", text)
+
+
+def mime_type(filename: str) -> str:
+    """The MIME type ELAN expects for the media, from the file extension."""
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return _MIME_TYPES.get(ext, "video/mp4")
+
+
+class _Builder:
+    """Collects time slots and tiers in document order."""
+
+    def __init__(self) -> None:
+        self.slots: list[tuple[int, int]] = []  # (time, creation order)
+        self.tiers: list[etree._Element] = []
+
+    def slot(self, ms: int) -> int:
+        self.slots.append((ms, len(self.slots)))
+        return len(self.slots) - 1
+
+    def tier(self, tier_id: str, ling_type: str, **attrs: str) -> etree._Element:
+        node = etree.Element("TIER", LINGUISTIC_TYPE_REF=ling_type, TIER_ID=tier_id)
+        for key, value in attrs.items():
+            node.set(key, value)
+        self.tiers.append(node)
+        return node
+
+
+def _alignable(tier: etree._Element, ann_id: str, ref1: int, ref2: int, value: str) -> None:
+    annotation = etree.SubElement(tier, "ANNOTATION")
+    node = etree.SubElement(
+        annotation,
+        "ALIGNABLE_ANNOTATION",
+        ANNOTATION_ID=ann_id,
+        TIME_SLOT_REF1=f"@{ref1}",
+        TIME_SLOT_REF2=f"@{ref2}",
+    )
+    etree.SubElement(node, "ANNOTATION_VALUE").text = xml_text(value)
+
+
+def _refs(tier: etree._Element, parent_id: str, prefix: str, values: list[tuple[str, str]]):
+    """Reference annotations under one parent, chained in order; values are (value, cve_ref)."""
+    previous = None
+    for i, (value, cve_ref) in enumerate(values, start=1):
+        ann_id = f"{parent_id}{prefix}{i}"
+        annotation = etree.SubElement(tier, "ANNOTATION")
+        node = etree.SubElement(
+            annotation, "REF_ANNOTATION", ANNOTATION_ID=ann_id, ANNOTATION_REF=parent_id
+        )
+        if cve_ref:
+            node.set("CVE_REF", cve_ref)
+        if previous:
+            node.set("PREVIOUS_ANNOTATION", previous)
+        etree.SubElement(node, "ANNOTATION_VALUE").text = xml_text(value)
+        previous = ann_id
+
+
+def _cve_id(key: str) -> str:
+    return "cve_" + key
+
+
+def _lane_tiers(
+    ctx: RecordingContext, builder: _Builder, lane: str, moments: list[ExportMoment], text: bool
+):
+    code = ctx.lane_code(lane)
+    codebook = {c.key for c in ctx.study.codebook}
+    main = builder.tier(lane, "moment", PARTICIPANT=code)
+    codes = builder.tier(lane + CODES_SUFFIX, "code", PARENT_REF=lane, PARTICIPANT=code)
+    ratings = builder.tier(lane + RATINGS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
+    peaks = builder.tier(lane + PEAKS_SUFFIX, "peak", PARENT_REF=lane, PARTICIPANT=code)
+    r_codes = builder.tier(
+        lane + RESEARCHER_CODES_SUFFIX, "code", PARENT_REF=lane, ANNOTATOR="researcher"
+    )
+    r_note = (
+        builder.tier(lane + RESEARCHER_NOTE_SUFFIX, "note", PARENT_REF=lane, ANNOTATOR="researcher")
+        if text
+        else None
+    )
+    for moment in moments:
+        ann_id = f"m{moment.id}"
+        end = moment.end_ms if moment.end_ms is not None else moment.t_ms
+        end = max(end, moment.t_ms + POINT_MS)
+        ref1 = builder.slot(moment.t_ms)
+        ref2 = builder.slot(end)
+        _alignable(main, ann_id, ref1, ref2, moment.text if text else "")
+        for i, peak in enumerate(moment.peaks_ms, start=1):
+            # Kept inside the span (Included_In); the value carries the exact time.
+            start = min(peak, end - POINT_MS)
+            p1, p2 = builder.slot(start), builder.slot(start + POINT_MS)
+            _alignable(peaks, f"{ann_id}p{i}", p1, p2, f"{PEAK_VALUE} {format_timecode(peak)}")
+        cv = [(k, _cve_id(k) if k in codebook else "") for k in moment.codes]
+        _refs(codes, ann_id, "c", cv)
+        rated = [
+            (f"{s.key}={moment.ratings[s.key]}", "")
+            for s in ctx.study.scales
+            if s.key in moment.ratings
+        ]
+        _refs(ratings, ann_id, "r", rated)
+        rcv = [(k, _cve_id(k) if k in codebook else "") for k in moment.researcher_codes]
+        _refs(r_codes, ann_id, "x", rcv)
+        if r_note is not None and moment.researcher_note:
+            _refs(r_note, ann_id, "n", [(moment.researcher_note, "")])
+
+
+def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
+    """One recording as an EAF 3.0 document linked to its media by file name."""
+    study, recording = ctx.study, ctx.recording
+    root = etree.Element(
+        "ANNOTATION_DOCUMENT",
+        nsmap={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
+        AUTHOR="IPR annotator",
+        DATE=study.exported_at.isoformat(timespec="seconds"),
+        FORMAT="3.0",
+        VERSION="3.0",
+    )
+    root.set(
+        "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation",
+        "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
+    )
+    header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
+    url = "./" + quote(recording.media_filename)
+    etree.SubElement(
+        header,
+        "MEDIA_DESCRIPTOR",
+        MEDIA_URL=url,
+        MIME_TYPE=mime_type(recording.media_filename),
+        RELATIVE_MEDIA_URL=url,
+    )
+    for name, value in (
+        ("study", study.name),
+        ("dyad", ctx.dyad.code),
+        ("session", recording.session_label),
+    ):
+        etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
+
+    builder = _Builder()
+    moments = recording.sorted_moments()
+    for lane in LANES:
+        lane_moments = [m for m in moments if m.lane == lane]
+        _lane_tiers(ctx, builder, lane, lane_moments, include_text)
+
+    # Time slots are numbered in time order, as ELAN writes them.
+    order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])
+    number = {index: n for n, index in enumerate(order, start=1)}
+    time_order = etree.SubElement(root, "TIME_ORDER")
+    for index in order:
+        etree.SubElement(
+            time_order,
+            "TIME_SLOT",
+            TIME_SLOT_ID=f"ts{number[index]}",
+            TIME_VALUE=str(builder.slots[index][0]),
+        )
+    for tier in builder.tiers:
+        for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
+            for attr in ("TIME_SLOT_REF1", "TIME_SLOT_REF2"):
+                node.set(attr, f"ts{number[int(node.get(attr)[1:])]}")
+        root.append(tier)
+
+    for ling_id, attrs in (
+        ("moment", {"TIME_ALIGNABLE": "true"}),
+        (
+            "code",
+            {
+                "CONSTRAINTS": "Symbolic_Subdivision",
+                "CONTROLLED_VOCABULARY_REF": CODEBOOK_CV,
+                "TIME_ALIGNABLE": "false",
+            },
+        ),
+        ("rating", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
+        ("peak", {"CONSTRAINTS": "Included_In", "TIME_ALIGNABLE": "true"}),
+        ("note", {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"}),
+    ):
+        etree.SubElement(
+            root,
+            "LINGUISTIC_TYPE",
+            GRAPHIC_REFERENCES="false",
+            LINGUISTIC_TYPE_ID=ling_id,
+            **attrs,
+        )
+    etree.SubElement(
+        root,
+        "LANGUAGE",
+        LANG_DEF="http://cdb.iso.org/lg/CDB-00130975-001",
+        LANG_ID=LANGUAGE,
+        LANG_LABEL="undetermined (und)",
+    )
+    for stereotype, description in _CONSTRAINTS.items():
+        etree.SubElement(root, "CONSTRAINT", DESCRIPTION=description, STEREOTYPE=stereotype)
+    vocabulary = etree.SubElement(root, "CONTROLLED_VOCABULARY", CV_ID=CODEBOOK_CV)
+    etree.SubElement(vocabulary, "DESCRIPTION", LANG_REF=LANGUAGE).text = xml_text(
+        f"Codebook of the study {study.name}"
+    )
+    for code in study.codebook:
+        entry = etree.SubElement(vocabulary, "CV_ENTRY_ML", CVE_ID=_cve_id(code.key))
+        value = etree.SubElement(
+            entry, "CVE_VALUE", DESCRIPTION=xml_text(code.name), LANG_REF=LANGUAGE
+        )
+        value.text = xml_text(code.key)
+    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

@@ -1,0 +1,117 @@
+"""JSON export: everything in the data model, under a versioned schema (`schema_v1.json`).
+
+Analysis scripts rely on the shape, so any change to it bumps `SCHEMA_VERSION` and ships a new
+schema file; the document names its schema so old files stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+
+from ipr.exports.data import ExportMoment, ExportRecording, ExportStudy
+
+FORMAT_NAME = "ipr-annotator-export"
+SCHEMA_VERSION = 1
+
+
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) that every document of this version validates against."""
+    text = resources.files("ipr.exports").joinpath("schema_v1.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _number(value: float) -> float | int | None:
+    """JSON has no NaN or infinity: an undefined figure (e.g. kappa of an empty lane) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _moment(moment: ExportMoment, include_text: bool) -> dict:
+    return {
+        "id": moment.id,
+        "lane": moment.lane,
+        "participant_code": moment.participant_code,
+        "t_ms": moment.t_ms,
+        "end_ms": moment.end_ms,
+        "peaks_ms": list(moment.peaks_ms),
+        "text": moment.text if include_text else None,
+        "codes": list(moment.codes),
+        "ratings": dict(sorted(moment.ratings.items())),
+        "researcher_codes": list(moment.researcher_codes),
+        "researcher_note": moment.researcher_note if include_text else None,
+        "voice_note": moment.voice_note,
+        "matched_moment_id": moment.matched_moment_id,
+        "lag_ms": moment.lag_ms,
+    }
+
+
+def _recording(recording: ExportRecording, include_text: bool) -> dict:
+    return {
+        "id": recording.id,
+        "session_label": recording.session_label,
+        "media_filename": recording.media_filename,
+        "duration_ms": recording.duration_ms,
+        "fps": recording.fps,
+        "clips": [
+            {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in recording.clips
+        ],
+        "moments": [_moment(m, include_text) for m in recording.sorted_moments()],
+        "pairs": [
+            {
+                "therapist_moment_id": p.therapist_moment_id,
+                "client_moment_id": p.client_moment_id,
+                "lag_ms": p.lag_ms,
+            }
+            for p in recording.pairs
+        ],
+        "figures": {k: _number(v) for k, v in sorted(recording.figures.items())},
+    }
+
+
+def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
+    """The export as plain JSON-ready data (what `to_json` serialises)."""
+    return {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "include_text": include_text,
+        "study": {
+            "name": data.name,
+            "codebook": [
+                {"key": c.key, "name": c.name, "colour": c.colour, "shortcut": c.shortcut}
+                for c in data.codebook
+            ],
+            "scales": [
+                {
+                    "key": s.key,
+                    "name": s.name,
+                    "min": s.min,
+                    "max": s.max,
+                    "labels": {str(k): v for k, v in sorted(s.labels.items())},
+                }
+                for s in data.scales
+            ],
+            "dyads": [
+                {
+                    "code": d.code,
+                    "therapist_code": d.therapist_code,
+                    "client_code": d.client_code,
+                    "recordings": [_recording(r, include_text) for r in d.recordings],
+                }
+                for d in data.dyads
+            ],
+        },
+    }
+
+
+def to_json(data: ExportStudy, *, include_text: bool = True) -> bytes:
+    """The whole export as compact UTF-8 JSON with a stable key order.
+
+    Compact because Python's indenting encoder is ten times slower on a large study; any JSON
+    viewer or `python -m json.tool` pretty-prints it.
+    """
+    document = to_document(data, include_text=include_text)
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return (text + "\n").encode()

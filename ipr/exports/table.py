@@ -1,0 +1,104 @@
+"""The long-format moment table shared by the CSV and XLSX exports (one row per moment).
+
+Both formats list the same columns in the same order so a researcher can switch between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext
+
+LIST_SEPARATOR = ";"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its header, its kind ("text", "int", "ms", "flag") and what it holds."""
+
+    name: str
+    kind: str
+    description: str
+    free_text: bool = False
+
+
+BASE_COLUMNS: tuple[Column, ...] = (
+    Column("study", "text", "Study name."),
+    Column("dyad", "text", "Dyad code."),
+    Column("session", "text", "Session label of the recording."),
+    Column("recording_id", "text", "Recording identifier in the app."),
+    Column("lane", "text", "`therapist` or `client`: whose recall the moment is."),
+    Column("participant", "text", "Pseudonymous participant code (e.g. T05, C05)."),
+    Column("moment_id", "int", "Moment identifier in the app."),
+    Column(
+        "start_ms", "int", "Moment time (a point) or span start, ms from the playable copy's start."
+    ),
+    Column("end_ms", "int", "Span end in ms; empty for a point moment."),
+    Column("start_tc", "ms", "start_ms as HH:MM:SS.mmm (CSV) or an Excel time (XLSX)."),
+    Column("end_tc", "ms", "end_ms as HH:MM:SS.mmm or an Excel time; empty for a point."),
+    Column("peaks_ms", "text", "Peaks of a span in ms, separated by ';'."),
+    Column("text", "text", "What the participant said happened / experienced.", free_text=True),
+    Column("codes", "text", "The participant's codes (codebook keys), separated by ';'."),
+)
+
+TAIL_COLUMNS: tuple[Column, ...] = (
+    Column("researcher_codes", "text", "Codes the researcher assigned, separated by ';'."),
+    Column("researcher_note", "text", "The researcher's note on the moment.", free_text=True),
+    Column("voice_note", "flag", "1 if the participant recorded a voice note, else 0."),
+    Column("matched_moment_id", "int", "The moment in the other lane matched with this one."),
+    Column("lag_ms", "int", "Client time minus therapist time of the matched pair, in ms."),
+    Column("clip", "int", "Index of the clip holding start_ms."),
+)
+
+RATING_PREFIX = "rating_"
+
+
+def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
+    """The column list for a study: base columns, one `rating_<key>` per scale, then the tail."""
+    ratings = [
+        Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
+        for s in study.scales
+    ]
+    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS]
+    return [c for c in every if include_text or not c.free_text]
+
+
+def join_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
+    return LIST_SEPARATOR.join(str(v) for v in values)
+
+
+def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, object]:
+    """Every column's value for one moment: ints stay ints, missing values are None."""
+    values: dict[str, object] = {
+        "study": ctx.study.name,
+        "dyad": ctx.dyad.code,
+        "session": ctx.recording.session_label,
+        "recording_id": str(ctx.recording.id),
+        "lane": moment.lane,
+        "participant": moment.participant_code,
+        "moment_id": moment.id,
+        "start_ms": moment.t_ms,
+        "end_ms": moment.end_ms,
+        "start_tc": moment.t_ms,
+        "end_tc": moment.end_ms,
+        "peaks_ms": join_list(moment.peaks_ms),
+        "text": moment.text,
+        "codes": join_list(moment.codes),
+        "researcher_codes": join_list(moment.researcher_codes),
+        "researcher_note": moment.researcher_note,
+        "voice_note": 1 if moment.voice_note else 0,
+        "matched_moment_id": moment.matched_moment_id,
+        "lag_ms": moment.lag_ms,
+        "clip": ctx.recording.clip_at(moment.t_ms),
+    }
+    for scale in ctx.study.scales:
+        values[RATING_PREFIX + scale.key] = moment.ratings.get(scale.key)
+    return values
+
+
+def iter_rows(study: ExportStudy) -> Iterator[tuple[RecordingContext, ExportMoment]]:
+    """Every moment of the study in export order: recordings as given, moments by time."""
+    for ctx in study.recordings():
+        for moment in ctx.recording.sorted_moments():
+            yield ctx, moment

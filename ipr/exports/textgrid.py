@@ -1,0 +1,124 @@
+"""Praat TextGrid (long text format): a point tier and an interval tier per lane.
+
+Point moments go to the TextTier `<lane> points`, spans to the IntervalTier `<lane> spans`.
+Praat forbids two points at one time and overlapping intervals in a tier, so a clash moves the
+later moment to an extra tier (`<lane> spans 2`, …) rather than losing it.
+"""
+
+from __future__ import annotations
+
+from ipr.exports.data import LANES, ExportMoment, RecordingContext
+
+
+def seconds(ms: int) -> str:
+    """Exact decimal seconds for integer ms (no float rounding): 1500 → "1.5"."""
+    whole, frac = divmod(ms, 1000)
+    return f"{whole}.{frac:03d}".rstrip("0").rstrip(".")
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def label(moment: ExportMoment, include_text: bool) -> str:
+    """`[code;code] text` on one line; just the codes without free text."""
+    parts = []
+    if moment.codes:
+        parts.append("[" + ";".join(moment.codes) + "]")
+    if include_text and moment.text.strip():
+        parts.append(" ".join(moment.text.split()))
+    return " ".join(parts)
+
+
+def _layers(moments: list[ExportMoment], spans: bool) -> list[list[ExportMoment]]:
+    """Greedy layering: a moment joins the first layer where it clashes with nothing."""
+    layers: list[list[ExportMoment]] = []
+    for moment in moments:
+        for layer in layers:
+            last = layer[-1]
+            free = moment.t_ms >= last.end_ms if spans else moment.t_ms > last.t_ms  # type: ignore[operator]
+            if free:
+                layer.append(moment)
+                break
+        else:
+            layers.append([moment])
+    return layers
+
+
+def _tier_name(lane: str, kind: str, n: int) -> str:
+    return f"{lane} {kind}" + (f" {n}" if n > 1 else "")
+
+
+def to_textgrid(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
+    """The recording's moments as a TextGrid that Praat and pympi read."""
+    moments = ctx.recording.sorted_moments()
+    xmax = max([1, ctx.recording.duration_ms] + [m.end_ms or m.t_ms for m in moments])
+    tiers: list[list[str]] = []
+    for lane in LANES:
+        in_lane = [m for m in moments if m.lane == lane]
+        points = [m for m in in_lane if m.end_ms is None or m.end_ms == m.t_ms]
+        spans = sorted(
+            (m for m in in_lane if m.end_ms is not None and m.end_ms > m.t_ms),
+            key=lambda m: (m.t_ms, m.end_ms, m.id),
+        )
+        for n, layer in enumerate(_layers(points, spans=False) or [[]], start=1):
+            tiers.append(_point_tier(_tier_name(lane, "points", n), layer, xmax, include_text))
+        for n, layer in enumerate(_layers(spans, spans=True) or [[]], start=1):
+            tiers.append(_interval_tier(_tier_name(lane, "spans", n), layer, xmax, include_text))
+    out = [
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0",
+        f"xmax = {seconds(xmax)}",
+        "tiers? <exists>",
+        f"size = {len(tiers)}",
+        "item []:",
+    ]
+    for number, tier in enumerate(tiers, start=1):
+        out.append(f"    item [{number}]:")
+        out.extend(tier)
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+def _point_tier(name: str, moments: list[ExportMoment], xmax: int, text: bool) -> list[str]:
+    out = [
+        '        class = "TextTier"',
+        f"        name = {_quote(name)}",
+        "        xmin = 0",
+        f"        xmax = {seconds(xmax)}",
+        f"        points: size = {len(moments)}",
+    ]
+    for number, moment in enumerate(moments, start=1):
+        out.append(f"        points [{number}]:")
+        out.append(f"            number = {seconds(moment.t_ms)}")
+        out.append(f"            mark = {_quote(label(moment, text))}")
+    return out
+
+
+def _interval_tier(name: str, moments: list[ExportMoment], xmax: int, text: bool) -> list[str]:
+    # An interval tier covers the whole time axis: empty intervals fill the gaps.
+    intervals: list[tuple[int, int, str]] = []
+    cursor = 0
+    for moment in moments:
+        end = moment.end_ms
+        assert end is not None
+        if moment.t_ms > cursor:
+            intervals.append((cursor, moment.t_ms, ""))
+        intervals.append((moment.t_ms, end, label(moment, text)))
+        cursor = end
+    if cursor < xmax or not intervals:
+        intervals.append((cursor, max(xmax, cursor + 1), ""))
+    out = [
+        '        class = "IntervalTier"',
+        f"        name = {_quote(name)}",
+        "        xmin = 0",
+        f"        xmax = {seconds(xmax)}",
+        f"        intervals: size = {len(intervals)}",
+    ]
+    for number, (lo, hi, mark) in enumerate(intervals, start=1):
+        out.append(f"        intervals [{number}]:")
+        out.append(f"            xmin = {seconds(lo)}")
+        out.append(f"            xmax = {seconds(hi)}")
+        out.append(f"            text = {_quote(mark)}")
+    return out

@@ -1,0 +1,77 @@
+"""WebVTT and SRT: each lane's moments as captions that play over the video.
+
+A point moment shows for `POINT_CAPTION_MS` (3 s, cut at the end of the recording) so it can be
+read. Therapist captions sit at the top of the picture and client captions at the bottom, so
+moments that overlap in time stay readable.
+"""
+
+from __future__ import annotations
+
+from ipr.exports.data import ExportMoment, RecordingContext, format_timecode
+
+POINT_CAPTION_MS = 3000
+TOP_LANE = "therapist"
+
+
+def caption_span(ctx: RecordingContext, moment: ExportMoment) -> tuple[int, int]:
+    """Start and end of the caption: the span itself, or a few seconds for a point."""
+    if moment.end_ms is not None and moment.end_ms > moment.t_ms:
+        return moment.t_ms, moment.end_ms
+    end = moment.t_ms + POINT_CAPTION_MS
+    duration = ctx.recording.duration_ms
+    if duration > moment.t_ms:
+        end = min(end, duration)
+    return moment.t_ms, end
+
+
+def caption_lines(ctx: RecordingContext, moment: ExportMoment, include_text: bool) -> list[str]:
+    """First line: participant code, codes and ratings; then the text without blank lines."""
+    head = [moment.participant_code]
+    if moment.codes:
+        head.append(", ".join(moment.codes))
+    ratings = [
+        f"{s.key} {moment.ratings[s.key]}" for s in ctx.study.scales if s.key in moment.ratings
+    ]
+    if ratings:
+        head.append(", ".join(ratings))
+    lines = [" · ".join(head)]
+    if include_text:
+        lines.extend(line.strip() for line in moment.text.splitlines() if line.strip())
+    return lines
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_vtt(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
+    """A WebVTT file with one cue per moment, id `<lane>-<moment id>`, voice = participant code."""
+    out = ["WEBVTT", ""]
+    for moment in ctx.recording.sorted_moments():
+        start, end = caption_span(ctx, moment)
+        settings = " line:5%" if moment.lane == TOP_LANE else ""
+        out.append(f"{moment.lane}-{moment.id}")
+        out.append(f"{format_timecode(start)} --> {format_timecode(end)}{settings}")
+        voice = _vtt_escape(moment.participant_code)
+        out.extend(
+            f"<v {voice}>{_vtt_escape(line)}</v>"
+            for line in caption_lines(ctx, moment, include_text)
+        )
+        out.append("")
+    return "\n".join(out).encode("utf-8")
+
+
+def _srt_time(ms: int) -> str:
+    return format_timecode(ms).replace(".", ",")
+
+
+def to_srt(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
+    """SubRip captions; therapist cues carry `{\\an8}` (top of the picture in VLC and mpv)."""
+    out: list[str] = []
+    for number, moment in enumerate(ctx.recording.sorted_moments(), start=1):
+        start, end = caption_span(ctx, moment)
+        lines = caption_lines(ctx, moment, include_text)
+        if moment.lane == TOP_LANE:
+            lines[0] = "{\\an8}" + lines[0]
+        out.extend([str(number), f"{_srt_time(start)} --> {_srt_time(end)}", *lines, ""])
+    return "\n".join(out).encode("utf-8")
