@@ -1,0 +1,241 @@
+"""Signals computed from the shared decode: scene cuts, motion energy, silences, waveform.
+
+Everything here is plain NumPy on small frames and PCM chunks handed over by the decoder, so the
+analysis costs little beyond the decode itself. Method notes and thresholds: docs/media.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Scene cuts, on the mean absolute grey-level difference between consecutive frames (0..255).
+CUT_MIN_SCORE = 8.0  # a hard cut changes the picture by at least this much on average
+CUT_RATIO = 3.0  # ... and stands out this many times above the surrounding frames' median
+CUT_WINDOW_MS = 1_000  # the surroundings: this much on each side
+MIN_SCENE_MS = 500  # cuts closer than this to the previous one are flashes, not scenes
+FREEZE_MAX_SCORE = 0.05  # a frame this close to the previous one is a held (frozen) picture
+BLACK_MAX_MEAN = 24.0  # a held picture this dark (mean grey level) is a black hold
+FREEZE_MIN_MS = 500  # a black hold at least this long ...
+FREEZE_END_SCORE = 1.0  # ... ended by a change at least this large starts a new scene
+
+# Motion energy (MEA-style): a pixel "moves" when its grey level changes by more than this.
+MOTION_PIXEL_THRESHOLD = 10
+
+# Audio: envelope of 10 ms windows of 8 kHz mono PCM.
+AUDIO_RATE = 8_000
+WINDOW_MS = 10
+WINDOW_SAMPLES = AUDIO_RATE * WINDOW_MS // 1000
+MIN_SILENCE_MS = 250
+MIN_SPEECH_MS = 100
+SILENCE_THRESHOLD_FRACTION = 0.35  # where between noise floor and speech level a pause ends
+WAVEFORM_LEVELS_MS = (20, 100, 500, 2_500)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A normalised rectangle of the picture (0..1 each) watched for one person's movement."""
+
+    name: str
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.x < 1 and 0 <= self.y < 1 and self.w > 0 and self.h > 0):
+            raise ValueError(f"region {self.name!r} lies outside the picture")
+        if self.x + self.w > 1.0001 or self.y + self.h > 1.0001:
+            raise ValueError(f"region {self.name!r} extends beyond the picture")
+
+    def slices(self, width: int, height: int) -> tuple[slice, slice]:
+        x0, y0 = round(self.x * width), round(self.y * height)
+        x1 = max(x0 + 1, round((self.x + self.w) * width))
+        y1 = max(y0 + 1, round((self.y + self.h) * height))
+        return slice(y0, min(y1, height)), slice(x0, min(x1, width))
+
+
+DEFAULT_REGIONS = (Region("left", 0.0, 0.0, 0.5, 1.0), Region("right", 0.5, 0.0, 0.5, 1.0))
+
+
+@dataclass
+class MotionEnergy:
+    """Per-region share of changed pixels per frame, sampled at `rate_hz` from t=0."""
+
+    rate_hz: float
+    series: dict[str, list[float]]
+
+    def to_dict(self) -> dict:
+        return {"rate_hz": self.rate_hz, **self.series}
+
+
+class FrameAnalyzer:
+    """Consumes small grey frames in display order; keeps scene scores and motion energy."""
+
+    def __init__(self, width: int, height: int, regions: list[Region] | tuple[Region, ...]):
+        self.width, self.height = width, height
+        self.regions = list(regions)
+        self._slices = [r.slices(width, height) for r in self.regions]
+        self._prev: np.ndarray | None = None
+        self._scores: list[np.ndarray] = []
+        self._means: list[np.ndarray] = []
+        self._motion: list[np.ndarray] = []
+        self.frames = 0
+
+    def feed(self, frames: np.ndarray) -> None:
+        """`frames` is (n, height, width) uint8."""
+        if len(frames) == 0:
+            return
+        cur = frames.astype(np.int16)
+        prev = cur[:1] if self._prev is None else self._prev[None]
+        stacked = np.concatenate([prev, cur])
+        diff = np.abs(np.diff(stacked, axis=0)).astype(np.uint8)
+        self._scores.append(diff.mean(axis=(1, 2), dtype=np.float64))
+        self._means.append(frames.mean(axis=(1, 2), dtype=np.float64))
+        moved = diff > MOTION_PIXEL_THRESHOLD
+        self._motion.append(
+            np.stack([moved[:, ys, xs].mean(axis=(1, 2)) for ys, xs in self._slices], axis=1)
+        )
+        self._prev = cur[-1]
+        self.frames += len(frames)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.concatenate(self._scores) if self._scores else np.zeros(0)
+
+    @property
+    def means(self) -> np.ndarray:
+        return np.concatenate(self._means) if self._means else np.zeros(0)
+
+    def motion(self, rate_hz: float) -> MotionEnergy:
+        m = np.concatenate(self._motion) if self._motion else np.zeros((0, len(self.regions)))
+        return MotionEnergy(
+            rate_hz=rate_hz,
+            series={r.name: np.round(m[:, i], 4).tolist() for i, r in enumerate(self.regions)},
+        )
+
+
+def frame_ms(index: int, fps_num: int, fps_den: int) -> int:
+    """Presentation time of frame `index` in a constant-frame-rate stream starting at 0."""
+    return (index * fps_den * 1000 * 2 + fps_num) // (2 * fps_num)
+
+
+def detect_cuts(
+    scores: np.ndarray, fps_num: int, fps_den: int, means: np.ndarray | None = None
+) -> list[int]:
+    """Frame indices that start a new scene: hard cuts, and the picture's return after a
+    black hold (`means`, the frames' mean grey levels, tells black holds from still pictures).
+    """
+    if means is None:
+        means = np.full(len(scores), 255.0)
+    fps = fps_num / fps_den
+    n = len(scores)
+    half = max(1, round(CUT_WINDOW_MS / 1000 * fps))
+    freeze_frames = max(2, round(FREEZE_MIN_MS / 1000 * fps))
+    min_gap = max(1, round(MIN_SCENE_MS / 1000 * fps))
+    cuts: list[int] = []
+    frozen_run = 0
+    for i in range(1, n):
+        s = scores[i]
+        around = np.concatenate([scores[max(1, i - half) : i], scores[i + 1 : i + 1 + half]])
+        base = float(np.median(around)) if len(around) else 0.0
+        is_cut = s >= CUT_MIN_SCORE and s >= CUT_RATIO * max(base, 0.5)
+        is_cut = is_cut or (frozen_run >= freeze_frames and s >= FREEZE_END_SCORE)
+        if is_cut and (not cuts or i - cuts[-1] >= min_gap):
+            cuts.append(i)
+        held_black = s <= FREEZE_MAX_SCORE and means[i] <= BLACK_MAX_MEAN
+        frozen_run = frozen_run + 1 if held_black else 0
+    return cuts
+
+
+@dataclass
+class AudioAnalyzer:
+    """Consumes mono s16 PCM at AUDIO_RATE; keeps a 10 ms envelope (RMS and peak)."""
+
+    _carry: bytes = b""
+    _rms: list[np.ndarray] = field(default_factory=list)
+    _peak: list[np.ndarray] = field(default_factory=list)
+
+    def feed(self, data: bytes) -> None:
+        data = self._carry + data
+        step = WINDOW_SAMPLES * 2
+        usable = len(data) - len(data) % step
+        self._carry = data[usable:]
+        if usable:
+            self._add(np.frombuffer(data[:usable], dtype="<i2"))
+
+    def _add(self, samples: np.ndarray) -> None:
+        win = samples.reshape(-1, WINDOW_SAMPLES).astype(np.float64) / 32768.0
+        self._rms.append(np.sqrt((win * win).mean(axis=1)))
+        self._peak.append(np.abs(win).max(axis=1))
+
+    def close(self) -> None:
+        if len(self._carry) >= 2:
+            tail = np.frombuffer(self._carry[: len(self._carry) // 2 * 2], dtype="<i2")
+            self._add(np.pad(tail, (0, WINDOW_SAMPLES - len(tail))))
+        self._carry = b""
+
+    @property
+    def rms(self) -> np.ndarray:
+        return np.concatenate(self._rms) if self._rms else np.zeros(0)
+
+    @property
+    def peak(self) -> np.ndarray:
+        return np.concatenate(self._peak) if self._peak else np.zeros(0)
+
+
+def detect_silences(
+    rms: np.ndarray,
+    *,
+    min_silence_ms: int = MIN_SILENCE_MS,
+    min_speech_ms: int = MIN_SPEECH_MS,
+    duration_ms: int | None = None,
+) -> list[tuple[int, int]]:
+    """Pauses as (start_ms, end_ms), from 10 ms RMS windows with a threshold set per recording.
+
+    The threshold sits between the recording's noise floor and its speech level (low and high
+    percentiles of the envelope in dB), so it adapts to microphone gain and room noise.
+    """
+    if len(rms) == 0:
+        return []
+    db = 20 * np.log10(np.maximum(rms, 1e-6))
+    floor = float(np.percentile(db, 10))
+    speech = float(np.percentile(db, 95))
+    if speech - floor < 6:  # no contrast: all pause (digital silence) or all sound
+        return [(0, duration_ms or len(rms) * WINDOW_MS)] if speech < -60 else []
+    threshold = floor + SILENCE_THRESHOLD_FRACTION * (speech - floor)
+    quiet = db < threshold
+    runs = _runs(quiet)
+    # Short bursts between pauses (clicks, breaths) do not count as speech.
+    min_speech = max(1, min_speech_ms // WINDOW_MS)
+    for start, end, value in runs:
+        if not value and end - start < min_speech and start > 0 and end < len(quiet):
+            quiet[start:end] = True
+    end_ms = duration_ms if duration_ms is not None else len(rms) * WINDOW_MS
+    out = []
+    for start, end, value in _runs(quiet):
+        if value and (end - start) * WINDOW_MS >= min_silence_ms:
+            out.append((start * WINDOW_MS, min(end * WINDOW_MS, end_ms)))
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
+    if len(mask) == 0:
+        return []
+    change = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
+    bounds = np.concatenate([[0], change, [len(mask)]])
+    return [(int(a), int(b), bool(mask[a])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def waveform_levels(peak: np.ndarray) -> list[dict]:
+    """Peak amplitude (0..1) per bucket at several zoom levels, coarsest last."""
+    levels = []
+    for ms in WAVEFORM_LEVELS_MS:
+        k = ms // WINDOW_MS
+        n = -(-len(peak) // k) if len(peak) else 0
+        padded = np.zeros(n * k)
+        padded[: len(peak)] = peak
+        values = padded.reshape(n, k).max(axis=1) if n else np.zeros(0)
+        levels.append({"ms_per_peak": ms, "peaks": np.round(values, 3).tolist()})
+    return levels

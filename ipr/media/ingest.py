@@ -1,0 +1,616 @@
+"""Ingest: probe, a browser-playable copy, one decode shared by all analyses, and clips.
+
+A transcode and the analysis share one ffmpeg process (the MP4 plus small grey frames, sprite
+tiles and mono PCM on pipes); a qualifying source is stream-copied and decoded once for analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ipr.media._run import GIB, RunLimits, StreamingRun, run, stream_reader
+from ipr.media.analysis import (
+    AUDIO_RATE,
+    DEFAULT_REGIONS,
+    AudioAnalyzer,
+    FrameAnalyzer,
+    MotionEnergy,
+    Region,
+    detect_cuts,
+    detect_silences,
+    frame_ms,
+    waveform_levels,
+)
+from ipr.media.clips import (
+    cut_clip,
+    extract_thumbnail,
+    segment,
+    snap_to_keyframes,
+    video_packets,
+)
+from ipr.media.commands import (
+    AUDIO_ENCODE,
+    MP4_OUT,
+    STRIP_METADATA,
+    VIDEO_ENCODE,
+    ffmpeg_head,
+    pinned_input,
+)
+from ipr.media.errors import IngestCancelled, MediaError, ProbeError, ProcessingError
+from ipr.media.probe import DEFAULT_LIMITS, Limits, ProbeResult, ffprobe_base, probe
+
+ANALYSIS_SIDE = 160  # longer side of the grey analysis frames
+TILE_SIDE = 160  # longer side of a sprite tile
+SPRITE_COLUMNS = 10
+MAX_SPRITE_TILES = 300
+
+Progress = Callable[[str, float], None]
+Cancelled = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """How one recording is processed; the study's segmentation defaults come in here."""
+
+    strategy: str = "fixed"
+    fixed_ms: int = 300_000
+    min_clip_ms: int = 60_000
+    max_clip_ms: int = 600_000
+    regions: tuple[Region, ...] = DEFAULT_REGIONS
+    limits: Limits = DEFAULT_LIMITS
+    timeout_s: float | None = None  # None: scaled to the recording's length
+
+
+@dataclass
+class Clip:
+    index: int
+    start_ms: int
+    end_ms: int
+    path: str
+    thumbnail_path: str
+
+
+@dataclass
+class IngestResult:
+    """Everything the app stores about a processed recording; paths are relative to out_dir."""
+
+    duration_ms: int
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    has_audio: bool
+    remuxed: bool
+    playable_path: str
+    scene_cuts_ms: list[int]
+    silences_ms: list[list[int]]
+    motion_energy: dict
+    sprite: dict
+    waveform: dict
+    clips: list[Clip]
+    scene_scores: list[float] = field(default_factory=list)
+    source: dict = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.fps_num / self.fps_den
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fps"] = round(self.fps, 6)
+        return d
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2)) * 2)
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    """Scale (width, height) so the longer side is `side`, keeping both even."""
+    if width >= height:
+        return side, _even(side * height / width)
+    return _even(side * width / height), side
+
+
+def _playable_size(p: ProbeResult) -> tuple[int, int]:
+    return _even(p.width - 1), _even(p.height - 1)
+
+
+def qualifies_for_remux(p: ProbeResult) -> bool:
+    """Browser-safe as it is: H.264 8-bit 4:2:0, constant rate, upright, square pixels."""
+    return (
+        p.video_codec == "h264"
+        and p.pix_fmt in ("yuv420p", "yuvj420p")
+        and not p.is_vfr
+        and p.rotation == 0
+        and p.sar == (1, 1)
+        and not p.interlaced
+        and p.width % 2 == 0
+        and p.height % 2 == 0
+    )
+
+
+def _orient_filters(p: ProbeResult) -> str:
+    rotate = {90: "transpose=clock,", 180: "hflip,vflip,", 270: "transpose=cclock,"}
+    deinterlace = "bwdif," if p.interlaced else ""
+    return deinterlace + rotate.get(p.rotation, "")
+
+
+class _Decode:
+    """One ffmpeg run with analysis outputs on pipes, read concurrently."""
+
+    def __init__(self, p: ProbeResult, regions: tuple[Region, ...], limits: RunLimits):
+        self.p = p
+        self.aw, self.ah = _fit(p.width, p.height, ANALYSIS_SIDE)
+        self.tw, self.th = _fit(p.width, p.height, TILE_SIDE)
+        duration_s = p.duration_ms / 1000
+        interval_s = max(1, math.ceil(duration_s / MAX_SPRITE_TILES))
+        self.tile_every = max(1, round(interval_s * p.fps_num / p.fps_den))
+        self.frames = FrameAnalyzer(self.aw, self.ah, regions)
+        self.audio = AudioAnalyzer()
+        self.tiles: list[np.ndarray] = []
+        self.run = StreamingRun(limits)
+        self._tile_buf = b""
+
+    def graph(self, source_video: str, with_outputs: bool) -> tuple[str, list[str]]:
+        """The filter graph; with_outputs adds the branches feeding the playable MP4."""
+        p = self.p
+        w, h = _playable_size(p)
+        split = 3 if with_outputs else 2
+        head = (
+            f"[{source_video}]{_orient_filters(p) if with_outputs else ''}"
+            f"fps={p.fps_num}/{p.fps_den}"
+        )
+        if with_outputs:
+            head += f",scale={w}:{h}:flags=bicubic,setsar=1,format=yuv420p"
+        labels = ["[vg0]", "[vt0]"] + (["[vout]"] if with_outputs else [])
+        parts = [
+            f"{head},split={split}{''.join(labels)}",
+            f"[vg0]scale={self.aw}:{self.ah}:flags=area,format=gray[vg]",
+            f"[vt0]select='not(mod(n\\,{self.tile_every}))',"
+            f"scale={self.tw}:{self.th}:flags=area,format=bgr24[vt]",
+        ]
+        return ";".join(parts), labels
+
+    def audio_graph(self, source_audio: str, with_outputs: bool) -> str:
+        pcm = f"aresample={AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=mono[ag]"
+        if with_outputs:
+            return f"[{source_audio}]aresample=async=1:first_pts=0,asplit=2[aout][a1];[a1]{pcm}"
+        return f"[{source_audio}]aresample=async=1:first_pts=0,{pcm}"
+
+    def pipe_outputs(self, has_audio: bool) -> list[str]:
+        t_fd, t_pipe = self.run.extra_pipe()
+        self._tile_fd = t_fd
+        out = ["-map", "[vg]", "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
+        out += ["-map", "[vt]", "-fps_mode", "passthrough", "-f", "rawvideo", t_pipe]
+        self._audio_fd = None
+        if has_audio:
+            a_fd, a_pipe = self.run.extra_pipe()
+            self._audio_fd = a_fd
+            out += ["-map", "[ag]", "-f", "s16le", a_pipe]
+        return out
+
+    def _take_tiles(self, data: bytes) -> None:
+        size = self.tw * self.th * 3
+        buf = self._tile_buf + data
+        n = len(buf) // size
+        for i in range(n):
+            tile = np.frombuffer(buf[i * size : (i + 1) * size], np.uint8)
+            self.tiles.append(tile.reshape(self.th, self.tw, 3))
+        self._tile_buf = buf[n * size :]
+
+    def execute(
+        self, args: list[str], progress: Progress | None, cancelled: Cancelled | None
+    ) -> None:
+        proc = self.run.start(args)
+        readers = [stream_reader(self._tile_fd, self._take_tiles)]
+        if self._audio_fd is not None:
+            readers.append(stream_reader(self._audio_fd, self.audio.feed))
+        frame_bytes = self.aw * self.ah
+        batch = 64
+        expected = max(1, self.p.duration_ms * self.p.fps_num // (1000 * self.p.fps_den))
+        stop = False
+        assert proc.stdout is not None
+        try:
+            while True:
+                data = proc.stdout.read(frame_bytes * batch)
+                if not data:
+                    break
+                n = len(data) // frame_bytes
+                if n:
+                    arr = np.frombuffer(data[: n * frame_bytes], np.uint8)
+                    self.frames.feed(arr.reshape(n, self.ah, self.aw))
+                if len(data) % frame_bytes:
+                    rest = proc.stdout.read(frame_bytes - len(data) % frame_bytes)
+                    arr = np.frombuffer(data[n * frame_bytes :] + rest, np.uint8)
+                    if len(arr) == frame_bytes:
+                        self.frames.feed(arr.reshape(1, self.ah, self.aw))
+                if progress is not None:
+                    progress("analysing", min(1.0, self.frames.frames / expected))
+                if cancelled is not None and cancelled():
+                    stop = True
+                    break
+        except BaseException:
+            self.run.abort()
+            raise
+        try:
+            rc = self.run.finish(cancelled=stop)
+        finally:
+            for t in readers:
+                t.join(timeout=30)
+        self.audio.close()
+        if rc != 0:
+            raise ProcessingError(
+                "The recording could not be decoded to the end; it is probably damaged. Copy it "
+                "again from the original device and re-upload it.",
+                code="decode_failed",
+                detail="\n".join(self.run.stderr_tail),
+            )
+        if self.frames.frames == 0:
+            raise ProbeError(
+                "No picture could be decoded from this recording; the video track is damaged.",
+                code="no_decodable_video",
+            )
+
+
+def _limits_for(p: ProbeResult, settings: IngestSettings) -> RunLimits:
+    timeout = settings.timeout_s or 120.0 + 3.0 * p.duration_ms / 1000
+    return RunLimits(
+        timeout_s=timeout,
+        cpu_s=int(timeout * 2) + 60,
+        file_size_bytes=max(4 * GIB, 3 * p.size_bytes),
+    )
+
+
+def _force_keyframes(p: ProbeResult, settings: IngestSettings) -> list[str]:
+    gop = ["-g", str(max(1, round(2 * p.fps_num / p.fps_den)))]
+    if settings.strategy != "fixed":
+        return gop
+    times = range(settings.fixed_ms, p.duration_ms, settings.fixed_ms)
+    listed = ",".join(f"{t / 1000:.3f}" for t in times)
+    return gop + (["-force_key_frames", listed] if listed else [])
+
+
+def _transcode_with_analysis(
+    p: ProbeResult,
+    dst: Path,
+    settings: IngestSettings,
+    limits: RunLimits,
+    progress: Progress | None,
+    cancelled: Cancelled | None,
+) -> _Decode:
+    dec = _Decode(p, settings.regions, limits)
+    vgraph, _ = dec.graph(f"0:{p.video_index}", with_outputs=True)
+    graph = vgraph
+    if p.has_audio:
+        graph += ";" + dec.audio_graph(f"0:{p.audio_index}", with_outputs=True)
+    args = [
+        *ffmpeg_head(),
+        "-noautorotate",
+        *pinned_input(Path(p.path), p.format_name),
+        "-filter_complex",
+        graph,
+        "-map",
+        "[vout]",
+        *(["-map", "[aout]", *AUDIO_ENCODE] if p.has_audio else []),
+        *VIDEO_ENCODE,
+        *_force_keyframes(p, settings),
+        "-fps_mode",
+        "cfr",
+        *STRIP_METADATA,
+        *MP4_OUT,
+        str(dst),
+        *dec.pipe_outputs(p.has_audio),
+    ]
+    dec.execute(args, progress, cancelled)
+    return dec
+
+
+def _remux(p: ProbeResult, dst: Path, limits: RunLimits) -> None:
+    audio: list[str] = []
+    if p.has_audio:
+        audio = ["-map", f"0:{p.audio_index}"]
+        audio += ["-c:a", "copy"] if p.audio_codec == "aac" else AUDIO_ENCODE
+    args = [
+        *ffmpeg_head(),
+        *pinned_input(Path(p.path), p.format_name),
+        "-map",
+        f"0:{p.video_index}",
+        "-c:v",
+        "copy",
+        *audio,
+        *STRIP_METADATA,
+        *MP4_OUT,
+        str(dst),
+    ]
+    done = run(args, limits)
+    if done.returncode != 0:
+        raise ProcessingError(
+            "The recording could not be copied into a playable file; it is probably damaged.",
+            code="remux_failed",
+            detail=done.stderr[-2000:],
+        )
+
+
+def _analyse_playable(
+    playable: Path,
+    p: ProbeResult,
+    regions: tuple[Region, ...],
+    limits: RunLimits,
+    progress: Progress | None,
+    cancelled: Cancelled | None,
+) -> _Decode:
+    """Decode our own MP4 once (no loop filter: analysis frames are tiny) for every analysis."""
+    dec = _Decode(p, regions, limits)
+    vgraph, _ = dec.graph("0:v:0", with_outputs=False)
+    graph = vgraph + (";" + dec.audio_graph("0:a:0", with_outputs=False) if p.has_audio else "")
+    args = [
+        *ffmpeg_head(),
+        "-skip_loop_filter",
+        "all",
+        *pinned_input(playable, "mov"),
+        "-filter_complex",
+        graph,
+        *dec.pipe_outputs(p.has_audio),
+    ]
+    dec.execute(args, progress, cancelled)
+    return dec
+
+
+def _write_sprite(dec: _Decode, dst: Path) -> dict:
+    tiles = dec.tiles or [np.zeros((dec.th, dec.tw, 3), np.uint8)]
+    cols = min(SPRITE_COLUMNS, len(tiles))
+    rows = math.ceil(len(tiles) / cols)
+    sheet = np.zeros((rows * dec.th, cols * dec.tw, 3), np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        sheet[r * dec.th : (r + 1) * dec.th, c * dec.tw : (c + 1) * dec.tw] = tile
+    if not cv2.imwrite(str(dst), sheet, [cv2.IMWRITE_JPEG_QUALITY, 80]):
+        raise ProcessingError("The thumbnail sprite could not be written.", code="sprite_failed")
+    p = dec.p
+    return {
+        "path": "sprite.jpg",
+        "columns": cols,
+        "rows": rows,
+        "tile_width": dec.tw,
+        "tile_height": dec.th,
+        "interval_ms": frame_ms(dec.tile_every, p.fps_num, p.fps_den),
+        "count": len(dec.tiles),
+    }
+
+
+def _playable_facts(playable: Path, limits: Limits) -> tuple[int, int, int]:
+    """Duration and display size of the finished MP4, as the browser will see them."""
+    args = ffprobe_base(limits) + [
+        "-f",
+        "mov",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "format=duration:stream=width,height",
+        "-of",
+        "json",
+        "-i",
+        f"file:{playable}",
+    ]
+    info = json.loads(run(args, RunLimits(timeout_s=limits.probe_timeout_s)).stdout or b"{}")
+    stream = (info.get("streams") or [{}])[0]
+    duration = round(float(info.get("format", {}).get("duration", 0)) * 1000)
+    return duration, int(stream.get("width", 0)), int(stream.get("height", 0))
+
+
+def ingest(
+    src: Path,
+    out_dir: Path,
+    settings: IngestSettings = IngestSettings(),
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+) -> IngestResult:
+    """Turn an upload into playable.mp4, sprite.jpg, analysis.json, waveform.json and clips/.
+
+    Work happens in a hidden folder inside out_dir that is moved into place only at the end;
+    on any failure or cancellation it is removed and a MediaError is raised.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / f".ingest-{uuid.uuid4().hex}"
+    work.mkdir()
+    try:
+        result = _ingest_into(Path(src), work, settings, progress, cancelled)
+        _move_into_place(work, out_dir)
+        return result
+    except MediaError:
+        raise
+    except Exception as exc:  # an unexpected failure still leaves nothing behind
+        raise ProcessingError(
+            "Processing failed unexpectedly; the recording was not stored.",
+            code="internal",
+            detail=repr(exc),
+        ) from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _move_into_place(work: Path, out_dir: Path) -> None:
+    names = ["playable.mp4", "sprite.jpg", "analysis.json", "waveform.json", "clips"]
+    moved: list[Path] = []
+    try:
+        for name in names:
+            target = out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(work / name, target)
+            moved.append(target)
+    except OSError as exc:
+        for target in moved:
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        raise ProcessingError("The processed files could not be stored.", code="storage") from exc
+
+
+def _ingest_into(
+    src: Path,
+    work: Path,
+    settings: IngestSettings,
+    progress: Progress | None,
+    cancelled: Cancelled | None,
+) -> IngestResult:
+    def report(stage: str, fraction: float) -> None:
+        if progress is not None:
+            progress(stage, fraction)
+        if cancelled is not None and cancelled():
+            raise IngestCancelled("Processing was cancelled; nothing was kept.")
+
+    report("probing", 0.0)
+    p = probe(src, limits=settings.limits)
+    limits = _limits_for(p, settings)
+    playable = work / "playable.mp4"
+    remuxed = qualifies_for_remux(p)
+    if remuxed:
+        report("copying", 0.0)
+        _remux(p, playable, limits)
+        dec = _analyse_playable(playable, p, settings.regions, limits, progress, cancelled)
+    else:
+        report("transcoding", 0.0)
+        dec = _transcode_with_analysis(p, playable, settings, limits, progress, cancelled)
+    report("analysing", 1.0)
+    duration_ms, width, height = _playable_facts(playable, settings.limits)
+    scores = dec.frames.scores
+    cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, dec.frames.means)
+    scene_cuts_ms = [frame_ms(i, p.fps_num, p.fps_den) for i in cut_frames]
+    silences = detect_silences(dec.audio.rms, duration_ms=duration_ms) if p.has_audio else []
+    motion = dec.frames.motion(rate_hz=p.fps_num / p.fps_den)
+    waveform = {"sample_rate": AUDIO_RATE, "levels": waveform_levels(dec.audio.peak)}
+    sprite = _write_sprite(dec, work / "sprite.jpg")
+    report("clips", 0.0)
+    clips = _make_clips(playable, work, duration_ms, settings, scene_cuts_ms, silences, report)
+    result = IngestResult(
+        duration_ms=duration_ms,
+        width=width,
+        height=height,
+        fps_num=p.fps_num,
+        fps_den=p.fps_den,
+        has_audio=p.has_audio,
+        remuxed=remuxed,
+        playable_path="playable.mp4",
+        scene_cuts_ms=scene_cuts_ms,
+        silences_ms=[[a, b] for a, b in silences],
+        motion_energy=motion.to_dict(),
+        sprite=sprite,
+        waveform=waveform,
+        clips=clips,
+        scene_scores=[round(float(s), 2) for s in scores],
+        source={"format": p.format_name, "video_codec": p.video_codec, "rotation": p.rotation},
+    )
+    analysis = {
+        k: v for k, v in result.to_dict().items() if k not in ("waveform", "clips", "sprite")
+    }
+    (work / "analysis.json").write_text(json.dumps(analysis), encoding="utf-8")
+    (work / "waveform.json").write_text(json.dumps(waveform), encoding="utf-8")
+    report("done", 1.0)
+    return result
+
+
+def _make_clips(
+    playable: Path,
+    work: Path,
+    duration_ms: int,
+    settings: IngestSettings,
+    scene_cuts_ms: list[int],
+    silences: list[tuple[int, int]],
+    report: Callable[[str, float], None],
+) -> list[Clip]:
+    bounds = segment(
+        duration_ms,
+        settings.strategy,
+        fixed_ms=settings.fixed_ms,
+        min_ms=settings.min_clip_ms,
+        max_ms=settings.max_clip_ms,
+        scene_cuts_ms=scene_cuts_ms,
+        silences_ms=silences,
+    )
+    packets = video_packets(playable)
+    bounds = snap_to_keyframes(bounds, [t for t, key in packets if key])
+    (work / "clips").mkdir()
+    clips = []
+    for i, (start, end) in enumerate(bounds, start=1):
+        name = f"clips/{i:03d}"
+        cut_clip(playable, work / f"{name}.mp4", start, end, packets=packets)
+        extract_thumbnail(playable, work / f"{name}.jpg", start)
+        clips.append(Clip(i, start, end, f"{name}.mp4", f"{name}.jpg"))
+        report("clips", i / len(bounds))
+    return clips
+
+
+def compute_motion_energy(
+    playable: Path, regions: list[Region] | tuple[Region, ...], *, limits: Limits = DEFAULT_LIMITS
+) -> MotionEnergy:
+    """Re-run motion energy on an existing playable copy, e.g. after moving the regions."""
+    p = probe(playable, limits=limits)
+    dec = _Decode(p, tuple(regions), _limits_for(p, IngestSettings(limits=limits)))
+    vgraph, _ = dec.graph("0:v:0", with_outputs=False)
+    args = [
+        *ffmpeg_head(),
+        "-skip_loop_filter",
+        "all",
+        *pinned_input(Path(p.path), p.format_name),
+        "-filter_complex",
+        vgraph,
+        *dec.pipe_outputs(False),
+    ]
+    dec.execute(args, None, None)
+    return dec.frames.motion(rate_hz=p.fps_num / p.fps_den)
+
+
+@dataclass
+class AudioAnalysis:
+    duration_ms: int
+    silences_ms: list[tuple[int, int]]
+    waveform: dict
+
+
+def analyze_audio(path: Path, *, timeout_s: float = 600.0) -> AudioAnalysis:
+    """Silences and waveform of any accepted file with audio, including audio-only WAV/FLAC."""
+    from ipr.media.probe import CONTAINER_WHITELIST, sniff
+
+    path = Path(path).resolve()
+    sniff(path)
+    head = ffprobe_base(DEFAULT_LIMITS) + ["-show_entries", "format=format_name", "-of", "json"]
+    info = json.loads(run([*head, "-i", f"file:{path}"], RunLimits(timeout_s=60)).stdout or b"{}")
+    fmt = str(info.get("format", {}).get("format_name", "")).split(",")[0]
+    if not fmt or fmt not in CONTAINER_WHITELIST.split(","):
+        raise ProbeError("The file could not be read as audio.", code="unreadable")
+    args = [
+        *ffmpeg_head(),
+        *pinned_input(path, fmt),
+        "-map",
+        "0:a:0",
+        "-ac",
+        "1",
+        "-ar",
+        str(AUDIO_RATE),
+        "-f",
+        "s16le",
+        "pipe:1",
+    ]
+    done = run(args, RunLimits(timeout_s=timeout_s))
+    if done.returncode != 0:
+        raise ProbeError("The audio could not be decoded.", code="unreadable", detail=done.stderr)
+    audio = AudioAnalyzer()
+    audio.feed(done.stdout)
+    audio.close()
+    duration_ms = len(done.stdout) // 2 * 1000 // AUDIO_RATE
+    return AudioAnalysis(
+        duration_ms=duration_ms,
+        silences_ms=detect_silences(audio.rms, duration_ms=duration_ms),
+        waveform={"sample_rate": AUDIO_RATE, "levels": waveform_levels(audio.peak)},
+    )
