@@ -59,6 +59,11 @@ class Storage:
     def voice_dir(self, key: str) -> Path:
         return self.recording_dir(key) / "voice"
 
+    def voice_path(self, key: str, name: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{32}\.(webm|ogg|m4a|mp4)", name):
+            raise NotFound()
+        return self.voice_dir(key) / name
+
     def uploads_dir(self) -> Path:
         return self.root / ".uploads"
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 
-from ipr import auth, recordings, studies
+from ipr import auth, recall, recordings, studies
 from ipr.access import get_or_404, role_in, scoped
-from ipr.errors import Unauthorized, ValidationError
-from ipr.models import Dyad, Participant, Recording, Study, User
+from ipr.errors import Conflict, NotFound, Unauthorized, ValidationError
+from ipr.models import Dyad, Participant, RecallSession, Recording, Study, User
 from ipr.web.context import client_ip, db, huey, storage
 from ipr.web.openapi import openapi_document
 
@@ -251,7 +251,9 @@ def recording_json(rec: Recording) -> dict[str, Any]:
         "height": rec.height,
         "fps": round(rec.fps, 6) if rec.fps else None,
         "has_audio": rec.has_audio,
-        "media_url": url_for("media.derived", recording_id=rec.id, name="playable.mp4") if ready else None,
+        "media_url": url_for("media.derived", recording_id=rec.id, name="playable.mp4")
+        if ready
+        else None,
         "clips": [
             {
                 "index": c.index,
@@ -307,3 +309,140 @@ def upload_recording(dyad_id: int) -> Any:
             move=True, ip=client_ip(),
         )  # fmt: skip
     return jsonify(recording_json(rec)), 201
+
+
+# --- recall ------------------------------------------------------------------------------------
+
+
+def recall_session_json(rs: RecallSession, token: str | None = None) -> dict[str, Any]:
+    if rs.mode == "self":
+        url = url_for("recall.enter", token=token, _external=True) if token else None
+    else:
+        url = url_for("recall.page", rs_id=rs.id, _external=True)
+    out = {
+        "id": rs.id,
+        "recording_id": rs.recording_id,
+        "participant_id": rs.participant_id,
+        "participant_code": rs.participant.code,
+        "role": rs.participant.role,
+        "mode": rs.mode,
+        "status": rs.status,
+        "url": url,
+        "expires_at": rs.token_expires_at.isoformat(timespec="seconds") + "Z"
+        if rs.token_expires_at
+        else None,
+        "revoked": rs.revoked_at is not None,
+    }
+    if token:
+        out["token"] = token  # shown once, here, and never again
+    return out
+
+
+@bp.post("/recordings/<int:recording_id>/recall-sessions")
+@token_required
+def create_recall_session(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
+    data = body()
+    participant = get_or_404(db(), Participant, data.get("participant_id"), api_user())
+    rs, token = recall.create_session(
+        db(),
+        rec,
+        participant,
+        str(data.get("mode", "self")),
+        api_user(),
+        days=current_app.config["INVITATION_DAYS"],
+        pin=data.get("pin"),
+        ip=client_ip(),
+    )
+    db().commit()
+    return jsonify(recall_session_json(rs, token)), 201
+
+
+@bp.get("/recordings/<int:recording_id>/recall-sessions")
+@token_required
+def list_recall_sessions(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, api_user())
+    rows = db().scalars(
+        select(RecallSession).where(RecallSession.recording_id == rec.id).order_by(RecallSession.id)
+    )
+    return jsonify({"recall_sessions": [recall_session_json(rs) for rs in rows]})
+
+
+@bp.post("/recordings/<int:recording_id>/reveal")
+@token_required
+def reveal(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
+    recall.reveal(db(), rec, api_user(), ip=client_ip())
+    return jsonify({"recording_id": rec.id, "revealed": True})
+
+
+def recall_caller(rs_id: int, *, write: bool) -> tuple[RecallSession, User | None]:
+    """A participant with their invitation token, or a researcher with an API token.
+
+    An invitation token opens exactly its own recall session: any other id is 404. A researcher
+    may read any session of their studies, and write only researcher-led ones.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Send your invitation token as 'Authorization: Bearer <token>'.")
+    if token.startswith("ipr_"):
+        researcher = auth.user_for_api_token(db(), token)
+        if researcher is None:
+            raise Unauthorized("This API token is not valid or has been revoked.")
+        rs = get_or_404(db(), RecallSession, rs_id, researcher, "editor" if write else "viewer")
+        if write and rs.mode != "researcher":
+            raise NotFound()
+        return rs, researcher
+    rs = recall.session_for_token(db(), token)
+    if rs.id != rs_id:
+        raise NotFound()
+    return rs, None
+
+
+@bp.get("/recall-sessions/<int:rs_id>/moments")
+def recall_moments(rs_id: int) -> Any:
+    rs, researcher = recall_caller(rs_id, write=False)
+    moments = [recall.moment_dict(m) for m in recall.own_moments(db(), rs)]
+    revealed = None
+    if researcher is None and rs.recording.revealed_at is not None:
+        revealed = [recall.moment_dict(m) for m in recall.revealed_moments(db(), rs)]
+    return jsonify({"moments": moments, "revealed": revealed})
+
+
+@bp.post("/recall-sessions/<int:rs_id>/moments")
+def recall_create_moment(rs_id: int) -> Any:
+    rs, researcher = recall_caller(rs_id, write=True)
+    m, created = recall.create_moment(
+        db(), rs, body(), idempotency_key=request.headers.get("Idempotency-Key"), user=researcher
+    )
+    return jsonify(recall.moment_dict(m)), 201 if created else 200
+
+
+@bp.patch("/recall-sessions/<int:rs_id>/moments/<int:moment_id>")
+def recall_update_moment(rs_id: int, moment_id: int) -> Any:
+    rs, researcher = recall_caller(rs_id, write=True)
+    m = recall.own_moment(db(), rs, moment_id)
+    data = body()
+    if "version" not in data:
+        data["version"] = m.version  # a script without a version: last write wins
+    try:
+        recall.update_moment(db(), rs, m, data, user=researcher)
+    except Conflict as exc:
+        db().rollback()
+        current = recall.own_moment(db(), rs, moment_id)
+        return jsonify(
+            {
+                "error": {"code": exc.code, "message": exc.message},
+                "moment": recall.moment_dict(current),
+            }
+        ), 409
+    return jsonify(recall.moment_dict(m))
+
+
+@bp.delete("/recall-sessions/<int:rs_id>/moments/<int:moment_id>")
+def recall_delete_moment(rs_id: int, moment_id: int) -> Any:
+    rs, researcher = recall_caller(rs_id, write=True)
+    m = recall.own_moment(db(), rs, moment_id)
+    recall.delete_moment(db(), rs, m, storage(), user=researcher)
+    return "", 204

@@ -94,7 +94,13 @@ def render(page: str, fragment: str | None = None, status: int = 200, **ctx: Any
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    """The API, the recall page's own JSON calls, and any client that asks for JSON."""
+    if request.path.startswith("/api/"):
+        return True
+    if request.path.startswith("/recall/") and request.method != "GET":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
 
 
 def _error_response(status: int, code: str, message: str, extra: dict | None = None) -> Any:
@@ -119,7 +125,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def load_user() -> None:
         g.user = None
-        if _wants_json():
+        if request.path.startswith("/api/"):
             return  # the API authenticates with Bearer tokens only, see ipr.web.api
         idle = dt.timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
         row = auth.load_session(db(), session.get("sid"), idle)

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
+from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
@@ -19,6 +20,12 @@ from ipr.storage import Storage
 ROOT = Path(__file__).resolve().parents[2]
 csrf = CSRFProtect()
 htmx = Htmx()
+babel = Babel()
+
+
+def _locale() -> str:
+    """Participant pages speak the study's language (set by the recall views); the rest English."""
+    return g.get("locale") or "en"
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -51,13 +58,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
     csrf.init_app(app)
     htmx.init_app(app)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
+    babel.init_app(app, locale_selector=_locale)
 
-    from ipr.web import api, auth_views, context, media, recordings, studies, tus
+    from ipr.web import (
+        api,
+        auth_views,
+        context,
+        media,
+        recall,
+        recall_admin,
+        recordings,
+        studies,
+        tus,
+    )
 
     context.init_app(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)
     app.register_blueprint(recordings.bp)
+    app.register_blueprint(recall.bp)
+    app.register_blueprint(recall_admin.bp)
     app.register_blueprint(tus.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)

@@ -119,6 +119,117 @@ STUDY_WRITE = {
 }
 
 
+CLIP = {
+    "type": "object",
+    "required": ["index", "start_ms", "end_ms", "url"],
+    "properties": {
+        "index": {"type": "integer"},
+        "start_ms": {"type": "integer"},
+        "end_ms": {"type": "integer"},
+        "url": {"type": "string"},
+    },
+}
+
+RECORDING = {
+    "type": "object",
+    "required": ["id", "status", "error", "duration_ms", "width", "height", "fps", "has_audio",
+                 "media_url", "clips", "analysis"],
+    "properties": {
+        "id": {"type": "integer"},
+        "dyad_id": {"type": "integer"},
+        "study_id": {"type": "integer"},
+        "session_label": {"type": "string"},
+        "original_name": {"type": "string"},
+        "size_bytes": {"type": ["integer", "null"]},
+        "sha256": {"type": ["string", "null"]},
+        "status": {"enum": ["queued", "processing", "ready", "failed"]},
+        "error": {"type": ["string", "null"], "description": "Why processing failed, for people"},
+        "error_code": {"type": ["string", "null"]},
+        "stage": {"type": ["string", "null"]},
+        "progress": {"type": ["number", "null"]},
+        "duration_ms": {"type": ["integer", "null"]},
+        "width": {"type": ["integer", "null"]},
+        "height": {"type": ["integer", "null"]},
+        "fps": {"type": ["number", "null"]},
+        "has_audio": {"type": ["boolean", "null"]},
+        "media_url": {"type": ["string", "null"]},
+        "clips": {"type": "array", "items": CLIP},
+        "analysis": {
+            "type": ["object", "null"],
+            "properties": {
+                "scene_cuts_ms": {"type": "array", "items": {"type": "integer"}},
+                "silences_ms": {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "integer"}},
+                },
+                "motion_energy": {
+                    "type": "object",
+                    "properties": {
+                        "rate_hz": {"type": "number"},
+                        "left": {"type": "array", "items": {"type": "number"}},
+                        "right": {"type": "array", "items": {"type": "number"}},
+                    },
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
+MOMENT = {
+    "type": "object",
+    "required": ["id", "t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings", "version"],
+    "properties": {
+        "id": {"type": "integer"},
+        "t_ms": {"type": "integer"},
+        "end_ms": {"type": ["integer", "null"]},
+        "peaks_ms": {"type": "array", "items": {"type": "integer"}},
+        "text": {"type": "string"},
+        "codes": {"type": "array", "items": {"type": "integer"}},
+        "ratings": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "version": {"type": "integer"},
+        "responds_to_id": {"type": ["integer", "null"]},
+        "voice_url": {"type": ["string", "null"]},
+        "created_at": {"type": "string"},
+        "updated_at": {"type": "string"},
+    },
+}
+
+MOMENT_WRITE = {
+    "type": "object",
+    "properties": {
+        "t_ms": {"type": "integer", "minimum": 0},
+        "end_ms": {"type": ["integer", "null"], "minimum": 0},
+        "peaks_ms": {"type": "array", "items": {"type": "integer"}},
+        "text": {"type": "string", "maxLength": 10000},
+        "codes": {"type": "array", "items": {"type": "integer"}},
+        "ratings": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "responds_to_id": {"type": ["integer", "null"]},
+        "version": {"type": "integer", "description": "PATCH: the version you last saw"},
+    },
+}
+
+RECALL_SESSION = {
+    "type": "object",
+    "required": ["id", "recording_id", "participant_id", "mode", "status", "url"],
+    "properties": {
+        "id": {"type": "integer"},
+        "recording_id": {"type": "integer"},
+        "participant_id": {"type": "integer"},
+        "participant_code": {"type": "string"},
+        "role": {"enum": ["therapist", "client"]},
+        "mode": {"enum": ["self", "researcher"]},
+        "status": {"enum": ["invited", "in_progress", "submitted"]},
+        "url": {"type": ["string", "null"], "description": "The personal link (once) or page"},
+        "token": {
+            "type": "string",
+            "description": "The invitation token: in the create answer only",
+        },
+        "expires_at": {"type": ["string", "null"]},
+        "revoked": {"type": "boolean"},
+    },
+}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -165,9 +276,15 @@ def openapi_document() -> dict[str, Any]:
                 "StudyWrite": STUDY_WRITE,
                 "Dyad": DYAD,
                 "Participant": PARTICIPANT,
+                "Recording": RECORDING,
+                "Moment": MOMENT,
+                "MomentWrite": MOMENT_WRITE,
+                "RecallSession": RECALL_SESSION,
             },
         },
         "paths": {
+            **recording_paths(),
+            **recall_paths(),
             "/studies": {
                 "get": {
                     "summary": "Studies you are a member of",
@@ -282,6 +399,167 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json(_ref("Participant")),
                         **_errors(401, 403, 404, 422),
                     },
+                },
+            },
+        },
+    }
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {key: {"type": "array", "items": _ref(item)}}}
+
+
+def recording_paths() -> dict[str, Any]:
+    return {
+        "/dyads/{dyad_id}/recordings": {
+            "parameters": [_id("dyad_id")],
+            "get": {
+                "summary": "The dyad's session recordings",
+                "responses": {"200": _json(_list("recordings", "Recording")), **_errors(401, 404)},
+            },
+            "post": {
+                "summary": "Upload a whole file (multipart: file, session_label); processing is "
+                "queued. Browsers use the resumable tus endpoint /dyads/{dyad_id}/uploads.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file", "session_label"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "session_label": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("Recording"), "Queued"),
+                    **_errors(401, 403, 404, 422),
+                },
+            },
+        },
+        "/recordings/{recording_id}": {
+            "parameters": [_id("recording_id")],
+            "get": {
+                "summary": "A recording: status, facts, clips and analysis",
+                "responses": {"200": _json(_ref("Recording")), **_errors(401, 404)},
+            },
+            "delete": {
+                "summary": "Delete a recording with every derived file and row",
+                "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404)},
+            },
+        },
+    }
+
+
+def recall_paths() -> dict[str, Any]:
+    moment_id = _id("moment_id")
+    participant_note = (
+        " Participants send their invitation token as the Bearer token and reach only their own "
+        "recall session; researchers may read any and write researcher-led ones."
+    )
+    return {
+        "/recordings/{recording_id}/recall-sessions": {
+            "parameters": [_id("recording_id")],
+            "get": {
+                "summary": "The recording's recall sessions (no tokens)",
+                "responses": {
+                    "200": _json(_list("recall_sessions", "RecallSession")),
+                    **_errors(401, 404),
+                },
+            },
+            "post": {
+                "summary": "Start recall for one participant; a self-guided one gets its link "
+                "and token in this answer only",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["participant_id"],
+                        "properties": {
+                            "participant_id": {"type": "integer"},
+                            "mode": {"enum": ["self", "researcher"]},
+                            "pin": {"type": "string", "pattern": "^[0-9]{4,8}$"},
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": _json(_ref("RecallSession"), "Created"),
+                    **_errors(401, 403, 404, 422),
+                },
+            },
+        },
+        "/recordings/{recording_id}/reveal": {
+            "parameters": [_id("recording_id")],
+            "post": {
+                "summary": "Let each participant see the other's moments (audited; only after "
+                "both have finished unless the study allows earlier)",
+                "responses": {
+                    "200": _json({"type": "object"}),
+                    **_errors(401, 403, 404, 422),
+                },
+            },
+        },
+        "/recall-sessions/{rs_id}/moments": {
+            "parameters": [_id("rs_id")],
+            "get": {
+                "summary": "Your own moments (and the other's, once revealed)." + participant_note,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "moments": {"type": "array", "items": _ref("Moment")},
+                                "revealed": {
+                                    "type": ["array", "null"],
+                                    "items": _ref("Moment"),
+                                },
+                            },
+                        }
+                    ),
+                    **_errors(401, 404),
+                },
+            },
+            "post": {
+                "summary": "Mark a moment. Send an Idempotency-Key header: a retry with the same "
+                "key returns the first moment (200) instead of a duplicate." + participant_note,
+                "parameters": [
+                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
+                ],
+                "requestBody": _body({**MOMENT_WRITE, "required": ["t_ms"]}),
+                "responses": {
+                    "200": _json(_ref("Moment"), "Already saved (a retry)"),
+                    "201": _json(_ref("Moment"), "Created"),
+                    "409": _json(_ref("Error"), "Finished: locked until reopened"),
+                    **_errors(401, 404, 422),
+                },
+            },
+        },
+        "/recall-sessions/{rs_id}/moments/{moment_id}": {
+            "parameters": [_id("rs_id"), moment_id],
+            "patch": {
+                "summary": "Change a moment; a stale version answers 409 with the current one",
+                "requestBody": _body(_ref("MomentWrite")),
+                "responses": {
+                    "200": _json(_ref("Moment")),
+                    "409": _json(
+                        {
+                            "type": "object",
+                            "properties": {"error": {"type": "object"}, "moment": _ref("Moment")},
+                        },
+                        "Changed elsewhere, or locked",
+                    ),
+                    **_errors(401, 404, 422),
+                },
+            },
+            "delete": {
+                "summary": "Delete a moment (kept in the edit history, gone from every view)",
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    "409": _json(_ref("Error"), "Locked"),
+                    **_errors(401, 404),
                 },
             },
         },

@@ -115,5 +115,38 @@
     draw();
   }
 
+  // The recall section: times seek the video; a code's shortcut key toggles that code on the
+  // moment that has focus (the researcher's own layer), saved at once by htmx.
+  document.addEventListener("click", function (ev) {
+    var t = ev.target.closest("[data-seek-ms]");
+    var video = document.getElementById("player");
+    if (t && video) {
+      video.currentTime = Number(t.getAttribute("data-seek-ms")) / 1000;
+      video.scrollIntoView({ behavior: "smooth", block: "center" });
+    }
+  });
+  document.addEventListener("focusin", function (ev) {
+    if (ev.target.matches && ev.target.matches("[data-select-on-focus]")) ev.target.select();
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    var tag = (ev.target.tagName || "").toLowerCase();
+    if (tag === "input" && ev.target.type !== "checkbox") return;
+    if (tag === "textarea" || tag === "select") return;
+    var moment = ev.target.closest && ev.target.closest(".moment");
+    if (!moment) return;
+    var box = moment.querySelector('input[data-shortcut="' + ev.key.toLowerCase() + '"]');
+    if (!box) return;
+    ev.preventDefault();
+    var id = moment.id;
+    box.checked = !box.checked;
+    box.dispatchEvent(new Event("change", { bubbles: true }));
+    document.addEventListener("htmx:afterSwap", function refocus() {
+      document.removeEventListener("htmx:afterSwap", refocus);
+      var again = document.getElementById(id);
+      if (again) again.focus();
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", init);
 })();

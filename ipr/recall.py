@@ -1,0 +1,526 @@
+"""Recall sessions: invitations, participant access, moments, blinding and the reveal.
+
+Blinding is enforced here, not in templates: every function a participant can reach takes the
+participant's own ``RecallSession`` and only ever queries that session's moments, until the
+recording is revealed; then ``revealed_moments`` gives the other lane, read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ipr import audit
+from ipr.auth import _hasher, hash_token
+from ipr.errors import Conflict, NotFound, Unauthorized, ValidationError
+from ipr.models import (
+    Moment,
+    MomentRevision,
+    Participant,
+    RecallSession,
+    Recording,
+    ResearcherAnnotation,
+    Study,
+    User,
+    VoiceNote,
+    utcnow,
+)
+
+MAX_TEXT = 10_000
+MAX_PEAKS = 20
+IDEMPOTENCY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+
+
+class Locked(Conflict):
+    """You have finished this recall; the researcher can reopen it."""
+
+    code = "locked"
+
+
+# --- invitations and access -------------------------------------------------------------------
+
+
+def create_session(
+    db: Session,
+    recording: Recording,
+    participant: Participant,
+    mode: str,
+    user: User,
+    *,
+    days: int,
+    pin: str | None = None,
+    ip: str | None = None,
+) -> tuple[RecallSession, str | None]:
+    """A recall session; self-guided ones get a link token, returned here and never again."""
+    if mode not in ("self", "researcher"):
+        raise ValidationError("Mode must be 'self' or 'researcher'.", field="mode")
+    if participant.dyad_id != recording.dyad_id:
+        raise ValidationError(
+            "This participant is not in the recorded dyad.", field="participant_id"
+        )
+    if recording.status != "ready":
+        raise ValidationError("The recording is not ready yet.", field="recording")
+    existing = db.scalar(
+        select(RecallSession).where(
+            RecallSession.recording_id == recording.id,
+            RecallSession.participant_id == participant.id,
+        )
+    )
+    if existing is not None:
+        raise ValidationError(
+            f"{participant.code} already has a recall session for this recording; "
+            "send a new link from it instead.",
+            field="participant_id",
+        )
+    rs = RecallSession(
+        study_id=recording.study_id,
+        recording_id=recording.id,
+        participant_id=participant.id,
+        mode=mode,
+        status="invited",
+        created_by_id=user.id,
+    )
+    db.add(rs)
+    db.flush()
+    token = issue_link(db, rs, user, days=days, pin=pin, ip=ip) if mode == "self" else None
+    audit.record(
+        db,
+        "recall_session_created",
+        user=user,
+        study_id=rs.study_id,
+        obj=("recall_session", rs.id),
+        ip=ip,
+        details={"participant": participant.code, "mode": mode},
+    )
+    return rs, token
+
+
+def issue_link(
+    db: Session,
+    rs: RecallSession,
+    user: User,
+    *,
+    days: int,
+    pin: str | None = None,
+    ip: str | None = None,
+) -> str:
+    """A fresh link token (256 random bits); any earlier link of this session stops working."""
+    token = secrets.token_urlsafe(32)
+    rs.token_hash = hash_token(token)
+    rs.token_expires_at = utcnow() + dt.timedelta(days=days)
+    rs.revoked_at = None
+    if pin is not None:
+        pin = pin.strip()
+        if pin and not re.fullmatch(r"\d{4,8}", pin):
+            raise ValidationError("A PIN is 4 to 8 digits.", field="pin")
+        rs.pin_hash = _hasher.hash(pin) if pin else None
+    audit.record(
+        db,
+        "invitation_issued",
+        user=user,
+        study_id=rs.study_id,
+        obj=("recall_session", rs.id),
+        ip=ip,
+        details={"expires": rs.token_expires_at.isoformat(timespec="minutes"), "pin": bool(pin)},
+    )
+    return token
+
+
+def revoke_link(db: Session, rs: RecallSession, user: User, *, ip: str | None = None) -> None:
+    rs.revoked_at = utcnow()
+    audit.record(
+        db, "invitation_revoked", user=user, study_id=rs.study_id,
+        obj=("recall_session", rs.id), ip=ip,
+    )  # fmt: skip
+
+
+def session_for_token(db: Session, token: str) -> RecallSession:
+    """The recall session a link opens; expired, revoked and unknown links look the same."""
+    rs = db.scalar(select(RecallSession).where(RecallSession.token_hash == hash_token(token)))
+    if rs is None or not link_valid(rs):
+        raise Unauthorized("This link no longer works. Please ask the researcher for a new one.")
+    return rs
+
+
+def link_valid(rs: RecallSession) -> bool:
+    return (
+        rs.mode == "self"
+        and rs.token_hash is not None
+        and rs.revoked_at is None
+        and rs.token_expires_at is not None
+        and rs.token_expires_at > utcnow()
+    )
+
+
+def check_pin(rs: RecallSession, pin: str) -> bool:
+    if rs.pin_hash is None:
+        return True
+    try:
+        return _hasher.verify(rs.pin_hash, pin.strip())
+    except Exception:  # noqa: BLE001 — any verification failure is a wrong PIN
+        return False
+
+
+def cookie_binding(rs: RecallSession) -> str:
+    """Ties a participant's cookie to the current link: a new link or a revoke ends the cookie."""
+    return (rs.token_hash or "")[:16]
+
+
+def mark_started(db: Session, rs: RecallSession) -> None:
+    if rs.status == "invited":
+        rs.status = "in_progress"
+        rs.started_at = utcnow()
+        audit.record(
+            db, "recall_started", actor=f"participant {rs.participant.code}",
+            study_id=rs.study_id, obj=("recall_session", rs.id),
+        )  # fmt: skip
+
+
+# --- moments ----------------------------------------------------------------------------------
+
+
+def moment_dict(m: Moment, voice_url: str | None = None) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "t_ms": m.t_ms,
+        "end_ms": m.end_ms,
+        "peaks_ms": list(m.peaks_ms or []),
+        "text": m.text,
+        "codes": list(m.codes or []),
+        "ratings": dict(m.ratings or {}),
+        "version": m.version,
+        "responds_to_id": m.responds_to_id,
+        "voice_url": voice_url,
+        "created_at": m.created_at.isoformat(timespec="seconds") + "Z",
+        "updated_at": m.updated_at.isoformat(timespec="seconds") + "Z",
+    }
+
+
+def own_moments(db: Session, rs: RecallSession) -> list[Moment]:
+    return list(
+        db.scalars(
+            select(Moment)
+            .where(Moment.recall_session_id == rs.id, Moment.deleted_at.is_(None))
+            .order_by(Moment.t_ms, Moment.id)
+        )
+    )
+
+
+def own_moment(db: Session, rs: RecallSession, moment_id: int) -> Moment:
+    m = db.scalar(
+        select(Moment).where(
+            Moment.id == moment_id,
+            Moment.recall_session_id == rs.id,
+            Moment.deleted_at.is_(None),
+        )
+    )
+    if m is None:
+        raise NotFound()
+    return m
+
+
+def _int(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValidationError(f"{field} must be a whole number of milliseconds.", field=field)
+    return int(value)
+
+
+def clean_moment(
+    db: Session, rs: RecallSession, data: dict[str, Any], *, partial: bool
+) -> dict[str, Any]:
+    """Validate moment fields against the recording's length and the study's scales and codes."""
+    rec: Recording = rs.recording
+    study: Study = db.get(Study, rs.study_id)
+    duration = rec.duration_ms or 0
+    out: dict[str, Any] = {}
+    allowed = {"t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings", "responds_to_id"}
+    unknown = set(data) - allowed - {"version"}
+    if unknown:
+        raise ValidationError(f"Unknown field: {', '.join(sorted(unknown))}.")
+    if "t_ms" in data or not partial:
+        if "t_ms" not in data:
+            raise ValidationError("t_ms is required.", field="t_ms")
+        out["t_ms"] = _int(data["t_ms"], "t_ms")
+        if not 0 <= out["t_ms"] <= duration:
+            raise ValidationError("The time is outside the recording.", field="t_ms")
+    if "end_ms" in data and data["end_ms"] is not None:
+        out["end_ms"] = _int(data["end_ms"], "end_ms")
+        if not 0 <= out["end_ms"] <= duration:
+            raise ValidationError("The end time is outside the recording.", field="end_ms")
+    elif "end_ms" in data:
+        out["end_ms"] = None
+    if "peaks_ms" in data:
+        peaks = data["peaks_ms"] or []
+        if not isinstance(peaks, list) or len(peaks) > MAX_PEAKS:
+            raise ValidationError(f"peaks_ms is a list of at most {MAX_PEAKS} times.")
+        out["peaks_ms"] = sorted(_int(p, "peaks_ms") for p in peaks)
+    if "text" in data:
+        text = data["text"] if data["text"] is not None else ""
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
+            raise ValidationError(f"The text has at most {MAX_TEXT} characters.", field="text")
+        out["text"] = text
+    if "codes" in data:
+        codes = data["codes"] or []
+        valid = {c.id for c in study.codes}
+        if not isinstance(codes, list) or any(c not in valid for c in codes):
+            raise ValidationError("Unknown code.", field="codes")
+        if codes and not study.participants_can_code and rs.mode == "self":
+            raise ValidationError("This study does not ask participants for codes.", field="codes")
+        out["codes"] = sorted(set(codes))
+    if "ratings" in data:
+        ratings = data["ratings"] or {}
+        if not isinstance(ratings, dict):
+            raise ValidationError("ratings maps a scale key to a value.", field="ratings")
+        scales = {s.key: s for s in study.scales}
+        clean: dict[str, int] = {}
+        for key, value in ratings.items():
+            scale = scales.get(key)
+            if scale is None:
+                raise ValidationError(f"Unknown rating scale {key!r}.", field="ratings")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationError("A rating is a whole number.", field="ratings")
+            if not scale.min_value <= value <= scale.max_value:
+                raise ValidationError(
+                    f"A rating on {key!r} is from {scale.min_value} to {scale.max_value}.",
+                    field="ratings",
+                )
+            clean[key] = value
+        out["ratings"] = clean
+    if "responds_to_id" in data and data["responds_to_id"] is not None:
+        other = {m.id for m in revealed_moments(db, rs)}
+        if data["responds_to_id"] not in other:
+            raise NotFound()
+        out["responds_to_id"] = data["responds_to_id"]
+    return out
+
+
+def _check_span(m: Moment) -> None:
+    if m.end_ms is not None and m.end_ms < m.t_ms:
+        raise ValidationError("The end comes before the start.", field="end_ms")
+    lo, hi = m.t_ms, m.end_ms if m.end_ms is not None else m.t_ms
+    if any(not lo <= p <= hi for p in m.peaks_ms or []):
+        raise ValidationError("Peaks lie between the start and the end.", field="peaks_ms")
+
+
+def _revision(db: Session, m: Moment, action: str, user: User | None) -> None:
+    db.add(
+        MomentRevision(
+            study_id=m.study_id,
+            moment_id=m.id,
+            version=m.version,
+            action=action,
+            data={
+                "t_ms": m.t_ms,
+                "end_ms": m.end_ms,
+                "peaks_ms": list(m.peaks_ms or []),
+                "text": m.text,
+                "codes": list(m.codes or []),
+                "ratings": dict(m.ratings or {}),
+            },
+            changed_by_id=user.id if user else None,
+        )
+    )
+
+
+def _writable(rs: RecallSession) -> None:
+    if rs.status == "submitted":
+        raise Locked()
+
+
+def create_moment(
+    db: Session,
+    rs: RecallSession,
+    data: dict[str, Any],
+    *,
+    idempotency_key: str | None,
+    user: User | None = None,
+) -> tuple[Moment, bool]:
+    """(moment, created). A retried request with the same key returns the first result."""
+    if idempotency_key is not None and not IDEMPOTENCY_RE.match(idempotency_key):
+        raise ValidationError("Idempotency-Key is 8–64 letters, digits or -_.:")
+    if idempotency_key:
+        previous = db.scalar(
+            select(Moment).where(
+                Moment.recall_session_id == rs.id, Moment.idempotency_key == idempotency_key
+            )
+        )
+        if previous is not None:
+            return previous, False
+    _writable(rs)
+    fields = clean_moment(db, rs, data, partial=False)
+    m = Moment(
+        study_id=rs.study_id,
+        recall_session_id=rs.id,
+        idempotency_key=idempotency_key,
+        entered_by_id=user.id if user else None,
+        **{"text": "", "peaks_ms": [], "codes": [], "ratings": {}, **fields},
+    )
+    _check_span(m)
+    db.add(m)
+    try:
+        db.flush()
+    except IntegrityError:  # the same key raced in from a parallel retry
+        db.rollback()
+        previous = db.scalar(
+            select(Moment).where(
+                Moment.recall_session_id == rs.id, Moment.idempotency_key == idempotency_key
+            )
+        )
+        if previous is None:
+            raise
+        return previous, False
+    _revision(db, m, "create", user)
+    mark_started(db, rs)
+    db.commit()
+    return m, True
+
+
+def update_moment(
+    db: Session,
+    rs: RecallSession,
+    m: Moment,
+    data: dict[str, Any],
+    *,
+    user: User | None = None,
+) -> Moment:
+    """Change a moment; a stale ``version`` (another tab saved first) is a Conflict."""
+    _writable(rs)
+    version = data.get("version")
+    if version is None:
+        raise ValidationError("Send the version you are changing.", field="version")
+    if version != m.version:
+        raise Conflict("This moment was changed elsewhere (another tab or device).")
+    fields = clean_moment(db, rs, data, partial=True)
+    for key, value in fields.items():
+        setattr(m, key, value)
+    _check_span(m)
+    m.version += 1
+    m.updated_at = utcnow()
+    _revision(db, m, "update", user)
+    db.commit()
+    return m
+
+
+def delete_moment(
+    db: Session, rs: RecallSession, m: Moment, storage: Any, *, user: User | None = None
+) -> None:
+    """Soft delete: the moment leaves every view and export but stays in the history;
+    its voice note (a recording of a person's voice) is removed for good."""
+    _writable(rs)
+    m.deleted_at = utcnow()
+    m.version += 1
+    _revision(db, m, "delete", user)
+    for note in db.scalars(select(VoiceNote).where(VoiceNote.moment_id == m.id)):
+        storage.voice_path(rs.recording.storage_key, note.storage_name).unlink(missing_ok=True)
+        db.delete(note)
+    db.commit()
+
+
+def save_position(db: Session, rs: RecallSession, t_ms: Any) -> None:
+    t = _int(t_ms, "t_ms")
+    rs.last_position_ms = max(0, min(t, rs.recording.duration_ms or 0))
+    mark_started(db, rs)
+    db.commit()
+
+
+def finish(db: Session, rs: RecallSession, *, actor: str) -> None:
+    if rs.status != "submitted":
+        rs.status = "submitted"
+        rs.submitted_at = utcnow()
+        audit.record(
+            db, "recall_submitted", actor=actor, study_id=rs.study_id,
+            obj=("recall_session", rs.id),
+        )  # fmt: skip
+        db.commit()
+
+
+def reopen(db: Session, rs: RecallSession, user: User, *, ip: str | None = None) -> None:
+    rs.status = "in_progress"
+    rs.submitted_at = None
+    audit.record(
+        db, "recall_reopened", user=user, study_id=rs.study_id,
+        obj=("recall_session", rs.id), ip=ip,
+    )  # fmt: skip
+    db.commit()
+
+
+# --- blinding and the reveal ------------------------------------------------------------------
+
+
+def other_session(db: Session, rs: RecallSession) -> RecallSession | None:
+    return db.scalar(
+        select(RecallSession).where(
+            RecallSession.recording_id == rs.recording_id,
+            RecallSession.id != rs.id,
+        )
+    )
+
+
+def revealed_moments(db: Session, rs: RecallSession) -> list[Moment]:
+    """The other participant's moments, but only once the researcher has revealed them."""
+    if rs.recording.revealed_at is None:
+        return []
+    other = other_session(db, rs)
+    return own_moments(db, other) if other is not None else []
+
+
+def reveal(db: Session, rec: Recording, user: User, *, ip: str | None = None) -> None:
+    sessions = db.scalars(select(RecallSession).where(RecallSession.recording_id == rec.id)).all()
+    study = db.get(Study, rec.study_id)
+    both_done = len(sessions) >= 2 and all(s.status == "submitted" for s in sessions)
+    if not both_done and not study.allow_early_reveal:
+        raise ValidationError(
+            "Both participants must finish first (the study does not allow an earlier reveal)."
+        )
+    rec.revealed_at = utcnow()
+    audit.record(
+        db, "lanes_revealed", user=user, study_id=rec.study_id, obj=("recording", rec.id),
+        ip=ip, details={"both_submitted": both_done},
+    )  # fmt: skip
+    db.commit()
+
+
+def hide(db: Session, rec: Recording, user: User, *, ip: str | None = None) -> None:
+    rec.revealed_at = None
+    audit.record(
+        db, "lanes_hidden", user=user, study_id=rec.study_id, obj=("recording", rec.id), ip=ip
+    )
+    db.commit()
+
+
+# --- the researcher's layer -------------------------------------------------------------------
+
+
+def annotate(
+    db: Session, m: Moment, user: User, *, codes: list[int] | None, note: str | None
+) -> ResearcherAnnotation:
+    """The researcher's own codes and note on a moment, kept apart from the participant's."""
+    study = db.get(Study, m.study_id)
+    row = db.scalar(
+        select(ResearcherAnnotation).where(
+            ResearcherAnnotation.moment_id == m.id, ResearcherAnnotation.user_id == user.id
+        )
+    )
+    if row is None:
+        row = ResearcherAnnotation(study_id=m.study_id, moment_id=m.id, user_id=user.id)
+        db.add(row)
+    if codes is not None:
+        valid = {c.id for c in study.codes}
+        if any(c not in valid for c in codes):
+            raise ValidationError("Unknown code.", field="codes")
+        row.codes = sorted(set(codes))
+    if note is not None:
+        if len(note) > MAX_TEXT:
+            raise ValidationError(f"A note has at most {MAX_TEXT} characters.", field="note")
+        row.note = note
+    row.updated_at = utcnow()
+    db.commit()
+    return row

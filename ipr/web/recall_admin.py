@@ -1,0 +1,170 @@
+"""The researcher's side of recall: invitations, reopening, the reveal, and coding moments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request, url_for
+from sqlalchemy import select
+
+from ipr import recall, studies
+from ipr.access import get_or_404, role_in
+from ipr.errors import ValidationError
+from ipr.models import Moment, Participant, RecallSession, Recording, ResearcherAnnotation
+from ipr.web.context import client_ip, db, login_required, render, user
+
+bp = Blueprint("recall_admin", __name__)
+
+
+def invitation_url(token: str) -> str:
+    return url_for("recall.enter", token=token, _external=True)
+
+
+def lanes(rec: Recording) -> list[dict[str, Any]]:
+    """Both participants with their recall session and moments: the researcher sees all."""
+    out = []
+    sessions = {
+        rs.participant_id: rs
+        for rs in db().scalars(select(RecallSession).where(RecallSession.recording_id == rec.id))
+    }
+    notes = {
+        a.moment_id: a
+        for a in db().scalars(
+            select(ResearcherAnnotation).where(
+                ResearcherAnnotation.study_id == rec.study_id,
+                ResearcherAnnotation.user_id == user().id,
+            )
+        )
+    }
+    for role in ("therapist", "client"):
+        p = rec.dyad.participant(role)
+        if p is None:
+            continue
+        rs = sessions.get(p.id)
+        moments = recall.own_moments(db(), rs) if rs else []
+        out.append(
+            {
+                "participant": p,
+                "rs": rs,
+                "moments": moments,
+                "notes": notes,
+                "link_valid": bool(rs and recall.link_valid(rs)),
+            }
+        )
+    return out
+
+
+def _section(rec: Recording, status: int = 200, **extra: Any) -> Any:
+    role = role_in(db(), user(), rec.study_id)
+    study = rec.dyad.study
+    sessions = [lane["rs"] for lane in lanes(rec) if lane["rs"]]
+    ctx = {
+        "rec": rec,
+        "study": study,
+        "dyad": rec.dyad,
+        "lanes": lanes(rec),
+        "can_edit": studies.can(role, "editor"),
+        "codes": {c.id: c for c in study.codes},
+        "can_reveal": len(sessions) >= 2
+        and all(s.status == "submitted" for s in sessions)
+        or study.allow_early_reveal,
+        **extra,
+    }
+    return render("recordings/recording.html", "recordings/_recall.html", status=status, **ctx)
+
+
+def _try(rec: Recording, action: Any) -> Any:
+    try:
+        extra = action() or {}
+    except ValidationError as exc:
+        db().rollback()
+        return _section(rec, 422, error=exc.message)
+    db().commit()
+    return _section(rec, **extra)
+
+
+@bp.get("/recordings/<int:recording_id>/recall")
+@login_required
+def section(recording_id: int) -> Any:
+    return _section(get_or_404(db(), Recording, recording_id, user()))
+
+
+@bp.post("/recordings/<int:recording_id>/recall-sessions")
+@login_required
+def create(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, user(), "editor")
+
+    def action() -> dict[str, Any]:
+        pid = request.form.get("participant_id", type=int)
+        participant = get_or_404(db(), Participant, pid, user())
+        rs, token = recall.create_session(
+            db(),
+            rec,
+            participant,
+            request.form.get("mode", "self"),
+            user(),
+            days=current_app.config["INVITATION_DAYS"],
+            pin=request.form.get("pin") or None,
+            ip=client_ip(),
+        )
+        return {"new_link": (rs.id, invitation_url(token))} if token else {}
+
+    return _try(rec, action)
+
+
+@bp.post("/recall-sessions/<int:rs_id>/link")
+@login_required
+def reissue(rs_id: int) -> Any:
+    rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
+
+    def action() -> dict[str, Any]:
+        if rs.mode != "self":
+            raise ValidationError("A researcher-led session has no link.")
+        token = recall.issue_link(
+            db(),
+            rs,
+            user(),
+            days=current_app.config["INVITATION_DAYS"],
+            pin=request.form.get("pin", ""),
+            ip=client_ip(),
+        )
+        return {"new_link": (rs.id, invitation_url(token))}
+
+    return _try(rs.recording, action)
+
+
+@bp.post("/recall-sessions/<int:rs_id>/revoke")
+@login_required
+def revoke(rs_id: int) -> Any:
+    rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
+    return _try(rs.recording, lambda: recall.revoke_link(db(), rs, user(), ip=client_ip()))
+
+
+@bp.post("/recall-sessions/<int:rs_id>/reopen")
+@login_required
+def reopen(rs_id: int) -> Any:
+    rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
+    return _try(rs.recording, lambda: recall.reopen(db(), rs, user(), ip=client_ip()))
+
+
+@bp.post("/recordings/<int:recording_id>/reveal")
+@login_required
+def reveal(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, user(), "editor")
+    if request.form.get("hide"):
+        return _try(rec, lambda: recall.hide(db(), rec, user(), ip=client_ip()))
+    return _try(rec, lambda: recall.reveal(db(), rec, user(), ip=client_ip()))
+
+
+@bp.post("/moments/<int:moment_id>/annotation")
+@login_required
+def annotate(moment_id: int) -> Any:
+    m = get_or_404(db(), Moment, moment_id, user(), "editor")
+    rec = m.recall_session.recording
+
+    def action() -> None:
+        codes = [int(c) for c in request.form.getlist("codes") if c.isdigit()]
+        note = request.form.get("note")
+        recall.annotate(db(), m, user(), codes=codes, note=note)
+
+    return _try(rec, action)
