@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from ipr import auth, studies
+from ipr import auth
 from ipr import db as dbmod
 from ipr.errors import IPRError
 from ipr.models import Study, User
@@ -127,73 +127,97 @@ def import_(file: Path, study_name: str, dyad_code: str, session_label: str, wai
         click.echo(json.dumps(out))
 
 
+@ipr_cli.command("export")
+@click.argument("recording_id", type=int)
+@click.option("--format", "fmt", required=True, help="csv, xlsx, json, eaf, textgrid, vtt, srt, "
+              "svg, png, bundle or zip (moment clips).")  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-text", is_flag=True, help="Leave out every free-text field.")
+@click.option("--pre-roll-ms", default=5000, show_default=True, help="Moment clips only.")
+@click.option("--post-roll-ms", default=5000, show_default=True, help="Moment clips only.")
+@click.option("--keyframe-slack-ms", default=0, show_default=True,
+              help="Moment clips: may start this much earlier, at a keyframe.")  # fmt: skip
+def export(
+    recording_id: int, fmt: str, output: Path, no_text: bool, pre_roll_ms: int,
+    post_roll_ms: int, keyframe_slack_ms: int,
+) -> None:  # fmt: skip
+    """Export one recording to OUTPUT as the operator (audited as 'cli')."""
+    import shutil
+
+    from ipr import dataset
+    from ipr.models import Recording
+    from ipr.storage import Storage
+
+    with _db() as s:
+        rec = s.get(Recording, recording_id)
+        if rec is None:
+            raise click.ClickException(f"No recording with id {recording_id}.")
+        try:
+            result = dataset.export(
+                s, Storage(current_app.config["RECORDINGS_DIR"]), rec, fmt,
+                include_text=not no_text, pre_roll_ms=pre_roll_ms, post_roll_ms=post_roll_ms,
+                keyframe_slack_ms=keyframe_slack_ms, actor="cli", tmp_dir=output.parent,
+            )  # fmt: skip
+        except IPRError as exc:
+            raise click.ClickException(exc.message) from None
+        if result.path is not None:
+            shutil.move(result.path, output)
+        else:
+            output.write_bytes(result.content or b"")
+        s.commit()
+        click.echo(f"Wrote {output} ({output.stat().st_size} bytes, {result.media_type}).")
+
+
 DEMO_EMAIL = "demo@example.org"
 DEMO_PASSWORD = "demo-password-ipr"
 
 
 @ipr_cli.command("demo")
-def demo() -> None:
-    """Seed a demo study (two dyads, a codebook, scales) and print the researcher login."""
-    dbmod.upgrade(current_app.config["DATABASE_URL"])
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:5000",
+    show_default=True,
+    help="Where the app is served, for the printed links.",
+)
+@click.option(
+    "--length",
+    "seconds",
+    default=180,
+    show_default=True,
+    help="Length of the generated demo recording in seconds.",
+)
+def demo(base_url: str, seconds: int) -> None:
+    """Seed the demo study (dyads, codebook, scales, a processed recording with moments) and
+    print the researcher login and the participants' links."""
+    from ipr import demo as demo_data
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    dbmod.upgrade(app.config["DATABASE_URL"])
     with _db() as s:
         user = s.scalar(select(User).where(User.email == DEMO_EMAIL))
         if user is None:
             user = auth.create_user(s, DEMO_EMAIL, DEMO_PASSWORD, "researcher")
-        study = s.scalar(select(Study).where(Study.name == "Demo: brief structured recall"))
-        if study is None:
-            study = seed_demo_study(s, user)
-        s.commit()
+            s.commit()
+        made = demo_data.ensure_demo(
+            s,
+            user,
+            dict(app.config),
+            app.extensions["ipr_db"],
+            app.extensions["ipr_huey"],
+            seconds=seconds,
+        )
+        rec = made["recording"]
         click.echo("Demo study ready.")
         click.echo(f"  Researcher login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
-        click.echo(f"  Study: {study.name} (id {study.id})")
-
-
-DEMO_CODES = (
-    ("Feeling understood", "#2ca02c", "u"),
-    ("Insight", "#1f77b4", "i"),
-    ("Rupture", "#d62728", "r"),
-    ("Repair", "#9467bd", "p"),
-    ("Painful feelings", "#ff7f0e", "f"),
-)
-
-DEMO_INSTRUCTIONS = (
-    "You will watch the recording of your session. Take your time.\n\n"
-    "Whenever you notice a moment that mattered to you — something helpful, something "
-    "difficult, anything that stood out — press Mark moment (or the M key). The video pauses "
-    "and you can say what was happening for you right then, and how helpful or hindering it "
-    "felt.\n\nYou can take a break or stop at any time; everything you enter is saved at once."
-)
-
-
-def seed_demo_study(s, user: User) -> Study:
-    study = studies.create_study(s, user, "Demo: brief structured recall")
-    studies.update_study(
-        s,
-        study,
-        user,
-        {
-            "description": "Sessions 3 and 5 of two therapist–client dyads (demo data).",
-            "instructions": DEMO_INSTRUCTIONS,
-            "participants_can_code": True,
-        },
-    )
-    for name, colour, key in DEMO_CODES:
-        studies.add_code(s, study, user, {"name": name, "colour": colour, "shortcut": key})
-    studies.add_scale(
-        s,
-        study,
-        user,
-        {
-            "key": "intensity",
-            "name": "How strongly did you feel this?",
-            "min_value": 1,
-            "max_value": 5,
-            "labels": {"1": "Barely", "5": "Very strongly"},
-        },
-    )
-    studies.create_dyad(s, study, user, "01")
-    studies.create_dyad(s, study, user, "02")
-    return study
+        click.echo(f"  Study: {made['study'].name} (id {made['study'].id})")
+        click.echo(f"  Recording: {base_url}/recordings/{rec.id} ({rec.status})")
+        for code, path in made["links"].items():
+            click.echo(f"  Participant link for {code}: {base_url}{path}")
+        if not made["links"]:
+            click.echo(
+                "  (Participant links were printed when the demo was first made; "
+                "make new ones on the recording page.)"
+            )
 
 
 def init_app(app: Flask) -> None:
