@@ -19,6 +19,7 @@ from ipr.models import (
     Code,
     Dyad,
     Membership,
+    Moment,
     Participant,
     RatingScale,
     Study,
@@ -508,3 +509,51 @@ def can(role: str | None, min_role: str) -> bool:
 
 
 __all__ = ["PARTICIPANT_ROLES", "LANGUAGES"]
+
+
+# --- deletion ---------------------------------------------------------------------------------
+
+
+def erase_participant_data(
+    db: Session, storage: Any, participant: Participant, user: User, *, ip: str | None = None
+) -> int:
+    """Remove every recall session, moment, edit and voice note of one participant.
+
+    Returns the number of recall sessions removed. Their codes stay (the dyad stays).
+    """
+    from ipr.models import RecallSession, VoiceNote
+
+    sessions = db.scalars(
+        select(RecallSession).where(RecallSession.participant_id == participant.id)
+    ).all()
+    for rs in sessions:
+        notes = db.scalars(
+            select(VoiceNote)
+            .join(Moment, VoiceNote.moment_id == Moment.id)
+            .where(Moment.recall_session_id == rs.id)
+        ).all()
+        for note in notes:
+            storage.voice_path(rs.recording.storage_key, note.storage_name).unlink(missing_ok=True)
+        db.delete(rs)
+    audit.record(
+        db, "participant_data_erased", user=user, study_id=participant.study_id,
+        obj=("participant", participant.id), ip=ip,
+        details={"code": participant.code, "recall_sessions": len(sessions)},
+    )  # fmt: skip
+    db.commit()
+    return len(sessions)
+
+
+def delete_dyad(
+    db: Session, storage: Any, dyad: Dyad, user: User, *, ip: str | None = None
+) -> None:
+    """Remove a dyad with its participants, recordings, moments and every file made from them."""
+    keys = [r.storage_key for r in dyad.recordings]
+    audit.record(
+        db, "dyad_deleted", user=user, study_id=dyad.study_id, obj=("dyad", dyad.id), ip=ip,
+        details={"code": dyad.code, "recordings": len(keys)},
+    )  # fmt: skip
+    db.delete(dyad)
+    db.commit()
+    for key in keys:
+        storage.remove_recording(key)

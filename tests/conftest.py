@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from ipr import auth
+from ipr import auth, studies
 from ipr.db import upgrade
+from ipr.models import Recording
+from ipr.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -242,3 +244,77 @@ def make_video(
     args += ["-movflags", "+faststart", str(path)]
     subprocess.run(args, check=True, timeout=120)
     return path
+
+
+# --- recall fixtures: a ready recording of dyad 01 and helpers for participant browsers -----
+
+
+@pytest.fixture(scope="session")
+def sample_mp4(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("media") / "playable.mp4", 6.0)
+
+
+@pytest.fixture
+def recall_env(app, db, owner, owner_web, study, sample_mp4):
+    """A ready recording of dyad 01 (T01/C01), and the owner's API token."""
+    dyad = studies.create_dyad(db, study, owner, "01")
+    studies.add_code(db, study, owner, {"name": "Insight", "colour": "#123456", "shortcut": "i"})
+    key = Storage.new_key()
+    rec = Recording(
+        study_id=study.id,
+        dyad_id=dyad.id,
+        session_label="Session 3",
+        storage_key=key,
+        status="ready",
+        duration_ms=6000,
+        width=320,
+        height=180,
+        fps_num=25,
+        fps_den=1,
+        has_audio=True,
+    )
+    db.add(rec)
+    db.commit()
+    derived = Storage(app.config["RECORDINGS_DIR"]).derived_dir(key)
+    derived.mkdir(parents=True)
+    shutil.copy(sample_mp4, derived / "playable.mp4")
+    token = api_token(db, owner)
+    client = app.test_client()
+
+    def api(method, url, json=None, bearer=token, headers=None):
+        h = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        h.update(headers or {})
+        return client.open(url, method=method, json=json, headers=h)
+
+    def invite(role: str, mode: str = "self", pin: str | None = None):
+        p = dyad.participant(role)
+        body = {"participant_id": p.id, "mode": mode}
+        if pin:
+            body["pin"] = pin
+        resp = api("POST", f"/api/v1/recordings/{rec.id}/recall-sessions", body)
+        assert resp.status_code == 201, resp.json
+        return resp.json
+
+    return {"rec": rec, "dyad": dyad, "api": api, "invite": invite, "study": study}
+
+
+def participant(app, link: str) -> Web:
+    """A browser that opened its personal link."""
+    web = Web(app)
+    path = re.sub(r"^https?://[^/]+", "", link)
+    resp = web.get(path)
+    assert resp.status_code == 303
+    web.landing = resp.headers["Location"]
+    return web
+
+
+def jpost(web: Web, url: str, body: dict, **headers):
+    if web.csrf is None:
+        web.get("/login")
+    return web.client.post(url, json=body, headers={"X-CSRFToken": web.csrf or "", **headers})
+
+
+def jsend(web: Web, method: str, url: str, body: dict | None = None):
+    if web.csrf is None:
+        web.get("/login")
+    return web.client.open(url, method=method, json=body, headers={"X-CSRFToken": web.csrf or ""})

@@ -4,113 +4,41 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 
 import pytest
 from sqlalchemy import select
 
-from ipr import studies
 from ipr.auth import hash_token
 from ipr.models import (
     AuditEvent,
     Moment,
     MomentRevision,
     RecallSession,
-    Recording,
     VoiceNote,
 )
 from ipr.storage import Storage
-from tests.conftest import Web, api_token, make_video
+from tests.conftest import Web, jpost, jsend, participant
 
 
-@pytest.fixture(scope="session")
-def sample_mp4(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("media") / "playable.mp4", 6.0)
-
-
-@pytest.fixture
-def setup(app, db, owner, owner_web, study, sample_mp4):
-    """A ready recording of dyad 01 (T01/C01), and the owner's API token."""
-    dyad = studies.create_dyad(db, study, owner, "01")
-    studies.add_code(db, study, owner, {"name": "Insight", "colour": "#123456", "shortcut": "i"})
-    key = Storage.new_key()
-    rec = Recording(
-        study_id=study.id,
-        dyad_id=dyad.id,
-        session_label="Session 3",
-        storage_key=key,
-        status="ready",
-        duration_ms=6000,
-        width=320,
-        height=180,
-        fps_num=25,
-        fps_den=1,
-        has_audio=True,
-    )
-    db.add(rec)
-    db.commit()
-    derived = Storage(app.config["RECORDINGS_DIR"]).derived_dir(key)
-    derived.mkdir(parents=True)
-    shutil.copy(sample_mp4, derived / "playable.mp4")
-    token = api_token(db, owner)
-    client = app.test_client()
-
-    def api(method, url, json=None, bearer=token, headers=None):
-        h = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-        h.update(headers or {})
-        return client.open(url, method=method, json=json, headers=h)
-
-    def invite(role: str, mode: str = "self", pin: str | None = None):
-        p = dyad.participant(role)
-        body = {"participant_id": p.id, "mode": mode}
-        if pin:
-            body["pin"] = pin
-        resp = api("POST", f"/api/v1/recordings/{rec.id}/recall-sessions", body)
-        assert resp.status_code == 201, resp.json
-        return resp.json
-
-    return {"rec": rec, "dyad": dyad, "api": api, "invite": invite, "study": study}
-
-
-def participant(app, link: str) -> Web:
-    """A browser that opened its personal link."""
-    web = Web(app)
-    path = re.sub(r"^https?://[^/]+", "", link)
-    resp = web.get(path)
-    assert resp.status_code == 303
-    web.landing = resp.headers["Location"]
-    return web
-
-
-def jpost(web: Web, url: str, body: dict, **headers):
-    if web.csrf is None:
-        web.get("/login")
-    return web.client.post(url, json=body, headers={"X-CSRFToken": web.csrf or "", **headers})
-
-
-def jsend(web: Web, method: str, url: str, body: dict | None = None):
-    if web.csrf is None:
-        web.get("/login")
-    return web.client.open(url, method=method, json=body, headers={"X-CSRFToken": web.csrf or ""})
-
-
-def test_invitation_token_is_long_random_hashed_and_shown_once(setup, db) -> None:
-    created = setup["invite"]("therapist")
+def test_invitation_token_is_long_random_hashed_and_shown_once(recall_env, db) -> None:
+    created = recall_env["invite"]("therapist")
     token = created["token"]
     assert len(token) >= 43  # 32 random bytes, URL-safe base64: 256 bits
     assert created["url"].endswith(f"/r/{token}")
     rs = db.get(RecallSession, created["id"])
     assert rs.token_hash == hash_token(token) and token not in rs.token_hash
     assert (rs.token_expires_at - rs.created_at).days == 14
-    listed = setup["api"]("GET", f"/api/v1/recordings/{setup['rec'].id}/recall-sessions").json
+    listed = recall_env["api"](
+        "GET", f"/api/v1/recordings/{recall_env['rec'].id}/recall-sessions"
+    ).json
     assert "token" not in listed["recall_sessions"][0]
     assert listed["recall_sessions"][0]["url"] is None
     events = db.scalars(select(AuditEvent.action).where(AuditEvent.study_id == rs.study_id))
     assert {"recall_session_created", "invitation_issued"} <= set(events)
 
 
-def test_link_is_exchanged_for_a_cookie_and_leaves_the_address_bar(app, setup) -> None:
-    created = setup["invite"]("therapist")
+def test_link_is_exchanged_for_a_cookie_and_leaves_the_address_bar(app, recall_env) -> None:
+    created = recall_env["invite"]("therapist")
     web = participant(app, created["url"])
     assert web.landing == f"/recall/{created['id']}"
     assert created["token"] not in web.landing
@@ -118,8 +46,8 @@ def test_link_is_exchanged_for_a_cookie_and_leaves_the_address_bar(app, setup) -
     assert resp.status_code == 200 and resp.json == {"moments": [], "revealed": None}
 
 
-def test_moments_create_retry_edit_delete_with_history(app, db, setup) -> None:
-    created = setup["invite"]("client")
+def test_moments_create_retry_edit_delete_with_history(app, db, recall_env) -> None:
+    created = recall_env["invite"]("client")
     web = participant(app, created["url"])
     url = f"/recall/{created['id']}/moments"
     body = {"t_ms": 1234, "text": "I felt heard", "ratings": {"hat": 8}}
@@ -167,19 +95,19 @@ def test_moments_create_retry_edit_delete_with_history(app, db, setup) -> None:
         ({"t_ms": 100, "codes": [1]}, "This study does not ask participants for codes."),
     ],
 )
-def test_invalid_moments_are_refused_with_a_reason(app, db, setup, body, message) -> None:
-    created = setup["invite"]("client")
+def test_invalid_moments_are_refused_with_a_reason(app, db, recall_env, body, message) -> None:
+    created = recall_env["invite"]("client")
     web = participant(app, created["url"])
-    code_id = setup["study"].codes[0].id
+    code_id = recall_env["study"].codes[0].id
     body = {k: ([code_id] if k == "codes" else v) for k, v in body.items()}
     resp = jpost(web, f"/recall/{created['id']}/moments", body)
     assert resp.status_code == 422 and resp.json["error"]["message"] == message
     assert db.scalars(select(Moment)).all() == []
 
 
-def test_blinding_until_reveal(app, db, setup, owner_web) -> None:
-    t = setup["invite"]("therapist")
-    c = setup["invite"]("client")
+def test_blinding_until_reveal(app, db, recall_env, owner_web) -> None:
+    t = recall_env["invite"]("therapist")
+    c = recall_env["invite"]("client")
     tw, cw = participant(app, t["url"]), participant(app, c["url"])
     tm = jpost(tw, f"/recall/{t['id']}/moments", {"t_ms": 1000, "text": "THERAPIST-SECRET"}).json
     cm = jpost(cw, f"/recall/{c['id']}/moments", {"t_ms": 1500, "text": "CLIENT-SECRET"}).json
@@ -187,7 +115,7 @@ def test_blinding_until_reveal(app, db, setup, owner_web) -> None:
     # each sees only their own, in JSON and through the participant API
     t_view = tw.client.get(f"/recall/{t['id']}/moments").get_data(as_text=True)
     assert "THERAPIST-SECRET" in t_view and "CLIENT" not in t_view
-    via_api = setup["api"](
+    via_api = recall_env["api"](
         "GET", f"/api/v1/recall-sessions/{t['id']}/moments", bearer=t["token"]
     ).json
     assert [m["text"] for m in via_api["moments"]] == ["THERAPIST-SECRET"]
@@ -201,21 +129,26 @@ def test_blinding_until_reveal(app, db, setup, owner_web) -> None:
     )
     assert tw.client.get(f"/recall/{c['id']}/moments").status_code == 404
     assert jsend(tw, "DELETE", f"/recall/{c['id']}/moments/{cm['id']}").status_code == 404
-    resp = setup["api"]("GET", f"/api/v1/recall-sessions/{c['id']}/moments", bearer=t["token"])
+    resp = recall_env["api"]("GET", f"/api/v1/recall-sessions/{c['id']}/moments", bearer=t["token"])
     assert resp.status_code == 404
     # a response to a moment they cannot see is refused like a missing one
     resp = jpost(tw, f"/recall/{t['id']}/moments", {"t_ms": 10, "responds_to_id": cm["id"]})
     assert resp.status_code == 404
     # the researcher sees both lanes
-    page = owner_web.get(f"/recordings/{setup['rec'].id}/recall", htmx=True).get_data(as_text=True)
+    page = owner_web.get(f"/recordings/{recall_env['rec'].id}/recall", htmx=True).get_data(
+        as_text=True
+    )
     assert "THERAPIST-SECRET" in page and "CLIENT-SECRET" in page and "CLIENT-TWO" in page
     # a reveal before both have finished is refused (the study does not allow it) ...
-    resp = setup["api"]("POST", f"/api/v1/recordings/{setup['rec'].id}/reveal")
+    resp = recall_env["api"]("POST", f"/api/v1/recordings/{recall_env['rec'].id}/reveal")
     assert resp.status_code == 422
     for who, rs_id in ((tw, t["id"]), (cw, c["id"])):
         assert jpost(who, f"/recall/{rs_id}/finish", {}).json == {"status": "submitted"}
     # ... and allowed after, audited
-    assert setup["api"]("POST", f"/api/v1/recordings/{setup['rec'].id}/reveal").status_code == 200
+    assert (
+        recall_env["api"]("POST", f"/api/v1/recordings/{recall_env['rec'].id}/reveal").status_code
+        == 200
+    )
     assert db.scalar(select(AuditEvent).where(AuditEvent.action == "lanes_revealed"))
     t_view = tw.client.get(f"/recall/{t['id']}/moments").json
     assert [m["text"] for m in t_view["revealed"]] == ["CLIENT-SECRET", "CLIENT-TWO"]
@@ -224,8 +157,8 @@ def test_blinding_until_reveal(app, db, setup, owner_web) -> None:
     del tm
 
 
-def test_finish_locks_and_the_researcher_can_reopen(app, db, setup, owner_web) -> None:
-    created = setup["invite"]("client")
+def test_finish_locks_and_the_researcher_can_reopen(app, db, recall_env, owner_web) -> None:
+    created = recall_env["invite"]("client")
     web = participant(app, created["url"])
     url = f"/recall/{created['id']}/moments"
     mid = jpost(web, url, {"t_ms": 10}).json["id"]
@@ -237,8 +170,8 @@ def test_finish_locks_and_the_researcher_can_reopen(app, db, setup, owner_web) -
     assert jpost(web, url, {"t_ms": 20}).status_code == 201
 
 
-def test_revoked_expired_and_wrong_tokens_are_refused(app, db, setup, owner_web) -> None:
-    created = setup["invite"]("therapist")
+def test_revoked_expired_and_wrong_tokens_are_refused(app, db, recall_env, owner_web) -> None:
+    created = recall_env["invite"]("therapist")
     web = participant(app, created["url"])
     rs_id = created["id"]
     assert (
@@ -252,7 +185,7 @@ def test_revoked_expired_and_wrong_tokens_are_refused(app, db, setup, owner_web)
     assert web.client.get(f"/recall/{rs_id}/moments").status_code == 401
     assert web.client.get(f"/recall/{rs_id}/media/playable.mp4").status_code == 404
     assert Web(app).get(re.sub(r"^https?://[^/]+", "", created["url"])).status_code == 401
-    api = setup["api"]
+    api = recall_env["api"]
     assert (
         api("GET", f"/api/v1/recall-sessions/{rs_id}/moments", bearer=created["token"]).status_code
         == 401
@@ -271,8 +204,8 @@ def test_revoked_expired_and_wrong_tokens_are_refused(app, db, setup, owner_web)
     assert api("GET", "/api/v1/recall-sessions/1/moments", bearer="nonsense").status_code == 401
 
 
-def test_pin_is_asked_before_anything_opens(app, setup) -> None:
-    created = setup["invite"]("client", pin="4711")
+def test_pin_is_asked_before_anything_opens(app, recall_env) -> None:
+    created = recall_env["invite"]("client", pin="4711")
     web = Web(app)
     path = re.sub(r"^https?://[^/]+", "", created["url"])
     resp = web.get(path)
@@ -286,9 +219,9 @@ def test_pin_is_asked_before_anything_opens(app, setup) -> None:
 
 
 def test_voice_note_is_served_to_its_owner_and_deleted_with_the_moment(
-    app, db, setup, tmp_path
+    app, db, recall_env, tmp_path
 ) -> None:
-    created = setup["invite"]("client")
+    created = recall_env["invite"]("client")
     web = participant(app, created["url"])
     base = f"/recall/{created['id']}/moments"
     mid = jpost(web, base, {"t_ms": 100}).json["id"]
@@ -305,20 +238,20 @@ def test_voice_note_is_served_to_its_owner_and_deleted_with_the_moment(
     assert got.status_code == 200 and got.data == audio and got.mimetype == "audio/webm"
     note = db.scalar(select(VoiceNote))
     path = Storage(app.config["RECORDINGS_DIR"]).voice_path(
-        setup["rec"].storage_key, note.storage_name
+        recall_env["rec"].storage_key, note.storage_name
     )
     assert path.read_bytes() == audio
-    other = participant(app, setup["invite"]("therapist")["url"])
+    other = participant(app, recall_env["invite"]("therapist")["url"])
     assert other.client.get(f"{base}/{mid}/voice").status_code == 404
     assert jsend(web, "DELETE", f"{base}/{mid}").status_code == 204
     assert not path.exists() and db.scalars(select(VoiceNote)).all() == []
 
 
-def test_researcher_led_session_records_who_entered(app, db, setup, owner_web, owner) -> None:
-    created = setup["invite"]("client", mode="researcher")
+def test_researcher_led_session_records_who_entered(app, db, recall_env, owner_web, owner) -> None:
+    created = recall_env["invite"]("client", mode="researcher")
     assert "token" not in created
     rs_id = created["id"]
-    owner_web.get(f"/recordings/{setup['rec'].id}")
+    owner_web.get(f"/recordings/{recall_env['rec'].id}")
     resp = owner_web.client.post(
         f"/recall/{rs_id}/moments",
         json={"t_ms": 900, "text": "said"},
@@ -327,14 +260,14 @@ def test_researcher_led_session_records_who_entered(app, db, setup, owner_web, o
     assert resp.status_code == 201
     assert db.get(Moment, resp.json["id"]).entered_by_id == owner.id
     # a researcher cannot open a self-guided participant's page
-    self_rs = setup["invite"]("therapist")
+    self_rs = recall_env["invite"]("therapist")
     assert owner_web.client.get(f"/recall/{self_rs['id']}/moments").status_code == 404
 
 
-def test_participant_token_opens_no_other_object(app, db, setup, make_user) -> None:
+def test_participant_token_opens_no_other_object(app, db, recall_env, make_user) -> None:
     """Every route a participant can reach, tried with another session's grant and token."""
-    mine = setup["invite"]("therapist")
-    theirs = setup["invite"]("client")
+    mine = recall_env["invite"]("therapist")
+    theirs = recall_env["invite"]("client")
     cw = participant(app, theirs["url"])
     their_moment = jpost(cw, f"/recall/{theirs['id']}/moments", {"t_ms": 5, "text": "x"}).json
     web = participant(app, mine["url"])
@@ -354,7 +287,7 @@ def test_participant_token_opens_no_other_object(app, db, setup, make_user) -> N
         url = rule.build({a: ids[a] for a in rule.arguments})[1]
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if url.startswith("/api/"):
-                resp = setup["api"](method, url, {"t_ms": 1}, bearer=mine["token"])
+                resp = recall_env["api"](method, url, {"t_ms": 1}, bearer=mine["token"])
             else:
                 resp = web.client.open(
                     url, method=method, json={"t_ms": 1}, headers={"X-CSRFToken": web.csrf}
@@ -366,19 +299,19 @@ def test_participant_token_opens_no_other_object(app, db, setup, make_user) -> N
     assert db.scalar(select(Moment.text).where(Moment.id == their_moment["id"])) == "x"
 
 
-def test_kinds_of_session_are_refused_correctly(app, db, setup) -> None:
-    p = setup["dyad"].participant("therapist")
-    api = setup["api"]
+def test_kinds_of_session_are_refused_correctly(app, db, recall_env) -> None:
+    p = recall_env["dyad"].participant("therapist")
+    api = recall_env["api"]
     resp = api(
         "POST",
-        f"/api/v1/recordings/{setup['rec'].id}/recall-sessions",
+        f"/api/v1/recordings/{recall_env['rec'].id}/recall-sessions",
         {"participant_id": p.id, "mode": "telepathy"},
     )
     assert resp.status_code == 422
-    setup["invite"]("therapist")
+    recall_env["invite"]("therapist")
     resp = api(
         "POST",
-        f"/api/v1/recordings/{setup['rec'].id}/recall-sessions",
+        f"/api/v1/recordings/{recall_env['rec'].id}/recall-sessions",
         {"participant_id": p.id, "mode": "self"},
     )
     assert (

@@ -15,7 +15,9 @@ from ipr.models import (
     Code,
     Dyad,
     Membership,
+    Moment,
     RatingScale,
+    RecallSession,
     Recording,
     Study,
     Upload,
@@ -221,8 +223,22 @@ def populated(owner_web, study, db):
             id=uuid.uuid4().hex, study_id=study.id, dyad_id=dyad.id, session_label="S2", length=10
         )
     )
+    db.flush()
+    rs = RecallSession(
+        study_id=study.id,
+        recording_id=rec.id,
+        participant_id=dyad.participants[0].id,
+        mode="researcher",
+    )
+    db.add(rs)
+    db.flush()
+    moment = Moment(study_id=study.id, recall_session_id=rs.id, t_ms=1000, text="private")
+    db.add(moment)
     db.commit()
     return {
+        "rs_id": rs.id,
+        "moment_id": moment.id,
+        "token": "not-a-real-token",
         "recording_id": rec.id,
         "clip_id": rec.clips[0].id,
         "index": 1,
@@ -250,6 +266,7 @@ UNSCOPED = {
     "api.openapi",
     "api.list_studies",
     "api.create_study",
+    "recall.enter",  # a link token, not an id: unknown tokens answer 401 (tests/test_recall.py)
 }
 
 

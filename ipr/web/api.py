@@ -446,3 +446,11 @@ def recall_delete_moment(rs_id: int, moment_id: int) -> Any:
     m = recall.own_moment(db(), rs, moment_id)
     recall.delete_moment(db(), rs, m, storage(), user=researcher)
     return "", 204
+
+
+@bp.delete("/dyads/<int:dyad_id>")
+@token_required
+def delete_dyad(dyad_id: int) -> Any:
+    dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
+    studies.delete_dyad(db(), storage(), dyad, api_user(), ip=client_ip())
+    return "", 204

@@ -257,6 +257,9 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    from ipr.web.exports import export_paths  # late, for the same reason
+    from ipr.web.timeline import timeline_paths  # late: it imports ipr.web.api, which imports us
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -285,6 +288,8 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             **recording_paths(),
             **recall_paths(),
+            **timeline_paths(),
+            **export_paths(),
             "/studies": {
                 "get": {
                     "summary": "Studies you are a member of",
@@ -355,6 +360,10 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "One dyad",
                     "responses": {"200": _json(_ref("Dyad")), **_errors(401, 404)},
+                },
+                "delete": {
+                    "summary": "Delete a dyad with its participants, recordings, moments and files",
+                    "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404)},
                 },
                 "patch": {
                     "summary": "Change a dyad's code or notes",

@@ -9,7 +9,7 @@ from flask import Blueprint, redirect, request, url_for
 from ipr import recordings, studies
 from ipr.access import get_or_404, role_in
 from ipr.errors import ValidationError
-from ipr.models import Clip, Dyad, Recording
+from ipr.models import Clip, Dyad, Participant, Recording
 from ipr.web.context import client_ip, db, huey, login_required, render, storage, user
 
 bp = Blueprint("recordings", __name__)
@@ -118,3 +118,23 @@ def adjust_clip(clip_id: int) -> Any:
     bounds = recordings.move_boundary(rec, clip.index, request.form.get("end_s", ""))
     recordings.queue_resegment(db(), huey(), rec, {"bounds": bounds}, user(), ip=client_ip())
     return redirect(url_for("recordings.show", recording_id=rec.id))
+
+
+@bp.post("/dyads/<int:dyad_id>/delete")
+@login_required
+def delete_dyad(dyad_id: int) -> Any:
+    d = get_or_404(db(), Dyad, dyad_id, user(), "editor")
+    study_id = d.study_id
+    studies.delete_dyad(db(), storage(), d, user(), ip=client_ip())
+    target = url_for("studies.show", study_id=study_id)
+    if request.htmx:
+        return "", 204, {"HX-Location": target}
+    return redirect(target)
+
+
+@bp.post("/participants/<int:participant_id>/erase")
+@login_required
+def erase_participant(participant_id: int) -> Any:
+    p = get_or_404(db(), Participant, participant_id, user(), "editor")
+    studies.erase_participant_data(db(), storage(), p, user(), ip=client_ip())
+    return redirect(url_for("recordings.dyad", dyad_id=p.dyad_id))
