@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
 
-from ipr import recordings, studies
+from ipr import audit, recordings, studies
 from ipr.access import get_or_404, role_in
 from ipr.errors import ValidationError
 from ipr.models import Clip, Dyad, Participant, Recording
@@ -39,6 +39,10 @@ def dyad(dyad_id: int) -> Any:
 @login_required
 def show(recording_id: int) -> Any:
     rec = get_or_404(db(), Recording, recording_id, user())
+    # who watched a session recording is part of the trail
+    audit.record(db(), "recording_viewed", user=user(), study_id=rec.study_id,
+                 obj=("recording", rec.id), ip=client_ip())  # fmt: skip
+    db().commit()
     return render(
         "recordings/recording.html",
         rec=rec,
