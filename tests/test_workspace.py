@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from ipr.models import (
+    ApiToken,
     AuditEvent,
     Clip,
     Code,
@@ -235,6 +236,7 @@ def populated(owner_web, study, db):
     moment = Moment(study_id=study.id, recall_session_id=rs.id, t_ms=1000, text="private")
     db.add(moment)
     db.commit()
+    api_token(db, study.memberships[0].user)
     return {
         "rs_id": rs.id,
         "moment_id": moment.id,
@@ -251,6 +253,8 @@ def populated(owner_web, study, db):
         "code_id": study.codes[0].id,
         "scale_id": study.scales[0].id,
         "membership_id": study.memberships[0].id,
+        "fmt": "csv",
+        "token_id": db.scalar(select(ApiToken.id)),  # the owner's: others' revoke answers 404
     }
 
 
@@ -266,6 +270,8 @@ UNSCOPED = {
     "api.openapi",
     "api.list_studies",
     "api.create_study",
+    "exports.tokens",  # your own API tokens, no study object
+    "exports.create_token",
     "recall.enter",  # a link token, not an id: unknown tokens answer 401 (tests/test_recall.py)
 }
 
@@ -349,8 +355,8 @@ def test_viewer_can_look_but_not_change(app, populated, make_user, owner_web, db
     assert "You can view this study but not change it." in html
     assert "Add dyad" not in html and "Add code" not in html and "Add member" not in html
     for method, url in scoped_routes(app, populated):
-        if method == "GET" or url.startswith("/api/"):
-            continue
+        if method == "GET" or url.startswith("/api/") or url.endswith("/pin"):
+            continue  # the PIN form belongs to a participant's pending link, not to researchers
         resp = send(viewer, method, url, htmx=True)
         assert resp.status_code == 403, (method, url, resp.status_code)
     db.expire_all()
