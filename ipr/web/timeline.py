@@ -1,0 +1,250 @@
+"""The dyad timeline: the recording's timeline page and its JSON, the dyad's sessions one above
+the other, the study dashboard, and the timeline API. Researchers only (viewer or above)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+
+from ipr import timeline_service as ts
+from ipr.access import get_or_404
+from ipr.models import Dyad, Recording, Study
+from ipr.web.api import api_user, token_required
+from ipr.web.context import db, login_required, render, storage, user
+
+bp = Blueprint("timeline", __name__)
+
+
+def _tolerance(rec: Recording) -> int:
+    return ts.parse_tolerance(
+        request.args.get("tolerance_ms"), rec.dyad.study.alignment_tolerance_ms
+    )
+
+
+def _page_payload(rec: Recording, tl: ts.Timeline) -> dict[str, Any]:
+    """The API's payload plus what the page draws with: codebook, scales, clips, URLs."""
+    study = rec.dyad.study
+    return {
+        **tl.to_dict(),
+        "codes": [{"id": c.id, "name": c.name, "colour": c.colour} for c in study.codes],
+        "scales": [
+            {
+                "key": s.key,
+                "name": s.name,
+                "min": s.min_value,
+                "max": s.max_value,
+                "labels": s.labels,
+            }
+            for s in study.scales
+        ],
+        "clips": [
+            {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in rec.clips
+        ],
+        "urls": {
+            "data": url_for("timeline.data", recording_id=rec.id),
+            "figures": url_for("timeline.page", recording_id=rec.id),
+            "waveform": url_for("media.derived", recording_id=rec.id, name="waveform.json"),
+            "analysis": url_for("media.derived", recording_id=rec.id, name="analysis.json"),
+        },
+    }
+
+
+@bp.get("/recordings/<int:recording_id>/timeline")
+@login_required
+def page(recording_id: int) -> Any:
+    """The whole page; an htmx request (the tolerance control) gets the figures panel alone."""
+    rec = get_or_404(db(), Recording, recording_id, user())
+    ctx: dict[str, Any] = {"rec": rec, "dyad": rec.dyad, "study": rec.dyad.study, "tl": None}
+    if rec.status == "ready" and rec.duration_ms:
+        tl = ts.timeline(db(), storage(), rec, _tolerance(rec))
+        ctx.update(tl=tl, f=tl.figures, payload=_page_payload(rec, tl))
+    return render("timeline/page.html", "timeline/_figures.html", **ctx)
+
+
+@bp.get("/recordings/<int:recording_id>/timeline.json")
+@login_required
+def data(recording_id: int) -> Any:
+    """The API's payload for the page's own tolerance control (cookie login, read-only)."""
+    rec = get_or_404(db(), Recording, recording_id, user())
+    return jsonify(ts.timeline(db(), storage(), rec, _tolerance(rec)).to_dict())
+
+
+@bp.get("/recordings/<int:recording_id>/timeline/chance")
+@login_required
+def chance(recording_id: int) -> Any:
+    """The co-marking figure with its chance baseline, which can take seconds the first time."""
+    rec = get_or_404(db(), Recording, recording_id, user())
+    tl = ts.timeline(db(), storage(), rec, _tolerance(rec), chance="compute")
+    return render(
+        "timeline/_comarking.html", "timeline/_comarking.html", rec=rec, tl=tl, f=tl.figures
+    )
+
+
+@bp.get("/recordings/<int:recording_id>/timeline/synchrony")
+@login_required
+def synchrony(recording_id: int) -> Any:
+    """The synchrony-versus-surrogates figure, computed once (seconds) and then kept."""
+    rec = get_or_404(db(), Recording, recording_id, user())
+    sync = ts.synchrony_figures(storage(), rec, surrogates="compute")
+    return render("timeline/_synchrony.html", "timeline/_synchrony.html", rec=rec, sync=sync)
+
+
+@bp.get("/dyads/<int:dyad_id>/timeline")
+@login_required
+def dyad(dyad_id: int) -> Any:
+    """The dyad's sessions one above the other, each with its lanes, pairs and figures."""
+    d = get_or_404(db(), Dyad, dyad_id, user())
+    sessions = []
+    for rec in d.recordings:
+        if rec.status == "ready" and rec.duration_ms:
+            tl = ts.timeline(db(), storage(), rec, d.study.alignment_tolerance_ms, chance="auto")
+            sessions.append(
+                {"rec": rec, "tl": tl, "f": tl.figures, "payload": _page_payload(rec, tl)}
+            )
+        else:
+            sessions.append({"rec": rec, "tl": None})
+    return render("timeline/dyad.html", dyad=d, study=d.study, sessions=sessions)
+
+
+@bp.get("/studies/<int:study_id>/dashboard")
+@login_required
+def dashboard(study_id: int) -> Any:
+    """Every dyad × session: recall states, counts, co-marking against chance, synchrony."""
+    study = get_or_404(db(), Study, study_id, user())
+    rows = ts.study_dashboard(db(), storage(), study)
+    return render("timeline/dashboard.html", study=study, rows=rows)
+
+
+@bp.get("/api/v1/recordings/<int:recording_id>/timeline")
+@token_required
+def api(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, api_user())
+    tl = ts.timeline(db(), storage(), rec, _tolerance(rec), chance="compute", surrogates="compute")
+    return jsonify(tl.to_dict())
+
+
+def timeline_paths() -> dict[str, Any]:
+    """The OpenAPI description of the timeline call (merged into ipr.web.openapi)."""
+    moment = {
+        "type": "object",
+        "required": ["id", "t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings"],
+        "properties": {
+            "id": {"type": "integer"},
+            "t_ms": {"type": "integer"},
+            "end_ms": {"type": ["integer", "null"]},
+            "peaks_ms": {"type": "array", "items": {"type": "integer"}},
+            "text": {"type": "string"},
+            "codes": {"type": "array", "items": {"type": "integer"}, "description": "Code ids"},
+            "ratings": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "version": {"type": "integer"},
+        },
+    }
+    coding = {
+        "type": "object",
+        "description": "A researcher's codes and note on one participant moment",
+        "properties": {
+            "id": {"type": "integer"},
+            "moment_id": {"type": "integer"},
+            "lane": {"enum": ["therapist", "client"]},
+            "t_ms": {"type": "integer"},
+            "end_ms": {"type": ["integer", "null"]},
+            "codes": {"type": "array", "items": {"type": "integer"}},
+            "note": {"type": "string"},
+            "coder": {"type": "string"},
+        },
+    }
+    ids = {"type": "array", "items": {"type": "integer"}}
+    payload = {
+        "type": "object",
+        "required": ["recording_id", "duration_ms", "tolerance_ms", "lanes", "pairs", "unmatched"],
+        "properties": {
+            "recording_id": {"type": "integer"},
+            "duration_ms": {"type": "integer"},
+            "tolerance_ms": {"type": "integer"},
+            "participants": {
+                "type": "object",
+                "description": "Per role: the participant's code and the recall session's status "
+                "(invited, in_progress, submitted; null when not invited)",
+            },
+            "lanes": {
+                "type": "object",
+                "properties": {
+                    "therapist": {"type": "array", "items": moment},
+                    "client": {"type": "array", "items": moment},
+                    "researcher": {"type": "array", "items": coding},
+                },
+            },
+            "pairs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "therapist_moment_id": {"type": "integer"},
+                        "client_moment_id": {"type": "integer"},
+                        "lag_ms": {
+                            "type": "integer",
+                            "description": "client t_ms − therapist t_ms (> 0: therapist first)",
+                        },
+                    },
+                },
+            },
+            "unmatched": {
+                "type": "object",
+                "properties": {"therapist": ids, "client": ids},
+            },
+            "figures": {
+                "type": "object",
+                "description": "Agreement figures of docs/timeline.md (co_marking_rate, chance "
+                "with expected_rate and p_value, lag medians, kappa, per_code, "
+                "code_cooccurrence) and synchrony (windowed cross-correlation of the two "
+                "motion-energy curves, its series and surrogate baseline; null without analysis)",
+            },
+        },
+    }
+    return {
+        "/recordings/{recording_id}/timeline": {
+            "parameters": [
+                {
+                    "name": "recording_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                }
+            ],
+            "get": {
+                "summary": "The dyad timeline: both lanes and the researchers' coding, the optimal "
+                "one-to-one pairs within the tolerance, unmatched ids and the figures",
+                "parameters": [
+                    {
+                        "name": "tolerance_ms",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": ts.MAX_TOLERANCE_MS},
+                        "description": "Largest gap between two moments that may pair; "
+                        "default: the study's alignment tolerance",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": payload}},
+                    },
+                    **{
+                        str(code): {
+                            "description": text,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Error"}
+                                }
+                            },
+                        }
+                        for code, text in (
+                            (401, "No valid token"),
+                            (404, "Not found, or not yours"),
+                            (422, "Invalid tolerance, or the recording is not processed yet"),
+                        )
+                    },
+                },
+            },
+        }
+    }
