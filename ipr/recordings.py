@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from ipr.errors import ValidationError
 from ipr.models import Clip, Dyad, Job, Recording, Study, User, utcnow
 from ipr.storage import Storage
 
+log = logging.getLogger("ipr.recordings")
 CHUNK = 1024 * 1024
 SESSION_LABEL_MAX = 60
 
@@ -223,6 +225,15 @@ def ingest_job(ctx: jobs.Context) -> None:
         return
     apply_result(db, rec, result.to_dict())
     db.commit()
+    # nonverbal synchrony and its surrogate baseline take seconds: done here, in the worker,
+    # so the timeline page only reads them
+    ctx.report("synchrony", 0.0)
+    try:
+        from ipr import timeline_service
+
+        timeline_service.synchrony_figures(storage, rec, surrogates="compute")
+    except Exception:  # noqa: BLE001 — the recording is ready; the page can compute it later
+        log.exception("synchrony for recording %s failed", rec.id)
 
 
 def apply_result(db: Session, rec: Recording, result: dict[str, Any]) -> None:

@@ -65,11 +65,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         auth_views,
         context,
+        exports,
         media,
         recall,
         recall_admin,
         recordings,
         studies,
+        timeline,
         tus,
     )
 
@@ -82,6 +84,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tus.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(exports.bp)
+    app.register_blueprint(timeline.bp)
     csrf.exempt(api.bp)
 
     from ipr import cli

@@ -1,0 +1,89 @@
+"""Researchers' media URLs: the playable copy, sprite, analysis data and clips of a recording.
+
+Every URL loads the recording through the permission rule first; only then are bytes served,
+by ``ranges.send_range`` or, with ``X_ACCEL_REDIRECT`` set, by nginx.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app
+
+from ipr.access import get_or_404
+from ipr.errors import NotFound
+from ipr.models import Recording
+from ipr.web import ranges
+from ipr.web.context import db, login_required, storage, user
+
+bp = Blueprint("media", __name__)
+
+DERIVED = {
+    "playable.mp4": "video/mp4",
+    "sprite.jpg": "image/jpeg",
+    "waveform.json": "application/json",
+    "analysis.json": "application/json",
+}
+CLIP_KINDS = {"mp4": "video/mp4", "jpg": "image/jpeg"}
+
+
+def _ready(recording_id: int) -> Recording:
+    rec = get_or_404(db(), Recording, recording_id, user())
+    if rec.status != "ready":
+        raise NotFound("This recording is still being processed, or its processing failed.")
+    return rec
+
+
+def _serve(path: Path, mimetype: str, download_name: str | None = None) -> Any:
+    if not path.is_file():
+        raise NotFound()
+    return ranges.send_range(
+        path,
+        mimetype,
+        download_name=download_name,
+        accel_prefix=current_app.config.get("X_ACCEL_REDIRECT", ""),
+        accel_root=storage().root,
+    )
+
+
+def _clip_path(rec: Recording, index: int, ext: str) -> Path:
+    if index < 1 or index > 999:
+        raise NotFound()
+    return storage().derived(rec.storage_key, f"clips/{index:03d}.{ext}")
+
+
+def download_name(dyad_code: str, session_label: str, index: int) -> str:
+    """``<dyad>_<session>_clipNNN.mp4`` from codes only, safe in a header and on any disk."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-")[:40] or "x"
+
+    return f"{safe(dyad_code)}_{safe(session_label)}_clip{index:03d}.mp4"
+
+
+@bp.get("/recordings/<int:recording_id>/media/<name>")
+@login_required
+def derived(recording_id: int, name: str) -> Any:
+    if name not in DERIVED:
+        raise NotFound()
+    rec = _ready(recording_id)
+    return _serve(storage().derived(rec.storage_key, name), DERIVED[name])
+
+
+@bp.get("/recordings/<int:recording_id>/clips/<int:index>.<ext>")
+@login_required
+def clip(recording_id: int, index: int, ext: str) -> Any:
+    if ext not in CLIP_KINDS:
+        raise NotFound()
+    rec = _ready(recording_id)
+    return _serve(_clip_path(rec, index, ext), CLIP_KINDS[ext])
+
+
+@bp.get("/recordings/<int:recording_id>/clips/<int:index>/download")
+@login_required
+def clip_download(recording_id: int, index: int) -> Any:
+    rec = _ready(recording_id)
+    name = download_name(rec.dyad.code, rec.session_label, index)
+    return _serve(_clip_path(rec, index, "mp4"), "video/mp4", name)
