@@ -268,9 +268,13 @@ def _run_job_task(job_id: int) -> None:
 
 
 def _reap_task() -> None:
+    from ipr.storage import Storage
+    from ipr.uploads import cleanup_expired
+
     database: Database = _state["db"]
     with database.session() as db:
         ids = reap_stale(db, _state["config"]["WORKER_HEARTBEAT_SECONDS"])
+        cleanup_expired(db, Storage(_state["config"]["RECORDINGS_DIR"]))
     for job_id in ids:
         _push(_state["huey"], job_id)
 

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import delete, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import http_date
@@ -36,6 +36,7 @@ from ipr.access import get_or_404
 from ipr.errors import Conflict, IPRError
 from ipr.models import Dyad, Upload, User, utcnow
 from ipr.storage import Storage
+from ipr.uploads import EXPIRY, cleanup_expired  # noqa: F401 (the worker calls it from here too)
 from ipr.web.context import client_ip, current_user, db, huey, storage, user
 
 bp = Blueprint("tus", __name__)
@@ -44,7 +45,6 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,checksum,expiration"
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 CHUNK = 1024 * 1024
-EXPIRY = dt.timedelta(days=7)
 
 
 class TusError(IPRError):
@@ -455,39 +455,6 @@ def terminate_upload(
     )
     session.delete(up)
     session.commit()
-
-
-def cleanup_expired(session: Session, store: Storage, now: dt.datetime | None = None) -> int:
-    """Remove uploads untouched past their expiry and part files no row knows; return the count.
-
-    Meant for the worker's periodic task; a finished upload's row is dropped the same way.
-    """
-    now = now or utcnow()
-    expired = list(session.scalars(select(Upload).where(Upload.expires_at < now)))
-    for up in expired:
-        store.upload_part(up.id).unlink(missing_ok=True)
-        if up.recording_id is None:
-            audit.record(
-                session,
-                "upload_expired",
-                actor="worker",
-                study_id=up.study_id,
-                obj=("upload", up.id),
-                details={"received": up.offset, "bytes": up.length},
-            )
-    if expired:
-        session.execute(delete(Upload).where(Upload.id.in_([u.id for u in expired])))
-    session.commit()
-    known = set(session.scalars(select(Upload.id)))
-    folder = store.uploads_dir()
-    stale = now.replace(tzinfo=dt.UTC).timestamp() - EXPIRY.total_seconds()
-    orphans = 0
-    if folder.exists():
-        for part in folder.glob("*.part"):
-            if part.stem not in known and part.stat().st_mtime < stale:
-                part.unlink(missing_ok=True)
-                orphans += 1
-    return len(expired) + orphans
 
 
 def _gb(n: int) -> str:
