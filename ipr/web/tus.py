@@ -36,7 +36,7 @@ from ipr.access import get_or_404
 from ipr.errors import Conflict, IPRError
 from ipr.models import Dyad, Upload, User, utcnow
 from ipr.storage import Storage
-from ipr.uploads import EXPIRY, cleanup_expired  # noqa: F401 (the worker calls it from here too)
+from ipr.uploads import EXPIRY, cleanup_expired  # noqa: F401 (re-exported for callers of tus)
 from ipr.web.context import client_ip, current_user, db, huey, storage, user
 
 bp = Blueprint("tus", __name__)
