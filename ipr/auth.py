@@ -9,7 +9,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ipr import audit
 from ipr.errors import TooManyAttempts, ValidationError
@@ -133,7 +133,11 @@ def load_session(db: Session, token: str | None, idle: dt.timedelta) -> AuthSess
     """The live session for ``token``; an idle one is deleted and ignored."""
     if not token:
         return None
-    row = db.scalar(select(AuthSession).where(AuthSession.token_hash == hash_token(token)))
+    row = db.scalar(
+        select(AuthSession)
+        .options(joinedload(AuthSession.user))  # one query per request, not two
+        .where(AuthSession.token_hash == hash_token(token))
+    )
     if row is None:
         return None
     now = utcnow()
