@@ -17,6 +17,7 @@ from ipr.models import STUDY_ROLES, Membership, Study, User
 
 T = TypeVar("T")
 RANK = {role: i for i, role in enumerate(STUDY_ROLES)}
+MAX_ID = 2**63 - 1  # the largest BIGINT; SQLite and PostgreSQL refuse anything above
 
 
 def _study_column(model: Any) -> Any:
@@ -59,6 +60,8 @@ def get_or_404(db: Session, model: type[T], obj_id: Any, user: User, min_role: s
     Raises NotFound when it does not exist or the user is not a member of its study (the two
     are indistinguishable), PermissionDenied when the user's role is below ``min_role``.
     """
+    if isinstance(obj_id, bool) or (isinstance(obj_id, int) and not 0 < obj_id <= MAX_ID):
+        raise NotFound()  # an id no database column can hold (found by the OpenAPI fuzz test)
     row = db.scalar(scoped(select(model).where(model.id == obj_id), model, user))  # type: ignore[attr-defined]
     if row is None:
         raise NotFound()

@@ -135,7 +135,7 @@ def import_(file: Path, study_name: str, dyad_code: str, session_label: str, wai
 @click.option("--no-text", is_flag=True, help="Leave out every free-text field.")
 @click.option("--pre-roll-ms", default=5000, show_default=True, help="Moment clips only.")
 @click.option("--post-roll-ms", default=5000, show_default=True, help="Moment clips only.")
-@click.option("--keyframe-slack-ms", default=0, show_default=True,
+@click.option("--keyframe-slack-ms", default=2000, show_default=True,
               help="Moment clips: may start this much earlier, at a keyframe.")  # fmt: skip
 def export(
     recording_id: int, fmt: str, output: Path, no_text: bool, pre_roll_ms: int,

@@ -1,0 +1,583 @@
+"""Database rows → `ipr.exports.data.ExportStudy`, for a recording, a dyad or a whole study.
+
+The exporters are pure functions of plain data; this module is the one place that reads the
+rows they need, so the UI, the API and the CLI export exactly the same thing. Only participant
+codes leave the database (never names, e-mails or upload file names), only moments that are not
+deleted, and pairs and figures come from `ipr.timeline` at the study's tolerance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import os
+import tempfile
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ipr import audit, recall
+from ipr.errors import IPRError, NotFound, ValidationError
+from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
+from ipr.exports.data import (
+    Clip,
+    Code,
+    ExportDataError,
+    ExportDyad,
+    ExportError,
+    ExportMoment,
+    ExportRecording,
+    ExportStudy,
+    Pair,
+    Scale,
+    safe_name,
+)
+from ipr.exports.imports import eaf_tier_names
+from ipr.exports.moment_clips import (
+    DEFAULT_POST_ROLL_MS,
+    DEFAULT_PRE_ROLL_MS,
+    ZIP_DATE,
+    write_moment_clips,
+)
+from ipr.media.errors import MediaError
+from ipr.models import (
+    Dyad,
+    Moment,
+    Participant,
+    RecallSession,
+    Recording,
+    ResearcherAnnotation,
+    Study,
+    User,
+    VoiceNote,
+)
+from ipr.storage import Storage
+from ipr.timeline import Agreement, Mark, agreement
+
+# Figures copied from `ipr.timeline.Agreement` into every export (docs/exports.md, figures).
+FIGURE_FIELDS = (
+    "tolerance_ms",
+    "n_therapist",
+    "n_client",
+    "n_pairs",
+    "co_marking_rate",
+    "therapist_matched_share",
+    "client_matched_share",
+    "therapist_first",
+    "client_first",
+    "simultaneous",
+    "lag_median_ms",
+    "abs_lag_median_ms",
+    "abs_lag_iqr_ms",
+    "abs_lag_mad_ms",
+)
+
+
+def media_filename(dyad: Dyad, recording: Recording) -> str:
+    """A pseudonymous name for the playable copy: the upload's own name may identify someone."""
+    return f"{safe_name(dyad.code)}_{safe_name(recording.session_label)}.mp4"
+
+
+def study_for_recording(
+    db: Session, recording: Recording, *, exported_at: dt.datetime
+) -> ExportStudy:
+    """A study holding only this recording (what per-recording formats need)."""
+    return _build(db, recording.dyad.study, [(recording.dyad, [recording])], exported_at)
+
+
+def study_for_dyad(db: Session, dyad: Dyad, *, exported_at: dt.datetime) -> ExportStudy:
+    return _build(db, dyad.study, [(dyad, _ready(dyad.recordings))], exported_at)
+
+
+def study_for_study(db: Session, study: Study, *, exported_at: dt.datetime) -> ExportStudy:
+    return _build(db, study, [(d, _ready(d.recordings)) for d in study.dyads], exported_at)
+
+
+def _ready(recordings: Iterable[Recording]) -> list[Recording]:
+    """Only processed recordings can hold recall moments; the others would be empty rows."""
+    return [r for r in recordings if r.status == "ready"]
+
+
+def code_keys(study: Study) -> dict[int, str]:
+    """Code id → the key used in exports and imports: the code's name (unique in a study)."""
+    return {c.id: c.name for c in study.codes}
+
+
+def _build(
+    db: Session,
+    study: Study,
+    dyads: Sequence[tuple[Dyad, Sequence[Recording]]],
+    exported_at: dt.datetime,
+) -> ExportStudy:
+    keys = code_keys(study)
+    scale_keys = {s.key for s in study.scales}
+    out = []
+    for dyad, recordings in dyads:
+        therapist, client = dyad.participant("therapist"), dyad.participant("client")
+        out.append(
+            ExportDyad(
+                code=dyad.code,
+                therapist_code=therapist.code if therapist else "",
+                client_code=client.code if client else "",
+                recordings=tuple(
+                    _recording(db, study, dyad, rec, keys, scale_keys) for rec in recordings
+                ),
+            )
+        )
+    return ExportStudy(
+        name=study.name,
+        codebook=study_codebook(study),
+        scales=tuple(
+            Scale(
+                key=s.key,
+                name=s.name,
+                min=s.min_value,
+                max=s.max_value,
+                labels={int(k): v for k, v in (s.labels or {}).items() if str(k).isdigit()},
+            )
+            for s in study.scales
+        ),
+        dyads=tuple(out),
+        exported_at=exported_at,
+    )
+
+
+def _recording(
+    db: Session,
+    study: Study,
+    dyad: Dyad,
+    rec: Recording,
+    keys: dict[int, str],
+    scale_keys: set[str],
+) -> ExportRecording:
+    rows = db.execute(
+        select(Moment, RecallSession)
+        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
+        .where(RecallSession.recording_id == rec.id, Moment.deleted_at.is_(None))
+        .order_by(Moment.t_ms, Moment.id)
+    ).all()
+    ids = [m.id for m, _ in rows]
+    notes = _researcher_layer(db, ids, keys)
+    voiced = set(db.scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(ids))))
+    lanes: dict[str, list[Mark]] = defaultdict(list)
+    for m, rs in rows:
+        lanes[rs.participant.role].append(_mark(m, keys))
+    duration = rec.duration_ms or 0
+    pairs: list[Pair] = []
+    figures: dict[str, float] = {}
+    if duration > 0:
+        found = agreement(
+            lanes["therapist"],
+            lanes["client"],
+            study.alignment_tolerance_ms,
+            duration_ms=duration,
+        )
+        assert found.matching is not None
+        pairs = [Pair(p.therapist_id, p.client_id, p.lag_ms) for p in found.matching.pairs]
+        figures = _figures(found)
+    partner: dict[int, tuple[int, int]] = {}
+    for p in pairs:
+        partner[p.therapist_moment_id] = (p.client_moment_id, p.lag_ms)
+        partner[p.client_moment_id] = (p.therapist_moment_id, p.lag_ms)
+    moments = []
+    for m, rs in rows:
+        match = partner.get(m.id)
+        r_codes, r_note = notes.get(m.id, ((), ""))
+        moments.append(
+            ExportMoment(
+                id=m.id,
+                lane=rs.participant.role,
+                participant_code=rs.participant.code,
+                t_ms=m.t_ms,
+                end_ms=m.end_ms,
+                peaks_ms=tuple(m.peaks_ms or ()),
+                text=m.text or "",
+                codes=_codes(m.codes, keys),
+                ratings={k: v for k, v in (m.ratings or {}).items() if k in scale_keys},
+                researcher_codes=r_codes,
+                researcher_note=r_note,
+                voice_note=m.id in voiced,
+                matched_moment_id=match[0] if match else None,
+                lag_ms=match[1] if match else None,
+            )
+        )
+    return ExportRecording(
+        id=rec.id,
+        session_label=rec.session_label,
+        media_filename=media_filename(dyad, rec),
+        duration_ms=duration,
+        fps=round(rec.fps, 6) if rec.fps else None,
+        clips=tuple(Clip(c.index, c.start_ms, c.end_ms) for c in rec.clips),
+        moments=tuple(moments),
+        pairs=tuple(pairs),
+        figures=figures,
+    )
+
+
+def _codes(code_ids: Iterable[int] | None, keys: dict[int, str]) -> tuple[str, ...]:
+    """Codebook keys in codebook order; a code deleted from the codebook is left out."""
+    order = {cid: i for i, cid in enumerate(keys)}
+    known = sorted({c for c in code_ids or () if c in keys}, key=order.__getitem__)
+    return tuple(keys[c] for c in known)
+
+
+def _mark(m: Moment, keys: dict[int, str]) -> Mark:
+    end = m.end_ms if m.end_ms is not None and m.end_ms > m.t_ms else None
+    return Mark(
+        id=m.id,
+        t_ms=m.t_ms,
+        end_ms=end,
+        peaks_ms=tuple(m.peaks_ms or ()) if end is not None else (),
+        codes=_codes(m.codes, keys),
+    )
+
+
+def _researcher_layer(
+    db: Session, moment_ids: list[int], keys: dict[int, str]
+) -> dict[int, tuple[tuple[str, ...], str]]:
+    """Every researcher's codes (merged) and notes (joined, oldest annotator first) per moment."""
+    codes: dict[int, set[int]] = defaultdict(set)
+    notes: dict[int, list[str]] = defaultdict(list)
+    for row in db.scalars(
+        select(ResearcherAnnotation)
+        .where(ResearcherAnnotation.moment_id.in_(moment_ids))
+        .order_by(ResearcherAnnotation.id)
+    ):
+        codes[row.moment_id].update(row.codes or ())
+        if row.note and row.note.strip():
+            notes[row.moment_id].append(row.note.strip())
+    return {
+        mid: (_codes(codes[mid], keys), "\n\n".join(notes[mid])) for mid in set(codes) | set(notes)
+    }
+
+
+def _figures(found: Agreement) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in FIGURE_FIELDS:
+        value = getattr(found, name)
+        if value is not None:
+            out[name] = value
+    if found.kappa is not None and found.kappa.kappa is not None:
+        out["kappa"] = found.kappa.kappa
+    if found.chance is not None:
+        out["chance_expected_rate"] = found.chance.expected_rate
+        out["chance_p_value"] = found.chance.p_value
+    return {k: v for k, v in out.items() if isinstance(v, int) or math.isfinite(v)}
+
+
+# --- producing an export file -----------------------------------------------------------------
+
+EXPORT_FORMATS = (*FORMATS, "zip")
+"""Every `--format` / `export.<fmt>`: the pure exporters' formats, and `zip` (moment clips)."""
+
+_EXTENSIONS = {"textgrid": "TextGrid", "bundle": "zip"}
+ZIP_TYPE = "application/zip"
+
+
+class ExportRequestError(ValidationError):
+    """The export cannot be made as asked (unknown format, nothing to export, bad roll)."""
+
+    code = "export_invalid"
+
+
+class ExportFailed(IPRError):
+    """A moment clip could not be cut; the playable copy may be damaged (process it again)."""
+
+    status = 500
+    code = "export_failed"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A finished export: bytes in memory, or a temporary file the caller sends and removes."""
+
+    filename: str
+    media_type: str
+    content: bytes | None = None
+    path: Path | None = None
+
+
+def _target(obj: Study | Dyad | Recording) -> tuple[str, Study]:
+    if isinstance(obj, Recording):
+        return "recording", obj.dyad.study
+    if isinstance(obj, Dyad):
+        return "dyad", obj.study
+    return "study", obj
+
+
+def export_stem(obj: Study | Dyad | Recording) -> str:
+    """A pseudonymous file name stem: dyad code and session label, or the study name."""
+    if isinstance(obj, Recording):
+        return f"{safe_name(obj.dyad.code)}_{safe_name(obj.session_label)}"
+    if isinstance(obj, Dyad):
+        return f"dyad_{safe_name(obj.code)}"
+    return f"study_{safe_name(obj.name)}"
+
+
+def export_data(
+    db: Session, obj: Study | Dyad | Recording, exported_at: dt.datetime
+) -> ExportStudy:
+    if isinstance(obj, Recording):
+        return study_for_recording(db, obj, exported_at=exported_at)
+    if isinstance(obj, Dyad):
+        return study_for_dyad(db, obj, exported_at=exported_at)
+    return study_for_study(db, obj, exported_at=exported_at)
+
+
+def export(
+    db: Session,
+    storage: Storage,
+    obj: Study | Dyad | Recording,
+    fmt: str,
+    *,
+    include_text: bool = True,
+    pre_roll_ms: int = DEFAULT_PRE_ROLL_MS,
+    post_roll_ms: int = DEFAULT_POST_ROLL_MS,
+    keyframe_slack_ms: int = 0,
+    user: User | None = None,
+    actor: str | None = None,
+    ip: str | None = None,
+    tmp_dir: Path | None = None,
+) -> ExportResult:
+    """Make one export of a recording, dyad or study and add its audit event to the session.
+
+    A per-recording format (eaf, vtt, …) of a dyad or study gives a ZIP with one file per
+    recording; `zip` gives the moment clips. The caller commits (the audit event with it).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ExportRequestError(
+            f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.",
+            field="format",
+        )
+    scope, study = _target(obj)
+    if isinstance(obj, Recording) and obj.status != "ready":
+        raise ExportRequestError("This recording is not ready yet: nothing to export.")
+    data = export_data(db, obj, dt.datetime.now(dt.UTC).replace(microsecond=0))
+    stem = export_stem(obj)
+    if fmt == "zip":
+        result = _moment_clips(
+            db, storage, data, stem, include_text=include_text, pre_roll_ms=pre_roll_ms,
+            post_roll_ms=post_roll_ms, keyframe_slack_ms=keyframe_slack_ms, tmp_dir=tmp_dir,
+        )  # fmt: skip
+    else:
+        exporter, fmt_scope, media_type = FORMATS[fmt]
+        ext = _EXTENSIONS.get(fmt, fmt)
+        if fmt_scope == "study":
+            result = ExportResult(
+                f"{stem}.{ext}", media_type, exporter(data, include_text=include_text)
+            )
+        elif scope == "recording":
+            content = exporter(data.only_recording(), include_text=include_text)
+            result = ExportResult(f"{stem}.{ext}", media_type, content)
+        else:
+            result = ExportResult(
+                f"{stem}_{fmt}.zip", ZIP_TYPE, _per_recording_zip(data, fmt, ext, include_text)
+            )
+    details = {"format": fmt, "scope": scope, "include_text": include_text}
+    if fmt == "zip":
+        details.update(
+            pre_roll_ms=pre_roll_ms, post_roll_ms=post_roll_ms, keyframe_slack_ms=keyframe_slack_ms
+        )
+    audit.record(
+        db, "export", user=user, actor=actor, study_id=study.id, obj=(scope, obj.id), ip=ip,
+        details=details,
+    )  # fmt: skip
+    return result
+
+
+def _per_recording_zip(data: ExportStudy, fmt: str, ext: str, include_text: bool) -> bytes:
+    exporter = FORMATS[fmt][0]
+    contexts = list(data.recordings())
+    if not contexts:
+        raise ExportRequestError("There is no processed recording to export here yet.")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        seen: set[str] = set()
+        for ctx in contexts:
+            name = f"{safe_name(ctx.dyad.code)}_{safe_name(ctx.recording.session_label)}"
+            if name in seen:
+                name = f"{name}_{ctx.recording.id}"
+            seen.add(name)
+            info = zipfile.ZipInfo(f"{name}.{ext}", date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_STORED if fmt == "png" else zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, exporter(ctx, include_text=include_text))
+    return buffer.getvalue()
+
+
+def _moment_clips(
+    db: Session,
+    storage: Storage,
+    data: ExportStudy,
+    stem: str,
+    *,
+    include_text: bool,
+    pre_roll_ms: int,
+    post_roll_ms: int,
+    keyframe_slack_ms: int,
+    tmp_dir: Path | None,
+) -> ExportResult:
+    ids = [ctx.recording.id for ctx in data.recordings()]
+    rows = db.execute(select(Recording.id, Recording.storage_key).where(Recording.id.in_(ids)))
+    keys = {rec_id: key for rec_id, key in rows}
+    pairs = []
+    for ctx in data.recordings():
+        if not ctx.recording.moments:
+            continue
+        playable = storage.derived(keys[ctx.recording.id], "playable.mp4")
+        if not playable.is_file():
+            raise ExportRequestError(
+                f"The playable copy of {ctx.dyad.code} {ctx.recording.session_label} is missing; "
+                "process the recording again before exporting clips."
+            )
+        pairs.append((ctx, playable))
+    handle, name = tempfile.mkstemp(prefix="ipr-clips-", suffix=".zip", dir=tmp_dir)
+    os.close(handle)
+    path = Path(name)
+    try:
+        write_moment_clips(
+            pairs, path, pre_roll_ms=pre_roll_ms, post_roll_ms=post_roll_ms,
+            keyframe_slack_ms=keyframe_slack_ms, include_text=include_text,
+        )  # fmt: skip
+    except ExportDataError as exc:
+        path.unlink(missing_ok=True)
+        raise ExportRequestError(str(exc)) from None
+    except MediaError as exc:
+        path.unlink(missing_ok=True)
+        raise ExportFailed(f"{exc.message} ({exc.code})") from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return ExportResult(f"{stem}_moment_clips.zip", ZIP_TYPE, path=path)
+
+
+# --- imports: moments from a CSV or an ELAN tier into one participant's lane --------------------
+
+
+class ImportProblems(ValidationError):
+    """The file cannot be imported; `problems` names each CSV line or EAF annotation."""
+
+    code = "import_invalid"
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = "; ".join(problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        super().__init__(f"Nothing was imported. {len(problems)} problem(s): {shown}{more}")
+        self.problems = problems
+
+
+def study_codebook(study: Study) -> tuple[Code, ...]:
+    return tuple(
+        Code(key=c.name, name=c.name, colour=c.colour, shortcut=c.shortcut or "")
+        for c in study.codes
+    )
+
+
+def study_scales(study: Study) -> tuple[Scale, ...]:
+    return tuple(
+        Scale(key=s.key, name=s.name, min=s.min_value, max=s.max_value) for s in study.scales
+    )
+
+
+def read_import(
+    study: Study, data: bytes, kind: str, *, tier: str = "", source_lane: str = ""
+) -> list[ImportedMoment]:
+    """Parse and check a file against the study's codebook and scales; every problem at once."""
+    codebook, scales = study_codebook(study), study_scales(study)
+    try:
+        if kind == "csv":
+            found = import_csv(data, codebook=codebook, scales=scales)
+        elif kind == "eaf":
+            tiers = eaf_tier_names(data)
+            if not tier:
+                if len(tiers) != 1:
+                    raise ImportProblems(
+                        [f"choose the tier to import; this file has: {', '.join(tiers) or 'none'}"]
+                    )
+                tier = tiers[0]
+            found = import_eaf(data, tier, codebook=codebook, scales=scales)
+        else:
+            raise ImportProblems([f"unknown file kind {kind!r}: use csv or eaf"])
+    except ImportValidationError as exc:
+        raise ImportProblems(list(exc.problems)) from None
+    except ExportError as exc:
+        raise ImportProblems([str(exc)]) from None
+    if source_lane:
+        found = [m for m in found if m.lane in (None, source_lane)]
+    lanes = {m.lane for m in found if m.lane}
+    if len(lanes) > 1:
+        raise ImportProblems(
+            ["the file holds moments of both lanes; choose which lane's moments to import"]
+        )
+    return found
+
+
+def import_moments(
+    db: Session,
+    recording: Recording,
+    participant: Participant,
+    moments: Sequence[ImportedMoment],
+    *,
+    user: User,
+    fmt: str,
+    ip: str | None = None,
+) -> RecallSession:
+    """Add the moments to the participant's recall session of this recording, all or none.
+
+    A participant without one gets a researcher-led session (as after an interview on paper);
+    the researcher is recorded as having entered every moment.
+    """
+    if recording.status != "ready":
+        raise ValidationError("The recording is not ready yet.")
+    if participant.dyad_id != recording.dyad_id:
+        raise NotFound()
+    rs = db.scalar(
+        select(RecallSession).where(
+            RecallSession.recording_id == recording.id,
+            RecallSession.participant_id == participant.id,
+        )
+    )
+    if rs is not None and rs.status == "submitted":
+        raise ValidationError(
+            f"{participant.code} has finished this recall; reopen it before importing."
+        )
+    if rs is None:
+        rs, _ = recall.create_session(db, recording, participant, "researcher", user, days=1, ip=ip)
+    ids = {c.name: c.id for c in recording.dyad.study.codes}
+    rows, problems = [], []
+    for m in moments:
+        fields = {
+            "t_ms": m.t_ms,
+            "end_ms": m.end_ms,
+            "peaks_ms": list(m.peaks_ms),
+            "text": m.text,
+            "codes": [ids[c] for c in m.codes],
+            "ratings": dict(m.ratings),
+        }
+        try:
+            recall.clean_moment(db, rs, fields, partial=False)
+        except ValidationError as exc:
+            problems.append(f"{m.source or 'moment'}: {exc.message}")
+            continue
+        rows.append((m, fields))
+    if problems:
+        db.rollback()
+        raise ImportProblems(problems)
+    for m, fields in rows:
+        created, _ = recall.create_moment(db, rs, fields, idempotency_key=None, user=user)
+        if m.researcher_codes or m.researcher_note:
+            codes = [ids[c] for c in m.researcher_codes]
+            recall.annotate(db, created, user, codes=codes, note=m.researcher_note)
+    audit.record(
+        db, "moments_imported", user=user, study_id=recording.study_id,
+        obj=("recall_session", rs.id), ip=ip,
+        details={"format": fmt, "count": len(rows), "participant": participant.code},
+    )  # fmt: skip
+    db.commit()
+    return rs

@@ -1,0 +1,364 @@
+"""Exports and imports in the app: pages, the `export.<fmt>` API routes and API-token management.
+
+Permission: exporting is reading, so every member of a study, viewers included, may export it;
+a non-member gets 404. Importing moments changes data and needs the editor role. Every export
+writes an audit event (`ipr.dataset.export`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, redirect, request, url_for
+from sqlalchemy import select
+
+from ipr import audit, auth, dataset, studies
+from ipr.access import get_or_404, role_in
+from ipr.errors import NotFound, ValidationError
+from ipr.exports.data import LANES
+from ipr.exports.moment_clips import (
+    APP_KEYFRAME_SLACK_MS,
+    DEFAULT_POST_ROLL_MS,
+    DEFAULT_PRE_ROLL_MS,
+    MAX_ROLL_MS,
+)
+from ipr.models import ApiToken, Dyad, Participant, Recording, Study, User, utcnow
+from ipr.web.api import api_user, token_required
+from ipr.web.context import client_ip, db, login_required, render, storage, user
+from ipr.web.openapi import _errors, _id
+
+bp = Blueprint("exports", __name__)
+
+FORMAT_LABELS = {
+    "csv": "CSV — one row per moment (Excel, R, SPSS)",
+    "xlsx": "Excel workbook — moments, pairs, figures, codebook",
+    "json": "JSON — the whole data set (schema v1)",
+    "eaf": "ELAN .eaf — tiers per lane",
+    "textgrid": "Praat TextGrid",
+    "vtt": "WebVTT subtitles — moments over the video",
+    "srt": "SRT subtitles",
+    "svg": "Timeline figure (SVG)",
+    "png": "Timeline figure (PNG)",
+    "bundle": "Study bundle — every format in one ZIP",
+    "zip": "Moment clips — a short video per moment (ZIP)",
+}
+MODELS: dict[str, type] = {"recording": Recording, "dyad": Dyad, "study": Study}
+
+
+# --- shared: options, the file response -------------------------------------------------------
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValidationError("Use true or false for include_text.", field="include_text")
+
+
+def _ms(source: Any, name: str, default: int, *, scale: int = 1) -> int:
+    raw = source.get(name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = round(float(raw) * scale)
+    except ValueError:
+        raise ValidationError(f"{name} must be a number.", field=name) from None
+    if not 0 <= value <= MAX_ROLL_MS:
+        raise ValidationError(f"{name} must be between 0 and {MAX_ROLL_MS} ms.", field=name)
+    return value
+
+
+def _send(result: dataset.ExportResult) -> Response:
+    """The export as a download; a moment-clips ZIP is streamed from its temporary file."""
+    if result.path is not None:
+        path = result.path
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                with path.open("rb") as handle:
+                    while chunk := handle.read(1 << 20):
+                        yield chunk
+            finally:
+                path.unlink(missing_ok=True)
+
+        resp = Response(chunks())
+        resp.headers["Content-Length"] = str(path.stat().st_size)
+        resp.call_on_close(lambda: path.unlink(missing_ok=True))  # also if never read
+    else:
+        resp = Response(result.content or b"")
+    resp.headers["Content-Type"] = result.media_type
+    # File names come from safe_name(): letters, digits, '.', '_' and '-' only, never quoted.
+    resp.headers["Content-Disposition"] = f"attachment; filename={result.filename}"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _export(
+    obj: Study | Dyad | Recording, fmt: str, options: Any, who: User, *, seconds: bool
+) -> Response:
+    """Parse the options (form: seconds, a checkbox; API: milliseconds), export, audit, send."""
+    scale = 1000 if seconds else 1
+    suffix = "_s" if seconds else "_ms"
+    result = dataset.export(
+        db(),
+        storage(),
+        obj,
+        fmt,
+        include_text=_flag(options.get("include_text"), not seconds),
+        pre_roll_ms=_ms(options, "pre_roll" + suffix, DEFAULT_PRE_ROLL_MS, scale=scale),
+        post_roll_ms=_ms(options, "post_roll" + suffix, DEFAULT_POST_ROLL_MS, scale=scale),
+        keyframe_slack_ms=_ms(
+            options, "keyframe_slack" + suffix, 0 if seconds else APP_KEYFRAME_SLACK_MS, scale=scale
+        ),
+        user=who,
+        ip=client_ip(),
+    )
+    db().commit()
+    return _send(result)
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _page(scope: str, obj: Any, status: int = 200, **extra: Any) -> Any:
+    study = obj if scope == "study" else obj.dyad.study if scope == "recording" else obj.study
+    role = role_in(db(), user(), study.id)
+    return render(
+        "exports/export.html",
+        status=status,
+        scope=scope,
+        obj=obj,
+        study=study,
+        formats=FORMAT_LABELS,
+        can_edit=studies.can(role, "editor"),
+        pre_roll_s=DEFAULT_PRE_ROLL_MS / 1000,
+        post_roll_s=DEFAULT_POST_ROLL_MS / 1000,
+        **extra,
+    )
+
+
+def _export_page(scope: str, obj_id: int) -> Any:
+    """The form; submitted (a GET: exporting changes nothing but the audit trail) it downloads."""
+    obj = get_or_404(db(), MODELS[scope], obj_id, user())
+    if "format" not in request.args:
+        return _page(scope, obj)
+    return _export(obj, request.args["format"], request.args, user(), seconds=True)
+
+
+@bp.get("/recordings/<int:recording_id>/export")
+@login_required
+def recording_export(recording_id: int) -> Any:
+    return _export_page("recording", recording_id)
+
+
+@bp.get("/dyads/<int:dyad_id>/export")
+@login_required
+def dyad_export(dyad_id: int) -> Any:
+    return _export_page("dyad", dyad_id)
+
+
+@bp.get("/studies/<int:study_id>/export")
+@login_required
+def study_export(study_id: int) -> Any:
+    return _export_page("study", study_id)
+
+
+@bp.get("/recordings/<int:recording_id>/import")
+@login_required
+def import_form(recording_id: int) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, user(), "editor")
+    return _import_page(rec)
+
+
+def _import_page(rec: Recording, status: int = 200, **extra: Any) -> Any:
+    return render(
+        "exports/import.html",
+        status=status,
+        rec=rec,
+        dyad=rec.dyad,
+        study=rec.dyad.study,
+        participants=rec.dyad.participants,
+        lanes=LANES,
+        **extra,
+    )
+
+
+@bp.post("/recordings/<int:recording_id>/import")
+@login_required
+def import_post(recording_id: int) -> Any:
+    """Moments from a CSV or an ELAN tier into one participant's lane: all of them or none."""
+    rec = get_or_404(db(), Recording, recording_id, user(), "editor")
+    participant = get_or_404(
+        db(), Participant, request.form.get("participant_id", type=int), user()
+    )
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationError("Choose a CSV or ELAN (.eaf) file to import.", field="file")
+    kind = "eaf" if upload.filename.lower().endswith(".eaf") else "csv"
+    try:
+        found = dataset.read_import(
+            rec.dyad.study,
+            upload.read(),
+            kind,
+            tier=request.form.get("tier", "").strip(),
+            source_lane=request.form.get("source_lane", "").strip(),
+        )
+        rs = dataset.import_moments(
+            db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip()
+        )
+    except dataset.ImportProblems as exc:
+        db().rollback()
+        return _import_page(rec, 422, problems=exc.problems, filename=upload.filename)
+    return _import_page(rec, imported=len(found), into=participant, rs=rs)
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+
+def _tokens_page(status: int = 200, **extra: Any) -> Any:
+    rows = db().scalars(
+        select(ApiToken)
+        .where(ApiToken.user_id == user().id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+    return render("account/tokens.html", "account/_tokens.html", status, tokens=list(rows), **extra)
+
+
+@bp.get("/account/tokens")
+@login_required
+def tokens() -> Any:
+    return _tokens_page()
+
+
+@bp.post("/account/tokens")
+@login_required
+def create_token() -> Any:
+    name = request.form.get("name", "").strip()
+    if not name:
+        return _tokens_page(422, error="Give the token a name, e.g. the script that uses it.")
+    row, plain = auth.create_api_token(db(), user(), name)
+    audit.record(
+        db(), "api_token_created", user=user(), obj=("api_token", row.id), ip=client_ip(),
+        details={"name": row.name, "prefix": row.prefix},
+    )  # fmt: skip
+    db().commit()
+    return _tokens_page(201, new_token=plain, new_name=row.name)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int) -> Any:
+    row = db().get(ApiToken, token_id)
+    if row is None or row.user_id != user().id or row.revoked_at is not None:
+        raise NotFound()
+    row.revoked_at = utcnow()
+    audit.record(
+        db(), "api_token_revoked", user=user(), obj=("api_token", row.id), ip=client_ip(),
+        details={"name": row.name, "prefix": row.prefix},
+    )  # fmt: skip
+    db().commit()
+    if request.htmx:
+        return _tokens_page()
+    return redirect(url_for("exports.tokens"), 303)
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+@bp.get("/api/v1/recordings/<int:recording_id>/export.<fmt>")
+@token_required
+def api_recording_export(recording_id: int, fmt: str) -> Any:
+    rec = get_or_404(db(), Recording, recording_id, api_user())
+    return _export(rec, fmt, request.args, api_user(), seconds=False)
+
+
+@bp.get("/api/v1/dyads/<int:dyad_id>/export.<fmt>")
+@token_required
+def api_dyad_export(dyad_id: int, fmt: str) -> Any:
+    dyad = get_or_404(db(), Dyad, dyad_id, api_user())
+    return _export(dyad, fmt, request.args, api_user(), seconds=False)
+
+
+@bp.get("/api/v1/studies/<int:study_id>/export.<fmt>")
+@token_required
+def api_study_export(study_id: int, fmt: str) -> Any:
+    study = get_or_404(db(), Study, study_id, api_user())
+    return _export(study, fmt, request.args, api_user(), seconds=False)
+
+
+def export_paths() -> dict[str, Any]:
+    """The OpenAPI description of the three export routes (added to ipr.web.openapi's paths)."""
+    media = {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "object"}},
+        "application/xml": {"schema": {"type": "string"}},
+        "text/plain": {"schema": {"type": "string"}},
+        "text/vtt": {"schema": {"type": "string"}},
+        "application/x-subrip": {"schema": {"type": "string"}},
+        "image/svg+xml": {"schema": {"type": "string"}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+            "schema": {"type": "string", "format": "binary"}
+        },
+    }
+    params = [
+        {
+            "name": "fmt",
+            "in": "path",
+            "required": True,
+            "schema": {"enum": list(dataset.EXPORT_FORMATS)},
+            "description": "csv, xlsx, json, bundle (study-wide files); eaf, textgrid, vtt, srt, "
+            "svg, png (per recording: a ZIP with one per recording for a dyad or study); zip "
+            "(moment clips: one MP4 per moment, and clips.csv)",
+        },
+        {
+            "name": "include_text",
+            "in": "query",
+            "schema": {"type": "boolean", "default": True},
+            "description": "false leaves out every free-text field",
+        },
+        {
+            "name": "pre_roll_ms",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROLL_MS},
+            "description": f"Moment clips: time before each moment (default {DEFAULT_PRE_ROLL_MS})",
+        },
+        {
+            "name": "post_roll_ms",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROLL_MS},
+            "description": f"Moment clips: time after each moment (default {DEFAULT_POST_ROLL_MS})",
+        },
+        {
+            "name": "keyframe_slack_ms",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROLL_MS},
+            "description": "Moment clips: a clip may start up to this much earlier, on a "
+            "keyframe, so it is copied instead of re-encoded (much faster); 0 gives the exact "
+            f"pre-roll (default {APP_KEYFRAME_SLACK_MS})",
+        },
+    ]
+
+    def route(scope: str, id_name: str) -> dict[str, Any]:
+        return {
+            "parameters": [_id(id_name), *params],
+            "get": {
+                "summary": f"Export a {scope} (any member may; audited). Sent as an attachment "
+                "with a pseudonymous file name.",
+                "responses": {
+                    "200": {"description": "The file", "content": media},
+                    **_errors(401, 404, 422),
+                },
+            },
+        }
+
+    return {
+        "/recordings/{recording_id}/export.{fmt}": route("recording", "recording_id"),
+        "/dyads/{dyad_id}/export.{fmt}": route("dyad", "dyad_id"),
+        "/studies/{study_id}/export.{fmt}": route("study", "study_id"),
+    }
