@@ -9,7 +9,9 @@ deleted, and pairs and figures come from `ipr.timeline` at the study's tolerance
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
+import json
 import math
 import os
 import tempfile
@@ -18,11 +20,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ipr import audit, recall
+from ipr import audit, jobs, recall
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
 from ipr.exports.data import (
@@ -48,6 +51,7 @@ from ipr.exports.moment_clips import (
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
+    Job,
     Moment,
     Participant,
     RecallSession,
@@ -301,6 +305,16 @@ class ExportResult:
     media_type: str
     content: bytes | None = None
     path: Path | None = None
+    keep: bool = False  # a prepared file from the export cache: send it, do not remove it
+
+
+class ExportPending(Exception):
+    """Moment clips are being prepared by a worker; ask again shortly."""
+
+    def __init__(self, job_id: int, status: str) -> None:
+        super().__init__(f"moment clips are being prepared (job {job_id}, {status})")
+        self.job_id = job_id
+        self.status = status
 
 
 def _target(obj: Study | Dyad | Recording) -> tuple[str, Study]:
@@ -344,11 +358,14 @@ def export(
     actor: str | None = None,
     ip: str | None = None,
     tmp_dir: Path | None = None,
+    queue: Any | None = None,
 ) -> ExportResult:
     """Make one export of a recording, dyad or study and add its audit event to the session.
 
     A per-recording format (eaf, vtt, …) of a dyad or study gives a ZIP with one file per
     recording; `zip` gives the moment clips. The caller commits (the audit event with it).
+    With a ``queue`` (the web process), moment clips are cut by a worker: the first request
+    queues the job and raises ExportPending; once made, the same request gets the prepared file.
     """
     if fmt not in EXPORT_FORMATS:
         raise ExportRequestError(
@@ -360,7 +377,24 @@ def export(
         raise ExportRequestError("This recording is not ready yet: nothing to export.")
     data = export_data(db, obj, dt.datetime.now(dt.UTC).replace(microsecond=0))
     stem = export_stem(obj)
-    if fmt == "zip":
+    if fmt == "zip" and queue is not None:
+        params = {
+            "scope": scope, "obj_id": obj.id, "include_text": include_text,
+            "pre_roll_ms": pre_roll_ms, "post_roll_ms": post_roll_ms,
+            "keyframe_slack_ms": keyframe_slack_ms,
+        }  # fmt: skip
+        key = clips_key(data, params)
+        prepared = storage.export_cache(key)
+        if not prepared.is_file():
+            job = _queue_clips(db, queue, study.id, {**params, "key": key})
+            audit.record(
+                db, "export_requested", user=user, actor=actor, study_id=study.id,
+                obj=(scope, obj.id), ip=ip, details={"format": fmt, "job": job.id},
+            )  # fmt: skip
+            db.commit()
+            raise ExportPending(job.id, job.status)
+        result = ExportResult(f"{stem}_moment_clips.zip", ZIP_TYPE, path=prepared, keep=True)
+    elif fmt == "zip":
         result = _moment_clips(
             db, storage, data, stem, include_text=include_text, pre_roll_ms=pre_roll_ms,
             post_roll_ms=post_roll_ms, keyframe_slack_ms=keyframe_slack_ms, tmp_dir=tmp_dir,
@@ -389,6 +423,56 @@ def export(
         details=details,
     )  # fmt: skip
     return result
+
+
+def clips_key(data: ExportStudy, params: dict[str, Any]) -> str:
+    """Names a moment-clips ZIP by everything it is made from: any edit makes a new one."""
+    parts: list[Any] = [sorted(params.items())]
+    for ctx in data.recordings():
+        rec = ctx.recording
+        parts.append([rec.id, rec.media_filename, rec.duration_ms, [
+            [m.id, m.lane, m.participant_code, m.t_ms, m.end_ms, list(m.peaks_ms), m.text,
+             list(m.codes), sorted(m.ratings.items())]
+            for m in rec.moments
+        ]])  # fmt: skip
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _queue_clips(db: Session, queue: Any, study_id: int, params: dict[str, Any]) -> Job:
+    """The job preparing these clips: one already on its way, or a new one."""
+    for job in db.scalars(
+        select(Job).where(
+            Job.kind == "moment_clips",
+            Job.study_id == study_id,
+            Job.status.in_(("queued", "running")),
+        )
+    ):
+        if job.params.get("key") == params["key"]:
+            return job
+    return jobs.enqueue(db, queue, "moment_clips", study_id=study_id, params=params)
+
+
+@jobs.handler("moment_clips")
+def moment_clips_job(ctx: jobs.Context) -> None:
+    """Worker: cut the clips of one export into the export cache (moved into place whole)."""
+    db, params = ctx.db, ctx.job.params
+    model = {"recording": Recording, "dyad": Dyad, "study": Study}[params["scope"]]
+    obj = db.get(model, params["obj_id"])
+    if obj is None:
+        return
+    storage = Storage(ctx.config["RECORDINGS_DIR"])
+    data = export_data(db, obj, dt.datetime.now(dt.UTC).replace(microsecond=0))
+    target = storage.export_cache(params["key"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ctx.report("cutting clips", 0.0)
+    result = _moment_clips(
+        db, storage, data, export_stem(obj), include_text=params["include_text"],
+        pre_roll_ms=params["pre_roll_ms"], post_roll_ms=params["post_roll_ms"],
+        keyframe_slack_ms=params["keyframe_slack_ms"], tmp_dir=target.parent,
+    )  # fmt: skip
+    assert result.path is not None
+    os.replace(result.path, target)
 
 
 def _per_recording_zip(data: ExportStudy, fmt: str, ext: str, include_text: bool) -> bytes:

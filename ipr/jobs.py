@@ -274,7 +274,9 @@ def _reap_task() -> None:
     database: Database = _state["db"]
     with database.session() as db:
         ids = reap_stale(db, _state["config"]["WORKER_HEARTBEAT_SECONDS"])
-        cleanup_expired(db, Storage(_state["config"]["RECORDINGS_DIR"]))
+        storage = Storage(_state["config"]["RECORDINGS_DIR"])
+        cleanup_expired(db, storage)
+        storage.prune_exports(24 * 3600)  # prepared moment clips: kept a day
     for job_id in ids:
         _push(_state["huey"], job_id)
 

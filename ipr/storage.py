@@ -64,6 +64,25 @@ class Storage:
             raise NotFound()
         return self.voice_dir(key) / name
 
+    def export_cache(self, key: str) -> Path:
+        """A prepared export (moment clips), named by the hash of what it was made from."""
+        if not re.fullmatch(r"[0-9a-f]{64}", key):
+            raise NotFound()
+        return self.root / ".exports" / f"{key}.zip"
+
+    def prune_exports(self, max_age_s: float) -> int:
+        """Remove prepared exports older than ``max_age_s``; they can always be made again."""
+        import time
+
+        folder = self.root / ".exports"
+        removed = 0
+        if folder.exists():
+            for path in folder.iterdir():
+                if time.time() - path.stat().st_mtime > max_age_s:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def uploads_dir(self) -> Path:
         return self.root / ".uploads"
 

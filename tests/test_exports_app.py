@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from ipr import studies
+from ipr import jobs, studies
 from ipr.models import ApiToken, AuditEvent, Membership, Moment, RecallSession, Recording
 from ipr.storage import Storage
 from tests.conftest import CORPUS, Web, api_token, make_video
@@ -190,10 +190,28 @@ def _probe(path: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def test_moment_clips_probe_with_the_expected_duration_and_no_metadata(setup, tmp_path) -> None:
+def fetch_clips(app, db, setup, url: str):
+    """The web process only queues moment clips (202); a worker cuts them; then they download."""
+    first = setup["api"]("GET", url)
+    assert first.status_code == 202 and first.headers["Retry-After"] == "3"
+    assert first.json["status"] == "queued"
+    again = setup["api"]("GET", url)  # asking again does not queue a second job
+    assert again.status_code == 202 and again.json["job_id"] == first.json["job_id"]
+    assert jobs.run_job(app.extensions["ipr_db"], dict(app.config), first.json["job_id"]) == "done"
+    ready = setup["api"]("GET", url)
+    assert ready.status_code == 200
+    assert setup["api"]("GET", url).data == ready.data  # served again from the export cache
+    events = db.scalars(select(AuditEvent.action).where(AuditEvent.action.like("export%"))).all()
+    assert events.count("export_requested") >= 1 and events.count("export") >= 2
+    return ready
+
+
+def test_moment_clips_probe_with_the_expected_duration_and_no_metadata(
+    app, db, setup, tmp_path
+) -> None:
     rec, m = setup["rec"], setup["m"]
     url = f"/api/v1/recordings/{rec.id}/export.zip?pre_roll_ms=1000&post_roll_ms=500"
-    resp = setup["api"]("GET", url + "&include_text=false")  # default: start on a keyframe
+    resp = fetch_clips(app, db, setup, url + "&include_text=false")  # default: on a keyframe
     with zipfile.ZipFile(io.BytesIO(resp.data)) as z:
         index = _rows(z.read("clips.csv"))
     assert "text" not in index[0]
@@ -201,7 +219,7 @@ def test_moment_clips_probe_with_the_expected_duration_and_no_metadata(setup, tm
         ("0", "1500"), ("0", "1900"), ("2000", "5000"),  # 400 moved back to the keyframe at 0
     ]  # fmt: skip
     url += "&keyframe_slack_ms=0"  # exact pre-roll
-    resp = setup["api"]("GET", url)
+    resp = fetch_clips(app, db, setup, url)
     assert resp.status_code == 200 and resp.mimetype == "application/zip"
     assert resp.headers["Content-Disposition"] == (
         "attachment; filename=01_Session_3_moment_clips.zip"

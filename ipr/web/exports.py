@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ipr import audit, auth, dataset, studies
@@ -25,7 +25,7 @@ from ipr.exports.moment_clips import (
 )
 from ipr.models import ApiToken, Dyad, Participant, Recording, Study, User, utcnow
 from ipr.web.api import api_user, token_required
-from ipr.web.context import client_ip, db, login_required, render, storage, user
+from ipr.web.context import client_ip, db, huey, login_required, render, storage, user
 from ipr.web.openapi import _errors, _id
 
 bp = Blueprint("exports", __name__)
@@ -83,11 +83,13 @@ def _send(result: dataset.ExportResult) -> Response:
                     while chunk := handle.read(1 << 20):
                         yield chunk
             finally:
-                path.unlink(missing_ok=True)
+                if not result.keep:
+                    path.unlink(missing_ok=True)
 
         resp = Response(chunks())
         resp.headers["Content-Length"] = str(path.stat().st_size)
-        resp.call_on_close(lambda: path.unlink(missing_ok=True))  # also if never read
+        if not result.keep:
+            resp.call_on_close(lambda: path.unlink(missing_ok=True))  # also if never read
     else:
         resp = Response(result.content or b"")
     resp.headers["Content-Type"] = result.media_type
@@ -103,6 +105,26 @@ def _export(
     """Parse the options (form: seconds, a checkbox; API: milliseconds), export, audit, send."""
     scale = 1000 if seconds else 1
     suffix = "_s" if seconds else "_ms"
+    try:
+        result = _make(obj, fmt, options, who, scale, suffix, seconds)
+    except dataset.ExportPending as pending:
+        # moment clips are cut by a worker: answer 202 and let the caller ask again
+        if not seconds:
+            body = {"status": pending.status, "job_id": pending.job_id, "retry_after_s": 3}
+            return jsonify(body), 202, {"Retry-After": "3", "Cache-Control": "no-store"}
+        return render_template("exports/pending.html", job_id=pending.job_id), 202
+    return _send(result)
+
+
+def _make(
+    obj: Study | Dyad | Recording,
+    fmt: str,
+    options: Any,
+    who: User,
+    scale: int,
+    suffix: str,
+    seconds: bool,
+) -> dataset.ExportResult:
     result = dataset.export(
         db(),
         storage(),
@@ -116,9 +138,10 @@ def _export(
         ),
         user=who,
         ip=client_ip(),
+        queue=huey(),
     )
     db().commit()
-    return _send(result)
+    return result
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -352,6 +375,23 @@ def export_paths() -> dict[str, Any]:
                 "with a pseudonymous file name.",
                 "responses": {
                     "200": {"description": "The file", "content": media},
+                    "202": {
+                        "description": "Moment clips (zip) are being cut by a worker: ask the "
+                        "same URL again after Retry-After seconds",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["status", "job_id"],
+                                    "properties": {
+                                        "status": {"enum": ["queued", "running"]},
+                                        "job_id": {"type": "integer"},
+                                        "retry_after_s": {"type": "integer"},
+                                    },
+                                }
+                            }
+                        },
+                    },
                     **_errors(401, 404, 422),
                 },
             },
