@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 
+def N_(text: str) -> str:
+    """Marks a message for translation (pybabel extracts it); the web edge translates it."""
+    return text
+
+
 class IPRError(Exception):
-    """Base for errors that carry an HTTP status and a user-facing message."""
+    """Base for errors that carry an HTTP status and a user-facing message.
+
+    ``template`` with ``params`` lets the web layer show the message in the participant's
+    language: it translates the template, then fills in the values.
+    """
 
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str = "", *, field: str | None = None) -> None:
-        super().__init__(message or self.__class__.__doc__ or self.code)
-        self.message = message or (self.__class__.__doc__ or self.code).strip()
+    def __init__(
+        self, message: str = "", *, field: str | None = None, params: dict | None = None
+    ) -> None:
+        self.template = message or (self.__class__.__doc__ or self.code).strip()
+        self.params = params or {}
+        self.message = self.template % self.params if self.params else self.template
+        super().__init__(self.message)
         self.field = field
 
 

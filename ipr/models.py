@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ipr.errors import N_
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -51,16 +53,20 @@ RECALL_STATUSES = ("invited", "in_progress", "submitted")
 SEGMENTATION_STRATEGIES = ("fixed", "scenes", "silences")
 
 HAT_LABELS = {
-    "1": "Extremely hindering",
-    "2": "Greatly hindering",
-    "3": "Moderately hindering",
-    "4": "Slightly hindering",
-    "5": "Neither helpful nor hindering",
-    "6": "Slightly helpful",
-    "7": "Moderately helpful",
-    "8": "Greatly helpful",
-    "9": "Extremely helpful",
+    "1": N_("Extremely hindering"),
+    "2": N_("Greatly hindering"),
+    "3": N_("Moderately hindering"),
+    "4": N_("Slightly hindering"),
+    "5": N_("Neither helpful nor hindering"),
+    "6": N_("Slightly helpful"),
+    "7": N_("Moderately helpful"),
+    "8": N_("Greatly helpful"),
+    "9": N_("Extremely helpful"),
 }
+HAT_NAME = N_("How helpful or hindering was this moment? (Helpful Aspects of Therapy)")
+# Study texts the app wrote itself: shown to participants in the study's language as long as
+# the researcher has not changed them.
+DEFAULT_STUDY_TEXTS = frozenset([*HAT_LABELS.values(), HAT_NAME])
 
 
 class User(Base):

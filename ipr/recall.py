@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ipr import audit
 from ipr.auth import _hasher, hash_token
-from ipr.errors import Conflict, NotFound, Unauthorized, ValidationError
+from ipr.errors import N_, Conflict, NotFound, Unauthorized, ValidationError
 from ipr.models import (
     Moment,
     MomentRevision,
@@ -41,6 +41,9 @@ class Locked(Conflict):
     """You have finished this recall; the researcher can reopen it."""
 
     code = "locked"
+
+    def __init__(self) -> None:
+        super().__init__(N_("You have finished this recall; the researcher can reopen it."))
 
 
 # --- invitations and access -------------------------------------------------------------------
@@ -144,7 +147,9 @@ def session_for_token(db: Session, token: str) -> RecallSession:
     """The recall session a link opens; expired, revoked and unknown links look the same."""
     rs = db.scalar(select(RecallSession).where(RecallSession.token_hash == hash_token(token)))
     if rs is None or not link_valid(rs):
-        raise Unauthorized("This link no longer works. Please ask the researcher for a new one.")
+        raise Unauthorized(
+            N_("This link no longer works. Please ask the researcher for a new one.")
+        )
     return rs
 
 
@@ -227,7 +232,11 @@ def own_moment(db: Session, rs: RecallSession, moment_id: int) -> Moment:
 
 def _int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValidationError(f"{field} must be a whole number of milliseconds.", field=field)
+        raise ValidationError(
+            N_("%(field)s must be a whole number of milliseconds."),
+            field=field,
+            params={"field": field},
+        )
     return int(value)
 
 
@@ -242,55 +251,68 @@ def clean_moment(
     allowed = {"t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings", "responds_to_id"}
     unknown = set(data) - allowed - {"version"}
     if unknown:
-        raise ValidationError(f"Unknown field: {', '.join(sorted(unknown))}.")
+        raise ValidationError(
+            N_("Unknown field: %(names)s."), params={"names": ", ".join(sorted(unknown))}
+        )
     if "t_ms" in data or not partial:
         if "t_ms" not in data:
-            raise ValidationError("t_ms is required.", field="t_ms")
+            raise ValidationError(N_("t_ms is required."), field="t_ms")
         out["t_ms"] = _int(data["t_ms"], "t_ms")
         if not 0 <= out["t_ms"] <= duration:
-            raise ValidationError("The time is outside the recording.", field="t_ms")
+            raise ValidationError(N_("The time is outside the recording."), field="t_ms")
     if "end_ms" in data and data["end_ms"] is not None:
         out["end_ms"] = _int(data["end_ms"], "end_ms")
         if not 0 <= out["end_ms"] <= duration:
-            raise ValidationError("The end time is outside the recording.", field="end_ms")
+            raise ValidationError(N_("The end time is outside the recording."), field="end_ms")
     elif "end_ms" in data:
         out["end_ms"] = None
     if "peaks_ms" in data:
         peaks = data["peaks_ms"] or []
         if not isinstance(peaks, list) or len(peaks) > MAX_PEAKS:
-            raise ValidationError(f"peaks_ms is a list of at most {MAX_PEAKS} times.")
+            raise ValidationError(
+                N_("There can be at most %(n)s peaks."), field="peaks_ms", params={"n": MAX_PEAKS}
+            )
         out["peaks_ms"] = sorted(_int(p, "peaks_ms") for p in peaks)
     if "text" in data:
         text = data["text"] if data["text"] is not None else ""
         if not isinstance(text, str) or len(text) > MAX_TEXT:
-            raise ValidationError(f"The text has at most {MAX_TEXT} characters.", field="text")
+            raise ValidationError(
+                N_("The text has at most %(n)s characters."), field="text", params={"n": MAX_TEXT}
+            )
         out["text"] = text
     if "codes" in data:
         codes = data["codes"] or []
         valid = {c.id for c in study.codes}
         if not isinstance(codes, list) or any(c not in valid for c in codes):
-            raise ValidationError("Unknown code.", field="codes")
+            raise ValidationError(N_("Unknown code."), field="codes")
         if codes and not study.participants_can_code and rs.mode == "self":
-            raise ValidationError("This study does not ask participants for codes.", field="codes")
+            raise ValidationError(
+                N_("This study does not ask participants for codes."), field="codes"
+            )
         out["codes"] = sorted(set(codes))
     if "ratings" in data:
         ratings = data["ratings"] or {}
         if not isinstance(ratings, dict):
-            raise ValidationError("ratings maps a scale key to a value.", field="ratings")
+            raise ValidationError(N_("ratings maps a scale key to a value."), field="ratings")
         scales = {s.key: s for s in study.scales}
         clean: dict[str, int] = {}
         for key, value in ratings.items():
             scale = scales.get(key)
             if scale is None:
-                raise ValidationError(f"Unknown rating scale {key!r}.", field="ratings")
+                raise ValidationError(
+                    N_("Unknown rating scale %(scale)s."),
+                    field="ratings",
+                    params={"scale": repr(key)},
+                )
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValidationError("A rating is a whole number.", field="ratings")
+                raise ValidationError(N_("A rating is a whole number."), field="ratings")
             if not scale.min_value <= value <= scale.max_value:
                 raise ValidationError(
-                    f"A rating on {key!r} is from {scale.min_value} to {scale.max_value}.",
+                    N_("A rating on %(scale)s is from %(lo)s to %(hi)s."),
                     field="ratings",
+                    params={"scale": repr(key), "lo": scale.min_value, "hi": scale.max_value},
                 )
             clean[key] = value
         out["ratings"] = clean
@@ -304,10 +326,10 @@ def clean_moment(
 
 def _check_span(m: Moment) -> None:
     if m.end_ms is not None and m.end_ms < m.t_ms:
-        raise ValidationError("The end comes before the start.", field="end_ms")
+        raise ValidationError(N_("The end comes before the start."), field="end_ms")
     lo, hi = m.t_ms, m.end_ms if m.end_ms is not None else m.t_ms
     if any(not lo <= p <= hi for p in m.peaks_ms or []):
-        raise ValidationError("Peaks lie between the start and the end.", field="peaks_ms")
+        raise ValidationError(N_("Peaks lie between the start and the end."), field="peaks_ms")
 
 
 def _revision(db: Session, m: Moment, action: str, user: User | None) -> None:
@@ -330,8 +352,10 @@ def _revision(db: Session, m: Moment, action: str, user: User | None) -> None:
     )
 
 
-def _writable(rs: RecallSession) -> None:
-    if rs.status == "submitted":
+def _writable(rs: RecallSession, *, response: bool = False) -> None:
+    """A finished recall is locked, except for the second pass after a reveal: responses to
+    the other's moments can still be written then."""
+    if rs.status == "submitted" and not (response and rs.recording.revealed_at is not None):
         raise Locked()
 
 
@@ -354,7 +378,7 @@ def create_moment(
         )
         if previous is not None:
             return previous, False
-    _writable(rs)
+    _writable(rs, response=data.get("responds_to_id") is not None)
     fields = clean_moment(db, rs, data, partial=False)
     m = Moment(
         study_id=rs.study_id,
@@ -392,12 +416,12 @@ def update_moment(
     user: User | None = None,
 ) -> Moment:
     """Change a moment; a stale ``version`` (another tab saved first) is a Conflict."""
-    _writable(rs)
+    _writable(rs, response=m.responds_to_id is not None)
     version = data.get("version")
     if version is None:
-        raise ValidationError("Send the version you are changing.", field="version")
+        raise ValidationError(N_("Send the version you are changing."), field="version")
     if version != m.version:
-        raise Conflict("This moment was changed elsewhere (another tab or device).")
+        raise Conflict(N_("This moment was changed elsewhere (another tab or device)."))
     fields = clean_moment(db, rs, data, partial=True)
     for key, value in fields.items():
         setattr(m, key, value)
@@ -414,7 +438,7 @@ def delete_moment(
 ) -> None:
     """Soft delete: the moment leaves every view and export but stays in the history;
     its voice note (a recording of a person's voice) is removed for good."""
-    _writable(rs)
+    _writable(rs, response=m.responds_to_id is not None)
     m.deleted_at = utcnow()
     m.version += 1
     _revision(db, m, "delete", user)

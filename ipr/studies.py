@@ -13,6 +13,7 @@ from ipr.access import RANK
 from ipr.errors import ValidationError
 from ipr.models import (
     HAT_LABELS,
+    HAT_NAME,
     PARTICIPANT_ROLES,
     SEGMENTATION_STRATEGIES,
     STUDY_ROLES,
@@ -55,7 +56,7 @@ def _int(value: Any, field: str, *, lo: int, hi: int) -> int:
 def default_hat_scale() -> RatingScale:
     return RatingScale(
         key="hat",
-        name="How helpful or hindering was this moment? (Helpful Aspects of Therapy)",
+        name=HAT_NAME,
         min_value=1,
         max_value=9,
         labels=dict(HAT_LABELS),

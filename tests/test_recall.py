@@ -317,3 +317,59 @@ def test_kinds_of_session_are_refused_correctly(app, db, recall_env) -> None:
     assert (
         resp.status_code == 422 and "already has a recall session" in resp.json["error"]["message"]
     )
+
+
+def test_second_pass_after_reveal_allows_responses_only(app, db, recall_env) -> None:
+    t, c = recall_env["invite"]("therapist"), recall_env["invite"]("client")
+    tw, cw = participant(app, t["url"]), participant(app, c["url"])
+    cm = jpost(cw, f"/recall/{c['id']}/moments", {"t_ms": 1500, "text": "client"}).json
+    for who, rs_id in ((tw, t["id"]), (cw, c["id"])):
+        jpost(who, f"/recall/{rs_id}/finish", {})
+    assert (
+        recall_env["api"]("POST", f"/api/v1/recordings/{recall_env['rec'].id}/reveal").status_code
+        == 200
+    )
+    url = f"/recall/{t['id']}/moments"
+    assert jpost(tw, url, {"t_ms": 10, "text": "new"}).status_code == 409  # still locked
+    resp = jpost(tw, url, {"t_ms": 1500, "text": "I saw that too", "responds_to_id": cm["id"]})
+    assert resp.status_code == 201 and resp.json["responds_to_id"] == cm["id"]
+    edit = jsend(tw, "PATCH", f"{url}/{resp.json['id']}", {"text": "Yes.", "version": 1})
+    assert edit.status_code == 200
+
+
+def test_researcher_hears_voice_notes_participants_cannot_reach_theirs(
+    app, recall_env, owner_web
+) -> None:
+    import io
+
+    created = recall_env["invite"]("client")
+    web = participant(app, created["url"])
+    mid = jpost(web, f"/recall/{created['id']}/moments", {"t_ms": 100}).json["id"]
+    web.client.post(
+        f"/recall/{created['id']}/moments/{mid}/voice",
+        headers={"X-CSRFToken": web.csrf},
+        data={"audio": (io.BytesIO(b"\x1aE\xdf\xa3abc"), "v.webm", "audio/webm")},
+    )
+    page = owner_web.get(f"/recordings/{recall_env['rec'].id}").get_data(as_text=True)
+    assert f'src="/moments/{mid}/voice"' in page
+    got = owner_web.client.get(f"/moments/{mid}/voice")
+    assert got.status_code == 200 and got.data == b"\x1aE\xdf\xa3abc"
+    assert web.client.get(f"/moments/{mid}/voice").status_code in (302, 401)  # researchers only
+
+
+def test_participant_reads_errors_and_endings_in_the_study_language(
+    app, db, recall_env, owner_web
+) -> None:
+    study = recall_env["study"]
+    study.language = "nb"
+    db.commit()
+    created = recall_env["invite"]("client")
+    web = participant(app, created["url"])
+    resp = jpost(web, f"/recall/{created['id']}/moments", {"t_ms": 100, "ratings": {"hat": 12}})
+    assert resp.status_code == 422
+    assert resp.json["error"]["message"] == "En vurdering på 'hat' går fra 1 til 9."
+    owner_web.post(f"/recall-sessions/{created['id']}/revoke", htmx=True)
+    ended = web.client.get(f"/recall/{created['id']}")
+    assert ended.status_code == 401
+    html = ended.get_data(as_text=True)
+    assert '<html lang="nb"' in html and "Something went wrong" not in html

@@ -23,12 +23,13 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 from sqlalchemy import select
 
 from ipr import recall
 from ipr.access import get_or_404
-from ipr.errors import Conflict, NotFound, Unauthorized, ValidationError
-from ipr.models import Clip, Moment, RecallSession, Study, User, VoiceNote
+from ipr.errors import N_, Conflict, IPRError, NotFound, Unauthorized, ValidationError
+from ipr.models import DEFAULT_STUDY_TEXTS, Clip, Moment, RecallSession, Study, User, VoiceNote
 from ipr.web import ranges
 from ipr.web.context import current_user, db, storage
 
@@ -51,12 +52,13 @@ def access(rs_id: int) -> tuple[RecallSession, User | None]:
     grant = _grant()
     if grant and grant.get("rs") == rs_id:
         rs = db().get(RecallSession, rs_id)
+        if rs is not None:  # even the "link ended" answer speaks the study's language
+            g.locale = db().get(Study, rs.study_id).language
         if rs is None or not recall.link_valid(rs) or recall.cookie_binding(rs) != grant.get("b"):
             session.pop("recall", None)
             raise Unauthorized(
-                "This link no longer works. Please ask the researcher for a new one."
+                N_("This link no longer works. Please ask the researcher for a new one.")
             )
-        g.locale = db().get(Study, rs.study_id).language
         return rs, None
     researcher = current_user()
     if researcher is None:
@@ -108,25 +110,52 @@ def pin(rs_id: int) -> Any:
     if not isinstance(pending, dict) or pending.get("rs") != rs_id:
         raise NotFound()
     rs = db().get(RecallSession, rs_id)
+    if rs is not None:
+        g.locale = db().get(Study, rs.study_id).language
+    language = g.get("locale", "en")
     if rs is None or not recall.link_valid(rs) or recall.cookie_binding(rs) != pending.get("b"):
-        return render_template("recall/ended.html"), 401
-    g.locale = db().get(Study, rs.study_id).language
+        return render_template("recall/ended.html", page_lang=language), 401
     error = None
     if request.method == "POST":
         tries = int(pending.get("tries", 0)) + 1
         if tries > 5:
             session.pop("recall_pin", None)
-            return render_template("recall/ended.html"), 401
+            return render_template("recall/ended.html", page_lang=language), 401
         if recall.check_pin(rs, request.form.get("pin", "")):
             session.pop("recall_pin", None)
             session["recall"] = {"rs": rs.id, "b": pending["b"]}
             return redirect(url_for("recall.page", rs_id=rs.id), 303)
         session["recall_pin"] = {**pending, "tries": tries}
         error = True
-    return render_template("recall/pin.html", rs=rs, error=error), 401 if error else 200
+    page = render_template("recall/pin.html", rs=rs, error=error, page_lang=language)
+    return page, 401 if error else 200
 
 
 # --- the page ----------------------------------------------------------------------------------
+
+
+@bp.app_template_filter("study_text")
+def study_text(value: str) -> str:
+    """A study text the app wrote (the default HAT scale) in the participant's language."""
+    return gettext(value) if value in DEFAULT_STUDY_TEXTS else value
+
+
+@bp.errorhandler(IPRError)
+def participant_error(exc: IPRError) -> Any:
+    """The participant reads errors in the study's language."""
+    db().rollback()
+    message = gettext(exc.template, **exc.params) if exc.params else gettext(exc.template)
+    body: dict[str, Any] = {"code": exc.code, "message": message}
+    if exc.field:
+        body["field"] = exc.field
+    if (
+        request.method == "GET"
+        and request.accept_mimetypes.best_match(["text/html", "application/json"])
+        != "application/json"
+        and isinstance(exc, Unauthorized)
+    ):
+        return render_template("recall/ended.html", page_lang=g.get("locale", "en")), 401
+    return jsonify({"error": body}), exc.status
 
 
 @bp.get("/recall/<int:rs_id>")
@@ -177,7 +206,7 @@ def moments(rs_id: int) -> Any:
 def _json_body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise ValidationError("Send a JSON object.")
+        raise ValidationError(N_("Send a JSON object."))
     return data
 
 
@@ -267,7 +296,7 @@ def voice(rs_id: int, moment_id: int) -> Any:
     upload = request.files.get("audio")
     mime = (upload.mimetype if upload else "").split(";")[0]
     if upload is None or mime not in VOICE_TYPES:
-        raise ValidationError("Send the voice note as field 'audio' (WebM, Ogg or MP4 audio).")
+        raise ValidationError(N_("Send the voice note as field 'audio' (WebM, Ogg or MP4 audio)."))
     name = f"{uuid.uuid4().hex}.{VOICE_TYPES[mime]}"
     path = storage().voice_path(key, name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +304,7 @@ def voice(rs_id: int, moment_id: int) -> Any:
     size = path.stat().st_size
     if size == 0 or size > MAX_VOICE_BYTES:
         path.unlink(missing_ok=True)
-        raise ValidationError("A voice note must be between 1 byte and 20 MB.")
+        raise ValidationError(N_("A voice note must be between 1 byte and 20 MB."))
     db().add(
         VoiceNote(
             study_id=rs.study_id, moment_id=m.id, storage_name=name, mime_type=mime, size_bytes=size

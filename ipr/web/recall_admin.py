@@ -9,9 +9,17 @@ from sqlalchemy import select
 
 from ipr import recall, studies
 from ipr.access import get_or_404, role_in
-from ipr.errors import ValidationError
-from ipr.models import Moment, Participant, RecallSession, Recording, ResearcherAnnotation
-from ipr.web.context import client_ip, db, login_required, render, user
+from ipr.errors import NotFound, ValidationError
+from ipr.models import (
+    Moment,
+    Participant,
+    RecallSession,
+    Recording,
+    ResearcherAnnotation,
+    VoiceNote,
+)
+from ipr.web import ranges
+from ipr.web.context import client_ip, db, login_required, render, storage, user
 
 bp = Blueprint("recall_admin", __name__)
 
@@ -54,23 +62,47 @@ def lanes(rec: Recording) -> list[dict[str, Any]]:
     return out
 
 
+def recall_context(rec: Recording) -> dict[str, Any]:
+    """What the recall section of a recording needs (the recording page includes it too)."""
+    study = rec.dyad.study
+    both = lanes(rec)
+    sessions = [lane["rs"] for lane in both if lane["rs"]]
+    moment_ids = [m.id for lane in both for m in lane["moments"]]
+    voiced = set(
+        db().scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(moment_ids)))
+    )
+    both_done = len(sessions) >= 2 and all(s.status == "submitted" for s in sessions)
+    return {
+        "lanes": both,
+        "codes": {c.id: c for c in study.codes},
+        "voiced": voiced,
+        "can_reveal": both_done or study.allow_early_reveal,
+    }
+
+
 def _section(rec: Recording, status: int = 200, **extra: Any) -> Any:
     role = role_in(db(), user(), rec.study_id)
-    study = rec.dyad.study
-    sessions = [lane["rs"] for lane in lanes(rec) if lane["rs"]]
     ctx = {
         "rec": rec,
-        "study": study,
+        "study": rec.dyad.study,
         "dyad": rec.dyad,
-        "lanes": lanes(rec),
         "can_edit": studies.can(role, "editor"),
-        "codes": {c.id: c for c in study.codes},
-        "can_reveal": len(sessions) >= 2
-        and all(s.status == "submitted" for s in sessions)
-        or study.allow_early_reveal,
+        **recall_context(rec),
         **extra,
     }
     return render("recordings/recording.html", "recordings/_recall.html", status=status, **ctx)
+
+
+@bp.get("/moments/<int:moment_id>/voice")
+@login_required
+def voice(moment_id: int) -> Any:
+    """A participant's voice note, for the researchers of the study."""
+    m = get_or_404(db(), Moment, moment_id, user())
+    note = db().scalar(select(VoiceNote).where(VoiceNote.moment_id == m.id))
+    if note is None or m.deleted_at is not None:
+        raise NotFound()
+    path = storage().voice_path(m.recall_session.recording.storage_key, note.storage_name)
+    return ranges.send_range(path, note.mime_type)
 
 
 def _try(rec: Recording, action: Any) -> Any:

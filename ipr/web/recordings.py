@@ -10,6 +10,7 @@ from ipr import audit, recordings, studies
 from ipr.access import get_or_404, role_in
 from ipr.errors import ValidationError
 from ipr.models import Clip, Dyad, Participant, Recording
+from ipr.web import recall_admin
 from ipr.web.context import client_ip, db, huey, login_required, render, storage, user
 
 bp = Blueprint("recordings", __name__)
@@ -50,6 +51,7 @@ def show(recording_id: int) -> Any:
         study=rec.dyad.study,
         job=recordings.latest_job(db(), rec),
         **_role_ctx(rec.study_id),
+        **recall_admin.recall_context(rec),
     )
 
 
