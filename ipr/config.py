@@ -113,12 +113,6 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
-        "FFMPEG_TIMEOUT_SECONDS",
-        6 * 3600,
-        "Longest a single ffmpeg run may take before it is killed.",
-        int,
-    ),
-    Setting(
         "LOG_LEVEL",
         "INFO",
         "Python logging level for the app and the worker.",
