@@ -7,6 +7,7 @@ import random
 from functools import cache
 from unittest.mock import patch
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -413,3 +414,21 @@ def test_kappa_is_one_for_identical_lanes_and_a_span_ending_on_a_boundary_stays_
     assert kappa.kappa == 1.0
     other = [Mark(1, 0, 2001)]
     assert binned_kappa(lane, other, duration_ms=10_000).observed == pytest.approx(8 / 10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 20_000))
+def test_span_pair_count_greedy_agrees_with_the_exact_matching_on_larger_lanes(seed, tol):
+    """The chance baseline counts pairs greedily; on spans that must equal the exact optimum."""
+    rng = np.random.default_rng(seed)
+
+    def lane(n: int, first_id: int) -> list[Mark]:
+        out = []
+        for i in range(n):
+            t = int(rng.integers(0, 600_000))
+            end = t + int(rng.integers(0, 30_000)) if rng.random() < 0.6 else None
+            out.append(Mark(first_id + i, t, end))
+        return out
+
+    therapist, client = lane(int(rng.integers(0, 80)), 0), lane(int(rng.integers(0, 80)), 1000)
+    assert count_pairs(therapist, client, tol) == len(match_lanes(therapist, client, tol).pairs)
