@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import signal
 
 # Scene cuts, on the mean absolute grey-level difference between consecutive frames (0..255).
 CUT_MIN_SCORE = 8.0  # a hard cut changes the picture by at least this much on average
@@ -28,8 +29,16 @@ AUDIO_RATE = 8_000
 WINDOW_MS = 10
 WINDOW_SAMPLES = AUDIO_RATE * WINDOW_MS // 1000
 MIN_SILENCE_MS = 250
-MIN_SPEECH_MS = 100
-SILENCE_THRESHOLD_FRACTION = 0.35  # where between noise floor and speech level a pause ends
+MIN_SPEECH_MS = 100  # a weak sound burst shorter than this between quiet stretches is no speech
+CLICK_MS = 50  # any burst shorter than this after smoothing (a click, a tap) is no speech
+HIGHPASS_HZ = 80  # rumble, handling noise and hum below this are not speech
+SMOOTH_MS = 30  # moving average of the dB envelope
+# Hysteresis, as fractions of the way from the noise floor to the speech level (in dB): a pause
+# starts when the envelope falls below ENTER and ends when it rises above LEAVE.
+SILENCE_ENTER_FRACTION = 0.25
+SILENCE_LEAVE_FRACTION = 0.35
+WEAK_BURST_FRACTION = 0.6  # a burst whose loudest window stays below this is weak
+MAX_RANGE_DB = 60  # a "floor" further below speech than this is digital silence, not room noise
 WAVEFORM_LEVELS_MS = (20, 100, 500, 2_500)
 
 
@@ -149,13 +158,21 @@ def detect_cuts(
     return cuts
 
 
+_HIGHPASS = signal.butter(4, HIGHPASS_HZ, "highpass", fs=AUDIO_RATE, output="sos")
+
+
 @dataclass
 class AudioAnalyzer:
-    """Consumes mono s16 PCM at AUDIO_RATE; keeps a 10 ms envelope (RMS and peak)."""
+    """Consumes mono s16 PCM at AUDIO_RATE; keeps a 10 ms envelope (RMS and peak).
+
+    The RMS (for pauses) is taken after an 80 Hz high-pass so rumble does not pass for speech;
+    the peak (for the waveform) is of the signal as recorded.
+    """
 
     _carry: bytes = b""
     _rms: list[np.ndarray] = field(default_factory=list)
     _peak: list[np.ndarray] = field(default_factory=list)
+    _zi: np.ndarray = field(default_factory=lambda: np.zeros((_HIGHPASS.shape[0], 2)))
 
     def feed(self, data: bytes) -> None:
         data = self._carry + data
@@ -166,9 +183,11 @@ class AudioAnalyzer:
             self._add(np.frombuffer(data[:usable], dtype="<i2"))
 
     def _add(self, samples: np.ndarray) -> None:
-        win = samples.reshape(-1, WINDOW_SAMPLES).astype(np.float64) / 32768.0
+        x = samples.astype(np.float64) / 32768.0
+        filtered, self._zi = signal.sosfilt(_HIGHPASS, x, zi=self._zi)
+        win = filtered.reshape(-1, WINDOW_SAMPLES)
         self._rms.append(np.sqrt((win * win).mean(axis=1)))
-        self._peak.append(np.abs(win).max(axis=1))
+        self._peak.append(np.abs(x.reshape(-1, WINDOW_SAMPLES)).max(axis=1))
 
     def close(self) -> None:
         if len(self._carry) >= 2:
@@ -192,25 +211,35 @@ def detect_silences(
     min_speech_ms: int = MIN_SPEECH_MS,
     duration_ms: int | None = None,
 ) -> list[tuple[int, int]]:
-    """Pauses as (start_ms, end_ms), from 10 ms RMS windows with a threshold set per recording.
+    """Pauses as (start_ms, end_ms), from 10 ms RMS windows with thresholds set per recording.
 
-    The threshold sits between the recording's noise floor and its speech level (low and high
-    percentiles of the envelope in dB), so it adapts to microphone gain and room noise.
+    The thresholds sit between the recording's noise floor and its speech level (low and high
+    percentiles of the smoothed envelope in dB), so they adapt to microphone gain and room noise;
+    two thresholds (hysteresis) keep a breath or a fading word end from flickering in and out.
     """
     if len(rms) == 0:
         return []
     db = 20 * np.log10(np.maximum(rms, 1e-6))
+    k = max(1, SMOOTH_MS // WINDOW_MS)
+    if k > 1 and len(db) >= k:
+        padded = np.pad(db, (k // 2, k - 1 - k // 2), mode="edge")
+        db = np.convolve(padded, np.ones(k) / k, mode="valid")
     floor = float(np.percentile(db, 10))
     speech = float(np.percentile(db, 95))
     if speech - floor < 6:  # no contrast: all pause (digital silence) or all sound
         return [(0, duration_ms or len(rms) * WINDOW_MS)] if speech < -60 else []
-    threshold = floor + SILENCE_THRESHOLD_FRACTION * (speech - floor)
-    quiet = db < threshold
-    runs = _runs(quiet)
-    # Short bursts between pauses (clicks, breaths) do not count as speech.
+    floor = max(floor, speech - MAX_RANGE_DB)
+    enter = floor + SILENCE_ENTER_FRACTION * (speech - floor)
+    leave = floor + SILENCE_LEAVE_FRACTION * (speech - floor)
+    quiet = _hysteresis(db, enter, leave)
+    # Clicks, and short weak bursts (a breath, a lip smack) between pauses, are not speech.
+    weak = floor + WEAK_BURST_FRACTION * (speech - floor)
     min_speech = max(1, min_speech_ms // WINDOW_MS)
-    for start, end, value in runs:
-        if not value and end - start < min_speech and start > 0 and end < len(quiet):
+    click = max(1, CLICK_MS // WINDOW_MS)
+    for start, end, value in _runs(quiet):
+        if value or start == 0 or end == len(quiet):
+            continue
+        if end - start < click or (end - start < min_speech and db[start:end].max() < weak):
             quiet[start:end] = True
     end_ms = duration_ms if duration_ms is not None else len(rms) * WINDOW_MS
     out = []
@@ -218,6 +247,19 @@ def detect_silences(
         if value and (end - start) * WINDOW_MS >= min_silence_ms:
             out.append((start * WINDOW_MS, min(end * WINDOW_MS, end_ms)))
     return out
+
+
+def _hysteresis(db: np.ndarray, enter: float, leave: float) -> np.ndarray:
+    """Quiet mask: becomes quiet below `enter`, becomes sound again above `leave`."""
+    quiet = np.zeros(len(db), dtype=bool)
+    state = bool(db[0] < leave)
+    for i, level in enumerate(db.tolist()):
+        if state and level > leave:
+            state = False
+        elif not state and level < enter:
+            state = True
+        quiet[i] = state
+    return quiet
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:

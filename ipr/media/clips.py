@@ -6,13 +6,15 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import ffmpeg
+
 from ipr.media._run import RunLimits, run
 from ipr.media.commands import (
     AUDIO_ENCODE,
     MP4_OUT,
     STRIP_METADATA,
     VIDEO_ENCODE,
-    ffmpeg_head,
+    command,
     pinned_input,
 )
 from ipr.media.errors import ProcessingError
@@ -144,21 +146,18 @@ def cut_clip(
     copy = any(key and abs(t - start_ms) <= 1 for t, key in packets)
     # Stream copy stops by decode order, so count the frames instead of trusting -t alone.
     frames = sum(1 for t, _ in packets if start_ms - 1 <= t < end_ms - 1)
-    codec = ["-c", "copy", "-frames:v", str(frames)] if copy else [*VIDEO_ENCODE, *AUDIO_ENCODE]
-    args = [
-        *ffmpeg_head(),
-        *pinned_input(playable, "mov", seek_ms=start_ms),
-        "-t",
-        f"{(end_ms - start_ms) / 1000:.3f}",
-        "-map",
-        "0:v:0",
-        "-map",
-        "0:a:0?",
-        *codec,
-        *STRIP_METADATA,
-        *MP4_OUT,
+    codec = {"c": "copy", "frames:v": str(frames)} if copy else {**VIDEO_ENCODE, **AUDIO_ENCODE}
+    src = pinned_input(playable, "mov", seek_ms=start_ms)
+    clip = ffmpeg.output(
+        src["v:0"],
+        src["a:0?"],
         str(dst),
-    ]
+        t=f"{(end_ms - start_ms) / 1000:.3f}",
+        **codec,
+        **STRIP_METADATA,
+        **MP4_OUT,
+    )
+    args = command(clip)
     done = run(args, RunLimits(timeout_s=timeout_s))
     if done.returncode != 0 or not Path(dst).is_file():
         Path(dst).unlink(missing_ok=True)
@@ -174,27 +173,18 @@ def extract_thumbnail(
     playable: Path, dst: Path, t_ms: int, width: int = 320, *, timeout_s: float = 120.0
 ) -> Path:
     """A JPEG of the frame shown at `t_ms`, `width` pixels wide."""
-    args = [
-        *ffmpeg_head(),
-        *pinned_input(playable, "mov", seek_ms=max(0, t_ms)),
-        "-map",
-        "0:v:0",
-        "-frames:v",
-        "1",
-        "-vf",
-        f"scale={int(width)}:-2:flags=area",
-        "-q:v",
-        "4",
-        "-map_metadata",
-        "-1",
-        "-fflags",
-        "+bitexact",
-        "-f",
-        "image2",
-        "-update",
-        "1",
+    src = pinned_input(playable, "mov", seek_ms=max(0, t_ms))
+    picture = src["v:0"].filter("scale", int(width), -2, flags="area")
+    jpeg = ffmpeg.output(
+        picture,
         str(dst),
-    ]
+        **{"frames:v": "1", "q:v": "4"},
+        map_metadata="-1",
+        fflags="+bitexact",
+        format="image2",
+        update="1",
+    )
+    args = command(jpeg)
     done = run(args, RunLimits(timeout_s=timeout_s))
     if done.returncode != 0 or not Path(dst).is_file():
         Path(dst).unlink(missing_ok=True)

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
+import ffmpeg
 import numpy as np
+from ffmpeg.nodes import FilterableStream, OutputStream
 
 from ipr.media._run import GIB, RunLimits, StreamingRun, run, stream_reader
 from ipr.media.analysis import (
@@ -43,7 +45,7 @@ from ipr.media.commands import (
     MP4_OUT,
     STRIP_METADATA,
     VIDEO_ENCODE,
-    ffmpeg_head,
+    command,
     pinned_input,
 )
 from ipr.media.errors import IngestCancelled, MediaError, ProbeError, ProcessingError
@@ -53,6 +55,9 @@ ANALYSIS_SIDE = 160  # longer side of the grey analysis frames
 TILE_SIDE = 160  # longer side of a sprite tile
 SPRITE_COLUMNS = 10
 MAX_SPRITE_TILES = 300
+# Input options of the analysis-only decode: the frames are shrunk to 160 px, so the H.264 loop
+# filter's work would be averaged away anyway.
+ANALYSIS_DECODE: dict[str, str | None] = {"skip_loop_filter": "all"}
 
 Progress = Callable[[str, float], None]
 Cancelled = Callable[[], bool]
@@ -140,10 +145,17 @@ def qualifies_for_remux(p: ProbeResult) -> bool:
     )
 
 
-def _orient_filters(p: ProbeResult) -> str:
-    rotate = {90: "transpose=clock,", 180: "hflip,vflip,", 270: "transpose=cclock,"}
-    deinterlace = "bwdif," if p.interlaced else ""
-    return deinterlace + rotate.get(p.rotation, "")
+def _orient(video: FilterableStream, p: ProbeResult) -> FilterableStream:
+    """Deinterlace and rotate explicitly (autorotation is off) so the copy is upright."""
+    if p.interlaced:
+        video = video.filter("bwdif")
+    if p.rotation == 90:
+        video = video.filter("transpose", "clock")
+    elif p.rotation == 180:
+        video = video.filter("hflip").filter("vflip")
+    elif p.rotation == 270:
+        video = video.filter("transpose", "cclock")
+    return video
 
 
 class _Decode:
@@ -162,43 +174,53 @@ class _Decode:
         self.run = StreamingRun(limits)
         self._tile_buf = b""
 
-    def graph(self, source_video: str, with_outputs: bool) -> tuple[str, list[str]]:
-        """The filter graph; with_outputs adds the branches feeding the playable MP4."""
+    def video_branches(
+        self, video: FilterableStream, with_outputs: bool
+    ) -> FilterableStream | None:
+        """Grey analysis frames and sprite tiles; with_outputs also returns the MP4's video."""
         p = self.p
-        w, h = _playable_size(p)
-        split = 3 if with_outputs else 2
-        head = (
-            f"[{source_video}]{_orient_filters(p) if with_outputs else ''}"
-            f"fps={p.fps_num}/{p.fps_den}"
-        )
         if with_outputs:
-            head += f",scale={w}:{h}:flags=bicubic,setsar=1,format=yuv420p"
-        labels = ["[vg0]", "[vt0]"] + (["[vout]"] if with_outputs else [])
-        parts = [
-            f"{head},split={split}{''.join(labels)}",
-            f"[vg0]scale={self.aw}:{self.ah}:flags=area,format=gray[vg]",
-            f"[vt0]select='not(mod(n\\,{self.tile_every}))',"
-            f"scale={self.tw}:{self.th}:flags=area,format=bgr24[vt]",
-        ]
-        return ";".join(parts), labels
-
-    def audio_graph(self, source_audio: str, with_outputs: bool) -> str:
-        pcm = f"aresample={AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=mono[ag]"
+            video = _orient(video, p)
+        video = video.filter("fps", f"{p.fps_num}/{p.fps_den}")
         if with_outputs:
-            return f"[{source_audio}]aresample=async=1:first_pts=0,asplit=2[aout][a1];[a1]{pcm}"
-        return f"[{source_audio}]aresample=async=1:first_pts=0,{pcm}"
+            w, h = _playable_size(p)
+            video = video.filter("scale", w, h, flags="bicubic").filter("setsar", 1)
+            video = video.filter("format", "yuv420p")
+        parts = video.split()
+        grey = parts[0].filter("scale", self.aw, self.ah, flags="area")
+        self._grey = grey.filter("format", "gray")
+        tiles = parts[1].filter("select", f"not(mod(n,{self.tile_every}))")
+        tiles = tiles.filter("scale", self.tw, self.th, flags="area")
+        self._tiles = tiles.filter("format", "bgr24")
+        return parts[2] if with_outputs else None
 
-    def pipe_outputs(self, has_audio: bool) -> list[str]:
+    def audio_branches(
+        self, audio: FilterableStream, with_outputs: bool
+    ) -> FilterableStream | None:
+        """8 kHz mono PCM for the envelope; with_outputs also returns the MP4's audio."""
+        audio = audio.filter("aresample", **{"async": 1, "first_pts": 0})
+        out = None
+        if with_outputs:
+            parts = audio.asplit()
+            out, audio = parts[0], parts[1]
+        audio = audio.filter("aresample", AUDIO_RATE)
+        self._pcm = audio.filter("aformat", sample_fmts="s16", channel_layouts="mono")
+        return out
+
+    def pipe_outputs(self, has_audio: bool) -> list[OutputStream]:
         t_fd, t_pipe = self.run.extra_pipe()
         self._tile_fd = t_fd
-        out = ["-map", "[vg]", "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
-        out += ["-map", "[vt]", "-fps_mode", "passthrough", "-f", "rawvideo", t_pipe]
+        raw = {"fps_mode": "passthrough", "format": "rawvideo"}
+        outs = [
+            ffmpeg.output(self._grey, "pipe:1", **raw),
+            ffmpeg.output(self._tiles, t_pipe, **raw),
+        ]
         self._audio_fd = None
         if has_audio:
             a_fd, a_pipe = self.run.extra_pipe()
             self._audio_fd = a_fd
-            out += ["-map", "[ag]", "-f", "s16le", a_pipe]
-        return out
+            outs.append(ffmpeg.output(self._pcm, a_pipe, format="s16le"))
+        return outs
 
     def _take_tiles(self, data: bytes) -> None:
         size = self.tw * self.th * 3
@@ -272,13 +294,13 @@ def _limits_for(p: ProbeResult, settings: IngestSettings) -> RunLimits:
     )
 
 
-def _force_keyframes(p: ProbeResult, settings: IngestSettings) -> list[str]:
-    gop = ["-g", str(max(1, round(2 * p.fps_num / p.fps_den)))]
+def _force_keyframes(p: ProbeResult, settings: IngestSettings) -> dict[str, str]:
+    gop = {"g": str(max(1, round(2 * p.fps_num / p.fps_den)))}
     if settings.strategy != "fixed":
         return gop
     times = range(settings.fixed_ms, p.duration_ms, settings.fixed_ms)
     listed = ",".join(f"{t / 1000:.3f}" for t in times)
-    return gop + (["-force_key_frames", listed] if listed else [])
+    return {**gop, "force_key_frames": listed} if listed else gop
 
 
 def _transcode_with_analysis(
@@ -290,50 +312,36 @@ def _transcode_with_analysis(
     cancelled: Cancelled | None,
 ) -> _Decode:
     dec = _Decode(p, settings.regions, limits)
-    vgraph, _ = dec.graph(f"0:{p.video_index}", with_outputs=True)
-    graph = vgraph
-    if p.has_audio:
-        graph += ";" + dec.audio_graph(f"0:{p.audio_index}", with_outputs=True)
-    args = [
-        *ffmpeg_head(),
-        "-noautorotate",
-        *pinned_input(Path(p.path), p.format_name),
-        "-filter_complex",
-        graph,
-        "-map",
-        "[vout]",
-        *(["-map", "[aout]", *AUDIO_ENCODE] if p.has_audio else []),
-        *VIDEO_ENCODE,
-        *_force_keyframes(p, settings),
-        "-fps_mode",
-        "cfr",
-        *STRIP_METADATA,
-        *MP4_OUT,
-        str(dst),
-        *dec.pipe_outputs(p.has_audio),
-    ]
-    dec.execute(args, progress, cancelled)
+    dec.execute(_transcode_args(p, dst, settings, dec), progress, cancelled)
     return dec
 
 
-def _remux(p: ProbeResult, dst: Path, limits: RunLimits) -> None:
-    audio: list[str] = []
+def _transcode_args(p: ProbeResult, dst: Path, settings: IngestSettings, dec: _Decode) -> list[str]:
+    """One ffmpeg run: the MP4 from the first video and audio stream, plus the analysis pipes."""
+    src = pinned_input(Path(p.path), p.format_name, noautorotate=None)
+    streams = [dec.video_branches(src[str(p.video_index)], with_outputs=True)]
+    options = {**VIDEO_ENCODE, **_force_keyframes(p, settings), "fps_mode": "cfr"}
     if p.has_audio:
-        audio = ["-map", f"0:{p.audio_index}"]
-        audio += ["-c:a", "copy"] if p.audio_codec == "aac" else AUDIO_ENCODE
-    args = [
-        *ffmpeg_head(),
-        *pinned_input(Path(p.path), p.format_name),
-        "-map",
-        f"0:{p.video_index}",
-        "-c:v",
-        "copy",
-        *audio,
-        *STRIP_METADATA,
-        *MP4_OUT,
-        str(dst),
-    ]
-    done = run(args, limits)
+        streams.append(dec.audio_branches(src[str(p.audio_index)], with_outputs=True))
+        options.update(AUDIO_ENCODE)
+    mp4 = ffmpeg.output(*streams, str(dst), **options, **STRIP_METADATA, **MP4_OUT)
+    return command(mp4, *dec.pipe_outputs(p.has_audio))
+
+
+def _remux_args(p: ProbeResult, dst: Path) -> list[str]:
+    """Stream copy of the first video (and audio, re-encoded unless AAC) stream into MP4."""
+    src = pinned_input(Path(p.path), p.format_name)
+    streams = [src[str(p.video_index)]]
+    options: dict[str, str] = {"c:v": "copy"}
+    if p.has_audio:
+        streams.append(src[str(p.audio_index)])
+        options.update({"c:a": "copy"} if p.audio_codec == "aac" else AUDIO_ENCODE)
+    mp4 = ffmpeg.output(*streams, str(dst), **options, **STRIP_METADATA, **MP4_OUT)
+    return command(mp4)
+
+
+def _remux(p: ProbeResult, dst: Path, limits: RunLimits) -> None:
+    done = run(_remux_args(p, dst), limits)
     if done.returncode != 0:
         raise ProcessingError(
             "The recording could not be copied into a playable file; it is probably damaged.",
@@ -352,18 +360,11 @@ def _analyse_playable(
 ) -> _Decode:
     """Decode our own MP4 once (no loop filter: analysis frames are tiny) for every analysis."""
     dec = _Decode(p, regions, limits)
-    vgraph, _ = dec.graph("0:v:0", with_outputs=False)
-    graph = vgraph + (";" + dec.audio_graph("0:a:0", with_outputs=False) if p.has_audio else "")
-    args = [
-        *ffmpeg_head(),
-        "-skip_loop_filter",
-        "all",
-        *pinned_input(playable, "mov"),
-        "-filter_complex",
-        graph,
-        *dec.pipe_outputs(p.has_audio),
-    ]
-    dec.execute(args, progress, cancelled)
+    src = pinned_input(playable, "mov", **ANALYSIS_DECODE)
+    dec.video_branches(src["v:0"], with_outputs=False)
+    if p.has_audio:
+        dec.audio_branches(src["a:0"], with_outputs=False)
+    dec.execute(command(*dec.pipe_outputs(p.has_audio)), progress, cancelled)
     return dec
 
 
@@ -557,17 +558,9 @@ def compute_motion_energy(
     """Re-run motion energy on an existing playable copy, e.g. after moving the regions."""
     p = probe(playable, limits=limits)
     dec = _Decode(p, tuple(regions), _limits_for(p, IngestSettings(limits=limits)))
-    vgraph, _ = dec.graph("0:v:0", with_outputs=False)
-    args = [
-        *ffmpeg_head(),
-        "-skip_loop_filter",
-        "all",
-        *pinned_input(Path(p.path), p.format_name),
-        "-filter_complex",
-        vgraph,
-        *dec.pipe_outputs(False),
-    ]
-    dec.execute(args, None, None)
+    src = pinned_input(Path(p.path), p.format_name, **ANALYSIS_DECODE)
+    dec.video_branches(src["v:0"], with_outputs=False)
+    dec.execute(command(*dec.pipe_outputs(False)), None, None)
     return dec.frames.motion(rate_hz=p.fps_num / p.fps_den)
 
 
@@ -589,20 +582,9 @@ def analyze_audio(path: Path, *, timeout_s: float = 600.0) -> AudioAnalysis:
     fmt = str(info.get("format", {}).get("format_name", "")).split(",")[0]
     if not fmt or fmt not in CONTAINER_WHITELIST.split(","):
         raise ProbeError("The file could not be read as audio.", code="unreadable")
-    args = [
-        *ffmpeg_head(),
-        *pinned_input(path, fmt),
-        "-map",
-        "0:a:0",
-        "-ac",
-        "1",
-        "-ar",
-        str(AUDIO_RATE),
-        "-f",
-        "s16le",
-        "pipe:1",
-    ]
-    done = run(args, RunLimits(timeout_s=timeout_s))
+    src = pinned_input(path, fmt)
+    pcm = ffmpeg.output(src["a:0"], "pipe:1", ac="1", ar=str(AUDIO_RATE), format="s16le")
+    done = run(command(pcm), RunLimits(timeout_s=timeout_s))
     if done.returncode != 0:
         raise ProbeError("The audio could not be decoded.", code="unreadable", detail=done.stderr)
     audio = AudioAnalyzer()

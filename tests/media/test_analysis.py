@@ -108,15 +108,19 @@ def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
 
 @pytest.mark.corpus
 def test_silences_against_sppas_textgrids(corpus: Path) -> None:
-    """Pauses >= 250 ms; a match is IoU >= 0.5. Measured: precision 10/15, recall 10/10."""
+    """Pauses >= 250 ms; a match is IoU >= 0.5. Measured: English 6/6 found, 6/6 true; French
+    4/6 found, 4/4 true (the two extra lie in the unannotated `gpf_0` lead-in, see docs/media.md).
+    """
     folder = corpus / "audio/silence_ground_truth"
-    hits_det = hits_gt = n_det = n_gt = 0
+    counts = {}
     for wav in sorted(folder.glob("*.wav")):
         truth = [p for p in _textgrid_pauses(wav.with_suffix(".TextGrid")) if p[1] - p[0] >= 250]
         found = analyze_audio(wav).silences_ms
-        hits_det += sum(any(_iou(d, g) >= 0.5 for g in truth) for d in found)
-        hits_gt += sum(any(_iou(d, g) >= 0.5 for d in found) for g in truth)
-        n_det, n_gt = n_det + len(found), n_gt + len(truth)
-    recall, precision = hits_gt / n_gt, hits_det / n_det
-    assert recall >= 0.9
-    assert precision >= 0.65  # target 0.9 not reached: see docs/media.md
+        hits_det = sum(any(_iou(d, g) >= 0.5 for g in truth) for d in found)
+        hits_gt = sum(any(_iou(d, g) >= 0.5 for d in found) for g in truth)
+        counts[wav.stem] = (hits_det, len(found), hits_gt, len(truth))
+    english = counts["sppas_ENG_M15_ENG_T02"]
+    assert english == (6, 6, 6, 6)
+    hits_det, n_det, hits_gt, n_gt = (sum(c[i] for c in counts.values()) for i in range(4))
+    assert hits_gt / n_gt == 1.0
+    assert hits_det / n_det >= 0.8  # 10/12; target 0.9 not reached: see docs/media.md
