@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -373,3 +374,37 @@ def test_participant_reads_errors_and_endings_in_the_study_language(
     assert ended.status_code == 401
     html = ended.get_data(as_text=True)
     assert '<html lang="nb"' in html and "Something went wrong" not in html
+
+
+def test_researcher_codes_a_moment_in_a_layer_of_their_own(
+    app, db, recall_env, owner_web, make_user
+) -> None:
+    from ipr.models import ResearcherAnnotation
+
+    created = recall_env["invite"]("client")
+    web = participant(app, created["url"])
+    mid = jpost(web, f"/recall/{created['id']}/moments", {"t_ms": 100, "text": "mine"}).json["id"]
+    code_id = recall_env["study"].codes[0].id
+    owner_web.get(f"/recordings/{recall_env['rec'].id}")
+    resp = owner_web.post(
+        f"/moments/{mid}/annotation",
+        {"codes": [str(code_id)], "note": "rupture marker?"},
+        htmx=True,
+    )
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert f'name="codes" value="{code_id}" data-shortcut="i" checked' in html
+    row = db.scalar(select(ResearcherAnnotation).where(ResearcherAnnotation.moment_id == mid))
+    assert (row.codes, row.note) == ([code_id], "rupture marker?")
+    # the participant's own moment is untouched, and the participant never sees the layer
+    moment = web.client.get(f"/recall/{created['id']}/moments").json["moments"][0]
+    assert moment["codes"] == [] and "rupture marker" not in json.dumps(moment)
+    # a viewer may not code
+    make_user("viewer@example.org")
+    owner_web.post(
+        f"/studies/{recall_env['study'].id}/members",
+        {"email": "viewer@example.org", "role": "viewer"},
+    )
+    viewer = Web(app)
+    viewer.login("viewer@example.org")
+    assert viewer.post(f"/moments/{mid}/annotation", {"note": "x"}, htmx=True).status_code == 403
