@@ -88,8 +88,9 @@ def generate_recording(dst: Path, seconds: int = DEMO_SECONDS) -> Path:
     return dst
 
 
-def seed_study(db: Session, user: User) -> Study:
-    study = studies.create_study(db, user, STUDY_NAME)
+def seed_study(db: Session, user: User, name: str = STUDY_NAME) -> Study:
+    """The demo study's settings, codebook, scales and two dyads (tests reuse it)."""
+    study = studies.create_study(db, user, name)
     studies.update_study(
         db,
         study,

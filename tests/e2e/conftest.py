@@ -33,8 +33,10 @@ from playwright.sync_api import (
 )
 from sqlalchemy import select
 
-from ipr import auth, studies
+from ipr import auth
 from ipr.db import Database
+from ipr.demo import STUDY_NAME as DEMO_STUDY
+from ipr.demo import seed_study
 from ipr.models import User
 from tests.conftest import PASSWORD, ROOT, skip_or_fail
 
@@ -52,21 +54,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
 STARTUP_SECONDS = 120  # importing the app takes seconds on a busy 2-core machine
-DEMO_STUDY = "Demo: brief structured recall"
-DEMO_CODES = (
-    ("Feeling understood", "#2ca02c", "u"),
-    ("Insight", "#1f77b4", "i"),
-    ("Rupture", "#d62728", "r"),
-    ("Repair", "#9467bd", "p"),
-    ("Painful feelings", "#ff7f0e", "f"),
-)
-DEMO_INSTRUCTIONS = (
-    "You will watch the recording of your session. Take your time.\n\n"
-    "Whenever you notice a moment that mattered to you — something helpful, something "
-    "difficult, anything that stood out — press Mark moment (or the M key). The video pauses "
-    "and you can say what was happening for you right then, and how helpful or hindering it "
-    "felt.\n\nYou can take a break or stop at any time; everything you enter is saved at once."
-)
 
 
 def free_port() -> int:
@@ -114,36 +101,7 @@ class LiveServer:
         more, instructions and a description (the same shape as the `ipr demo` study)."""
         with self.database.session() as s:
             user = s.scalar(select(User).where(User.email == owner.email))
-            study = studies.create_study(s, user, name)
-            studies.update_study(
-                s,
-                study,
-                user,
-                {
-                    "description": "Sessions 3 and 5 of two therapist–client dyads (demo data).",
-                    "instructions": DEMO_INSTRUCTIONS,
-                    "participants_can_code": True,
-                },
-            )
-            for code_name, colour, key in DEMO_CODES:
-                studies.add_code(
-                    s, study, user, {"name": code_name, "colour": colour, "shortcut": key}
-                )
-            studies.add_scale(
-                s,
-                study,
-                user,
-                {
-                    "key": "intensity",
-                    "name": "How strongly did you feel this?",
-                    "min_value": 1,
-                    "max_value": 5,
-                    "labels": {"1": "Barely", "5": "Very strongly"},
-                },
-            )
-            studies.create_dyad(s, study, user, "01")
-            studies.create_dyad(s, study, user, "02")
-            s.commit()
+            study = seed_study(s, user, name)
             return study.id
 
     def new_researcher(self, label: str = "r") -> Researcher:
