@@ -383,8 +383,8 @@ def queue_resegment(
 @jobs.handler("resegment")
 def resegment_job(ctx: jobs.Context) -> None:
     """Worker: new clip boundaries, new clip files; the old clips stay until the new are ready."""
-    from ipr.media import cut_clip, extract_thumbnail, segment
-    from ipr.media.clips import snap_to_keyframes, video_packets
+    from ipr.media import segment
+    from ipr.media.clips import snap_to_keyframes, video_packets, write_clips
 
     db = ctx.db
     rec = db.get(Recording, ctx.job.recording_id)
@@ -410,12 +410,11 @@ def resegment_job(ctx: jobs.Context) -> None:
         bounds = snap_to_keyframes(bounds, [t for t, key in packets if key])
     work = storage.derived_dir(rec.storage_key) / f".clips-{ctx.job.id}"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     try:
-        for i, (start, end) in enumerate(bounds, start=1):
-            cut_clip(playable, work / f"{i:03d}.mp4", start, end, packets=packets)
-            extract_thumbnail(playable, work / f"{i:03d}.jpg", start)
-            ctx.report("cutting clips", i / len(bounds))
+        write_clips(
+            playable, work, bounds, packets=packets,
+            progress=lambda done, total: ctx.report("cutting clips", done / total),
+        )  # fmt: skip
         clips_dir = storage.derived(rec.storage_key, "clips")
         old = clips_dir.with_name(f".old-clips-{ctx.job.id}")
         os.replace(clips_dir, old)

@@ -282,3 +282,61 @@ def test_delete_recording_removes_rows_and_files(app, db, dyad, tmp_path, owner_
     assert db.scalars(select(Clip).where(Clip.recording_id == rec_id)).all() == []
     assert db.scalars(select(Job).where(Job.recording_id == rec_id)).all() == []
     assert not folder.exists()
+
+
+def test_researcher_resegments_and_moves_a_boundary(app, db, dyad, tmp_path, owner_web) -> None:
+    src = make_video(tmp_path / "s.mp4", 6.0)  # a keyframe every second
+    storage = Storage(app.config["RECORDINGS_DIR"])
+    huey = app.extensions["ipr_huey"]
+    rec = recordings.add_recording(db, storage, huey, dyad, None, "S1", src, "s.mp4")
+    run = lambda job: jobs.run_job(app.extensions["ipr_db"], dict(app.config), job.id)  # noqa: E731
+    assert run(recordings.latest_job(db, rec)) == "done"
+    db.expire_all()
+    assert [(c.start_ms, c.end_ms) for c in rec.clips] == [(0, 6000)]
+    resp = owner_web.post(
+        f"/recordings/{rec.id}/segments",
+        {"strategy": "fixed", "fixed_s": "2", "min_s": "1", "max_s": "10"},
+    )
+    assert resp.status_code == 302
+    assert run(recordings.latest_job(db, rec)) == "done"
+    db.expire_all()
+    assert [(c.index, c.start_ms, c.end_ms) for c in rec.clips] == [
+        (1, 0, 2000),
+        (2, 2000, 4000),
+        (3, 4000, 6000),
+    ]
+    clips = storage.derived_dir(rec.storage_key) / "clips"
+    assert sorted(p.name for p in clips.iterdir()) == [
+        "001.jpg",
+        "001.mp4",
+        "002.jpg",
+        "002.mp4",
+        "003.jpg",
+        "003.mp4",
+    ]
+    # a hand-moved boundary is exact (that clip is re-encoded rather than snapped)
+    first = rec.clips[0]
+    owner_web.post(f"/clips/{first.id}", {"end_s": "2.5"})
+    assert run(recordings.latest_job(db, rec)) == "done"
+    db.expire_all()
+    assert [(c.start_ms, c.end_ms) for c in rec.clips] == [(0, 2500), (2500, 4000), (4000, 6000)]
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            str(clips / "002.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert abs(float(probe.stdout) - 1.5) <= 0.04  # ±1 frame at 25 fps
+    # out of range is refused with the reason, nothing queued
+    resp = owner_web.post(f"/clips/{first.id}", {"end_s": "5.5"})
+    assert resp.status_code == 422 and b"must end between" in resp.data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ffmpeg
@@ -194,3 +194,23 @@ def extract_thumbnail(
             detail=done.stderr[-2000:],
         )
     return Path(dst)
+
+
+def write_clips(
+    playable: Path,
+    folder: Path,
+    bounds: Sequence[tuple[int, int]],
+    *,
+    packets: Sequence[tuple[int, bool]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Cut each (start, end) of ``bounds`` into ``folder``/NNN.mp4 with its NNN.jpg thumbnail
+    (NNN from 001): the clip files of a recording, at ingest and when re-segmented."""
+    if packets is None:
+        packets = video_packets(playable)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (start, end) in enumerate(bounds, start=1):
+        cut_clip(playable, folder / f"{i:03d}.mp4", start, end, packets=packets)
+        extract_thumbnail(playable, folder / f"{i:03d}.jpg", start)
+        if progress is not None:
+            progress(i, len(bounds))

@@ -34,11 +34,10 @@ from ipr.media.analysis import (
     waveform_levels,
 )
 from ipr.media.clips import (
-    cut_clip,
-    extract_thumbnail,
     segment,
     snap_to_keyframes,
     video_packets,
+    write_clips,
 )
 from ipr.media.commands import (
     AUDIO_ENCODE,
@@ -541,15 +540,14 @@ def _make_clips(
     )
     packets = video_packets(playable)
     bounds = snap_to_keyframes(bounds, [t for t, key in packets if key])
-    (work / "clips").mkdir()
-    clips = []
-    for i, (start, end) in enumerate(bounds, start=1):
-        name = f"clips/{i:03d}"
-        cut_clip(playable, work / f"{name}.mp4", start, end, packets=packets)
-        extract_thumbnail(playable, work / f"{name}.jpg", start)
-        clips.append(Clip(i, start, end, f"{name}.mp4", f"{name}.jpg"))
-        report("clips", i / len(bounds))
-    return clips
+    write_clips(
+        playable, work / "clips", bounds, packets=packets,
+        progress=lambda done, total: report("clips", done / total),
+    )  # fmt: skip
+    return [
+        Clip(i, start, end, f"clips/{i:03d}.mp4", f"clips/{i:03d}.jpg")
+        for i, (start, end) in enumerate(bounds, start=1)
+    ]
 
 
 def compute_motion_energy(

@@ -86,6 +86,13 @@ def user() -> User:
     return u
 
 
+def navigate(target: str) -> Any:
+    """Go to ``target``: htmx follows HX-Location; a plain form post is redirected."""
+    if request.htmx:
+        return "", 204, {"HX-Location": target}
+    return redirect(target)
+
+
 def render(page: str, fragment: str | None = None, status: int = 200, **ctx: Any) -> Any:
     """An htmx request gets the fragment alone; a plain request gets the whole page."""
     if fragment and request.htmx and not request.htmx.boosted:

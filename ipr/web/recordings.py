@@ -11,7 +11,16 @@ from ipr.access import get_or_404, role_in
 from ipr.errors import ValidationError
 from ipr.models import Clip, Dyad, Participant, Recording
 from ipr.web import recall_admin
-from ipr.web.context import client_ip, db, huey, login_required, render, storage, user
+from ipr.web.context import (
+    client_ip,
+    db,
+    huey,
+    login_required,
+    navigate,
+    render,
+    storage,
+    user,
+)
 
 bp = Blueprint("recordings", __name__)
 
@@ -96,10 +105,7 @@ def delete(recording_id: int) -> Any:
     rec = get_or_404(db(), Recording, recording_id, user(), "editor")
     dyad_id = rec.dyad_id
     recordings.delete_recording(db(), storage(), rec, user(), ip=client_ip())
-    target = url_for("recordings.dyad", dyad_id=dyad_id)
-    if request.htmx:
-        return "", 204, {"HX-Location": target}
-    return redirect(target)
+    return navigate(url_for("recordings.dyad", dyad_id=dyad_id))
 
 
 @bp.post("/recordings/<int:recording_id>/segments")
@@ -132,10 +138,7 @@ def delete_dyad(dyad_id: int) -> Any:
     d = get_or_404(db(), Dyad, dyad_id, user(), "editor")
     study_id = d.study_id
     studies.delete_dyad(db(), storage(), d, user(), ip=client_ip())
-    target = url_for("studies.show", study_id=study_id)
-    if request.htmx:
-        return "", 204, {"HX-Location": target}
-    return redirect(target)
+    return navigate(url_for("studies.show", study_id=study_id))
 
 
 @bp.post("/participants/<int:participant_id>/erase")

@@ -11,7 +11,7 @@ from ipr import audit, studies
 from ipr.access import get_or_404, require_role, role_in, scoped
 from ipr.errors import NotFound, ValidationError
 from ipr.models import Code, Dyad, Membership, Participant, RatingScale, Study
-from ipr.web.context import client_ip, db, login_required, render, user
+from ipr.web.context import client_ip, db, login_required, navigate, render, user
 
 bp = Blueprint("studies", __name__)
 
@@ -86,9 +86,7 @@ def create() -> Any:
         return render(
             "studies/index.html", "studies/_list.html", status=422, studies_=rows, error=exc.message
         )
-    if request.htmx:  # a new study opens at once: htmx follows HX-Location
-        return "", 204, {"HX-Location": url_for("studies.show", study_id=study.id)}
-    return redirect(url_for("studies.show", study_id=study.id))
+    return navigate(url_for("studies.show", study_id=study.id))  # the new study opens at once
 
 
 @bp.get("/studies/<int:study_id>")
