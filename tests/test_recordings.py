@@ -36,6 +36,12 @@ def flask_cli(app, *args: str, timeout: int = 300) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+def import_cli(app, src, session: str, *extra: str) -> subprocess.CompletedProcess:
+    """`flask ipr import` of ``src`` into the test study's dyad 01."""
+    return flask_cli(app, "import", str(src), "--study", "Recall study", "--dyad", "01",
+                     "--session", session, *extra)  # fmt: skip
+
+
 @pytest.fixture
 def dyad(owner_web, study, db):
     owner_web.post(f"/studies/{study.id}/dyads", {"code": "01"})
@@ -45,18 +51,7 @@ def dyad(owner_web, study, db):
 
 def test_cli_import_wait_processes_a_real_file(app, db, dyad, tmp_path) -> None:
     src = make_video(tmp_path / "session3.mp4", 6.0)
-    out = flask_cli(
-        app,
-        "import",
-        str(src),
-        "--study",
-        "Recall study",
-        "--dyad",
-        "01",
-        "--session",
-        "Session 3",
-        "--wait",
-    )
+    out = import_cli(app, src, "Session 3", "--wait")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     rec = db.get(Recording, result["recording_id"])
@@ -86,35 +81,14 @@ def test_cli_import_wait_processes_a_real_file(app, db, dyad, tmp_path) -> None:
     job = db.scalar(select(Job).where(Job.recording_id == rec.id))
     assert (job.kind, job.status, job.progress) == ("ingest", "done", 1.0)
     # the same file again is a duplicate, refused before anything is stored
-    again = flask_cli(
-        app,
-        "import",
-        str(src),
-        "--study",
-        "Recall study",
-        "--dyad",
-        "01",
-        "--session",
-        "Session 3 again",
-    )
+    again = import_cli(app, src, "Session 3 again")
     assert again.returncode != 0 and "already uploaded as dyad 01, Session 3" in again.stderr
 
 
 def test_refused_file_leaves_nothing_behind(app, db, dyad, tmp_path) -> None:
     fake = tmp_path / "notes.mp4"
     fake.write_text("these are my session notes, not a video\n" * 100)
-    out = flask_cli(
-        app,
-        "import",
-        str(fake),
-        "--study",
-        "Recall study",
-        "--dyad",
-        "01",
-        "--session",
-        "Session 5",
-        "--wait",
-    )
+    out = import_cli(app, fake, "Session 5", "--wait")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == "failed" and result["error"]
