@@ -107,6 +107,13 @@ SETTINGS: tuple[Setting, ...] = (
         "X-Accel-Redirect under this internal prefix after the app's permission check.",
     ),
     Setting(
+        "MEDIA_GRANT_SECONDS",
+        5,
+        "After a media URL passed the permission check, repeat requests for it with the same "
+        "cookies are answered for this long without the database (0: check every request).",
+        float,
+    ),
+    Setting(
         "WORKER_HEARTBEAT_SECONDS",
         30,
         "A running job whose worker has not reported for 4x this long is picked up again.",

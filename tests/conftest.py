@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from ipr import auth, studies
 from ipr.db import upgrade
-from ipr.models import Recording
+from ipr.models import Dyad, Recording
 from ipr.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,3 +318,32 @@ def jsend(web: Web, method: str, url: str, body: dict | None = None):
     if web.csrf is None:
         web.get("/login")
     return web.client.open(url, method=method, json=body, headers={"X-CSRFToken": web.csrf or ""})
+
+
+MEDIA_DATA = (bytes(range(256)) * 4)[:1000]  # 1000 bytes whose every offset is recognisable
+
+
+@pytest.fixture
+def rec(owner_web, study, db, app) -> Recording:
+    """A ready recording with every derived file present on disk."""
+    owner_web.post(f"/studies/{study.id}/dyads", {"code": "05"})
+    dyad = db.scalar(select(Dyad).where(Dyad.study_id == study.id))
+    storage = app.extensions["ipr_storage"]
+    key = storage.new_key()
+    r = Recording(
+        study_id=study.id,
+        dyad_id=dyad.id,
+        session_label="Session 3/ä",
+        storage_key=key,
+        original_name="s3.mp4",
+        status="ready",
+    )
+    db.add(r)
+    db.commit()
+    out = storage.derived_dir(key)
+    (out / "clips").mkdir(parents=True)
+    for name in ("playable.mp4", "sprite.jpg", "waveform.json", "analysis.json"):
+        (out / name).write_bytes(MEDIA_DATA)
+    (out / "clips" / "001.mp4").write_bytes(MEDIA_DATA)
+    (out / "clips" / "001.jpg").write_bytes(MEDIA_DATA[:10])
+    return r

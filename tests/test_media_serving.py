@@ -15,16 +15,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from werkzeug.http import http_date
 from werkzeug.wsgi import FileWrapper
 
-from ipr.models import Dyad, Membership, Recording
+from ipr.models import Membership, Recording
 from ipr.web import ranges
+from tests.conftest import MEDIA_DATA as DATA
 from tests.conftest import PASSWORD, ROOT, Web
 
-DATA = bytes(range(256)) * 4  # 1000 bytes whose every offset is recognisable
-DATA = DATA[:1000]
 URLS = [
     "media/playable.mp4",
     "media/sprite.jpg",
@@ -34,32 +32,6 @@ URLS = [
     "clips/1.jpg",
     "clips/1/download",
 ]
-
-
-@pytest.fixture
-def rec(owner_web, study, db, app) -> Recording:
-    """A ready recording with every derived file present on disk."""
-    owner_web.post(f"/studies/{study.id}/dyads", {"code": "05"})
-    dyad = db.scalar(select(Dyad).where(Dyad.study_id == study.id))
-    storage = app.extensions["ipr_storage"]
-    key = storage.new_key()
-    r = Recording(
-        study_id=study.id,
-        dyad_id=dyad.id,
-        session_label="Session 3/ä",
-        storage_key=key,
-        original_name="s3.mp4",
-        status="ready",
-    )
-    db.add(r)
-    db.commit()
-    out = storage.derived_dir(key)
-    (out / "clips").mkdir(parents=True)
-    for name in ("playable.mp4", "sprite.jpg", "waveform.json", "analysis.json"):
-        (out / name).write_bytes(DATA)
-    (out / "clips" / "001.mp4").write_bytes(DATA)
-    (out / "clips" / "001.jpg").write_bytes(DATA[:10])
-    return r
 
 
 def url(rec: Recording, rest: str = "media/playable.mp4") -> str:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from ipr import auth
-from ipr.web.context import client_ip, current_user, db
+from ipr.web.context import client_ip, current_user, db, media_grants
 
 bp = Blueprint("auth", __name__)
 
@@ -48,6 +48,7 @@ def login_post() -> Any:
             next=request.form.get("next", ""),
         ), 401
     auth.end_session(db(), session.get("sid"))
+    media_grants().forget(request.environ)
     session.clear()  # rotate: nothing from before login survives, including the CSRF secret
     session["sid"] = auth.start_session(db(), user, client_ip())
     session.permanent = False
@@ -57,5 +58,6 @@ def login_post() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     auth.end_session(db(), session.get("sid"))
+    media_grants().forget(request.environ)
     session.clear()
     return redirect(url_for("auth.login"))

@@ -29,6 +29,7 @@ from ipr.db import Database
 from ipr.errors import IPRError, NotFound, Unauthorized
 from ipr.models import User
 from ipr.storage import Storage
+from ipr.web.media_grants import MediaGrants
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -37,8 +38,23 @@ CSP = (
 )
 
 
+def security_headers(resp: Any, cache: bool = False) -> None:
+    """The headers every answer carries; only static files may be cached."""
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Permissions-Policy", "camera=(), geolocation=(), microphone=(self)")
+    if not cache:
+        resp.headers["Cache-Control"] = "no-store"
+
+
 def database() -> Database:
     return current_app.extensions["ipr_db"]
+
+
+def media_grants() -> MediaGrants:
+    return current_app.extensions["ipr_media_grants"]
 
 
 def storage() -> Storage:
@@ -149,16 +165,8 @@ def init_app(app: Flask) -> None:
             session_.close()
 
     @app.after_request
-    def security_headers(resp: Response) -> Response:
-        resp.headers.setdefault("Content-Security-Policy", CSP)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault(
-            "Permissions-Policy", "camera=(), geolocation=(), microphone=(self)"
-        )
-        if not request.path.startswith("/static/"):
-            resp.headers["Cache-Control"] = "no-store"
+    def add_headers(resp: Response) -> Response:
+        security_headers(resp, cache=request.path.startswith("/static/"))
         if request.htmx:
             resp.headers.add("Vary", "HX-Request")
         return resp

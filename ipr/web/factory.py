@@ -16,6 +16,7 @@ from ipr.config import load_config
 from ipr.db import Database
 from ipr.jobs import make_huey
 from ipr.storage import Storage
+from ipr.web.media_grants import MediaFastPath, MediaGrants
 
 ROOT = Path(__file__).resolve().parents[2]
 csrf = CSRFProtect()
@@ -56,6 +57,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
+    grants = MediaGrants(cfg["MEDIA_GRANT_SECONDS"])
+    app.extensions["ipr_media_grants"] = grants
     csrf.init_app(app)
     htmx.init_app(app)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
@@ -76,6 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     context.init_app(app)
+    app.wsgi_app = MediaFastPath(app.wsgi_app, grants, context.security_headers)  # type: ignore[method-assign]
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)
     app.register_blueprint(recordings.bp)

@@ -1,7 +1,8 @@
 """Researchers' media URLs: the playable copy, sprite, analysis data and clips of a recording.
 
 Every URL loads the recording through the permission rule first; only then are bytes served,
-by ``ranges.send_range`` or, with ``X_ACCEL_REDIRECT`` set, by nginx.
+by ``ranges.range_response`` or, with ``X_ACCEL_REDIRECT`` set, by nginx. A repeat of the same
+request is answered from a short-lived grant (``ipr.web.media_grants``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 
 from ipr.access import get_or_404
 from ipr.errors import NotFound
 from ipr.models import Recording
 from ipr.web import ranges
-from ipr.web.context import db, login_required, storage, user
+from ipr.web.context import db, login_required, media_grants, storage, user
+from ipr.web.media_grants import Grant
 
 bp = Blueprint("media", __name__)
 
@@ -36,16 +38,16 @@ def _ready(recording_id: int) -> Recording:
     return rec
 
 
-def _serve(path: Path, mimetype: str, download_name: str | None = None) -> Any:
+def serve(path: Path, mimetype: str, download_name: str | None = None) -> Any:
+    """Send a file the caller has just checked permission for, and grant repeats of this
+    request for a few seconds (``ipr.web.media_grants``)."""
     if not path.is_file():
         raise NotFound()
-    return ranges.send_range(
-        path,
-        mimetype,
-        download_name=download_name,
-        accel_prefix=current_app.config.get("X_ACCEL_REDIRECT", ""),
-        accel_root=storage().root,
-    )
+    prefix = current_app.config.get("X_ACCEL_REDIRECT", "")
+    accel = ranges.accel_uri(prefix, storage().root, path) if prefix else None
+    grant = Grant(path, mimetype, download_name=download_name, accel=accel)
+    media_grants().remember(request.environ, grant)
+    return grant.respond(request.environ)
 
 
 def _clip_path(rec: Recording, index: int, ext: str) -> Path:
@@ -69,7 +71,7 @@ def derived(recording_id: int, name: str) -> Any:
     if name not in DERIVED:
         raise NotFound()
     rec = _ready(recording_id)
-    return _serve(storage().derived(rec.storage_key, name), DERIVED[name])
+    return serve(storage().derived(rec.storage_key, name), DERIVED[name])
 
 
 @bp.get("/recordings/<int:recording_id>/clips/<int:index>.<ext>")
@@ -78,7 +80,7 @@ def clip(recording_id: int, index: int, ext: str) -> Any:
     if ext not in CLIP_KINDS:
         raise NotFound()
     rec = _ready(recording_id)
-    return _serve(_clip_path(rec, index, ext), CLIP_KINDS[ext])
+    return serve(_clip_path(rec, index, ext), CLIP_KINDS[ext])
 
 
 @bp.get("/recordings/<int:recording_id>/clips/<int:index>/download")
@@ -86,4 +88,4 @@ def clip(recording_id: int, index: int, ext: str) -> Any:
 def clip_download(recording_id: int, index: int) -> Any:
     rec = _ready(recording_id)
     name = download_name(rec.dyad.code, rec.session_label, index)
-    return _serve(_clip_path(rec, index, "mp4"), "video/mp4", name)
+    return serve(_clip_path(rec, index, "mp4"), "video/mp4", name)

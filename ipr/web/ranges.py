@@ -18,8 +18,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from flask import Response, current_app, request
+from flask import current_app, request
 from werkzeug.http import http_date
+from werkzeug.wrappers import Response
 
 CHUNK = 256 * 1024
 MAX_RANGES = 16  # more ranges in one request are refused with 416 (see ``parse_range``)
@@ -183,15 +184,23 @@ def _base_headers(resp: Response, st: os.stat_result, etag: str, download: str |
         resp.headers["Content-Disposition"] = f'attachment; filename="{download}"'
 
 
-def _window_response(path: Path, start: int, length: int, status: int, mimetype: str) -> Response:
-    wrapper = request.environ.get("wsgi.file_wrapper")
-    if wrapper is not None and request.method != "HEAD":
+def _window_response(
+    environ: dict, path: Path, start: int, length: int, status: int, mimetype: str
+) -> Response:
+    wrapper = environ.get("wsgi.file_wrapper")
+    if wrapper is not None and environ.get("REQUEST_METHOD") != "HEAD":
         body = wrapper(_Window(path, start, length), CHUNK)
     else:
         body = _iter_window(path, start, length)
     resp = Response(body, status=status, mimetype=mimetype, direct_passthrough=True)
     resp.content_length = length
     return resp
+
+
+def accel_uri(prefix: str, root: Path, path: Path) -> str:
+    """The internal nginx URI naming ``path`` under ``prefix`` (``root`` maps to the prefix)."""
+    relative = path.resolve().relative_to(Path(root).resolve()).as_posix()
+    return prefix.rstrip("/") + "/" + quote(relative)
 
 
 def send_range(
@@ -202,17 +211,35 @@ def send_range(
     accel_prefix: str = "",
     accel_root: Path | None = None,
 ) -> Response:
-    """Serve ``path`` honouring Range and If-Range; call only after the permission check.
+    """Serve ``path`` for the current Flask request; call only after the permission check.
 
-    With ``accel_prefix`` the bytes are left to nginx: the answer is an empty response whose
-    ``X-Accel-Redirect`` names the file under that internal prefix, relative to ``accel_root``
-    (default: the recordings folder). ``download_name`` must already be a safe ASCII name.
+    With ``accel_prefix`` the bytes are left to nginx under that internal prefix, which maps to
+    ``accel_root`` (default: the recordings folder).
     """
+    uri = None
     if accel_prefix:
         root = accel_root or current_app.extensions["ipr_storage"].root
-        relative = path.resolve().relative_to(Path(root).resolve()).as_posix()
+        uri = accel_uri(accel_prefix, root, path)
+    return range_response(request.environ, path, mimetype, download_name=download_name, accel=uri)
+
+
+def range_response(
+    environ: dict,
+    path: Path,
+    mimetype: str,
+    *,
+    download_name: str | None = None,
+    accel: str | None = None,
+) -> Response:
+    """Serve ``path`` honouring the Range and If-Range headers in the WSGI ``environ``.
+
+    With ``accel`` (see ``accel_uri``) the bytes are left to nginx: the answer is an empty
+    response whose ``X-Accel-Redirect`` is that URI. ``download_name`` must already be a safe
+    ASCII name.
+    """
+    if accel:
         resp = Response(b"", status=200, mimetype=mimetype)
-        resp.headers["X-Accel-Redirect"] = accel_prefix.rstrip("/") + "/" + quote(relative)
+        resp.headers["X-Accel-Redirect"] = accel
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["X-Content-Type-Options"] = "nosniff"
         if download_name:
@@ -223,17 +250,17 @@ def send_range(
     etag = etag_for(st)
     try:
         ranges = None
-        if if_range_matches(request.headers.get("If-Range"), etag, st.st_mtime):
-            ranges = parse_range(request.headers.get("Range"), size)
+        if if_range_matches(environ.get("HTTP_IF_RANGE"), etag, st.st_mtime):
+            ranges = parse_range(environ.get("HTTP_RANGE"), size)
     except RangeNotSatisfiable:
         resp = Response(b"", status=416, mimetype=mimetype)
         resp.headers["Content-Range"] = f"bytes */{size}"
         _base_headers(resp, st, etag, None)
         return resp
     if ranges is None:
-        resp = _window_response(path, 0, size, 200, mimetype)
+        resp = _window_response(environ, path, 0, size, 200, mimetype)
     elif len(ranges) == 1:
-        resp = _window_response(path, ranges[0].start, ranges[0].length, 206, mimetype)
+        resp = _window_response(environ, path, ranges[0].start, ranges[0].length, 206, mimetype)
         resp.headers["Content-Range"] = ranges[0].content_range(size)
     else:
         boundary = secrets.token_hex(16)

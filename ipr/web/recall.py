@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     g,
     jsonify,
     redirect,
@@ -32,6 +31,7 @@ from ipr.errors import N_, Conflict, IPRError, NotFound, Unauthorized, Validatio
 from ipr.models import DEFAULT_STUDY_TEXTS, Clip, Moment, RecallSession, Study, User, VoiceNote
 from ipr.web import ranges
 from ipr.web.context import current_user, db, storage
+from ipr.web.media import serve
 
 bp = Blueprint("recall", __name__)
 
@@ -320,15 +320,7 @@ def voice(rs_id: int, moment_id: int) -> Any:
 @bp.get("/recall/<int:rs_id>/media/playable.mp4")
 def media(rs_id: int) -> Any:
     rs, _ = access(rs_id)
-    path = storage().derived(rs.recording.storage_key, "playable.mp4")
-    if not path.is_file():
-        raise NotFound()
-    return ranges.send_range(
-        path,
-        "video/mp4",
-        accel_prefix=current_app.config.get("X_ACCEL_REDIRECT", ""),
-        accel_root=storage().root,
-    )
+    return serve(storage().derived(rs.recording.storage_key, "playable.mp4"), "video/mp4")
 
 
 @bp.get("/recall/<int:rs_id>/clips/<int:index>.jpg")
@@ -336,7 +328,6 @@ def clip_thumb(rs_id: int, index: int) -> Any:
     rs, _ = access(rs_id)
     if not 0 <= index <= 999:
         raise NotFound()
-    path = storage().derived(rs.recording.storage_key, f"clips/{index:03d}.jpg")
-    if not path.is_file():
-        raise NotFound()
-    return ranges.send_range(path, "image/jpeg")
+    return serve(
+        storage().derived(rs.recording.storage_key, f"clips/{index:03d}.jpg"), "image/jpeg"
+    )
