@@ -7,9 +7,9 @@ analysis costs little beyond the decode itself. Method notes and thresholds: doc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
-from scipy import signal
 
 # Scene cuts, on the mean absolute grey-level difference between consecutive frames (0..255).
 CUT_MIN_SCORE = 8.0  # a hard cut changes the picture by at least this much on average
@@ -94,20 +94,28 @@ class FrameAnalyzer:
 
     def feed(self, frames: np.ndarray) -> None:
         """`frames` is (n, height, width) uint8."""
-        if len(frames) == 0:
+        n = len(frames)
+        if n == 0:
             return
-        cur = frames.astype(np.int16)
-        prev = cur[:1] if self._prev is None else self._prev[None]
-        stacked = np.concatenate([prev, cur])
-        diff = np.abs(np.diff(stacked, axis=0)).astype(np.uint8)
-        self._scores.append(diff.mean(axis=(1, 2), dtype=np.float64))
-        self._means.append(frames.mean(axis=(1, 2), dtype=np.float64))
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        prev = frames[:1] if self._prev is None else self._prev[None]
+        before = np.concatenate([prev, frames[:-1]])
+        # |a - b| in uint8 without widening: max - min never wraps.
+        diff = np.maximum(frames, before)
+        diff -= np.minimum(frames, before)
+        pixels = self.width * self.height
+        flat = diff.reshape(n, -1)
+        self._scores.append(flat.sum(axis=1, dtype=np.uint64) / pixels)
+        self._means.append(frames.reshape(n, -1).sum(axis=1, dtype=np.uint64) / pixels)
         moved = diff > MOTION_PIXEL_THRESHOLD
-        self._motion.append(
-            np.stack([moved[:, ys, xs].mean(axis=(1, 2)) for ys, xs in self._slices], axis=1)
-        )
-        self._prev = cur[-1]
-        self.frames += len(frames)
+        shares = []
+        for ys, xs in self._slices:
+            region = moved[:, ys, xs]
+            area = region.shape[1] * region.shape[2]
+            shares.append(np.count_nonzero(region.reshape(n, -1), axis=1) / area)
+        self._motion.append(np.stack(shares, axis=1))
+        self._prev = frames[-1].copy()
+        self.frames += n
 
     @property
     def scores(self) -> np.ndarray:
@@ -136,29 +144,60 @@ def detect_cuts(
     """Frame indices that start a new scene: hard cuts, and the picture's return after a
     black hold (`means`, the frames' mean grey levels, tells black holds from still pictures).
     """
-    if means is None:
-        means = np.full(len(scores), 255.0)
-    fps = fps_num / fps_den
+    scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
+    if means is None:
+        means = np.full(n, 255.0)
+    fps = fps_num / fps_den
     half = max(1, round(CUT_WINDOW_MS / 1000 * fps))
     freeze_frames = max(2, round(FREEZE_MIN_MS / 1000 * fps))
     min_gap = max(1, round(MIN_SCENE_MS / 1000 * fps))
+    if n < 2:
+        return []
+    base = _surrounding_median(scores, half)
+    hard = (scores >= CUT_MIN_SCORE) & (scores >= CUT_RATIO * np.maximum(base, 0.5))
+    # A black hold: consecutive frames that do not change and are dark; frozen[i] is the length
+    # of the hold that ends just before frame i.
+    held = (scores <= FREEZE_MAX_SCORE) & (np.asarray(means)[:n] <= BLACK_MAX_MEAN)
+    held[0] = False  # frame 0 has no predecessor to be held from
+    idx = np.arange(n)
+    last_change = np.maximum.accumulate(np.where(held, -1, idx))
+    run = idx - last_change  # length of the hold ending at i (0 if frame i is not held)
+    frozen = np.concatenate([[0], run[:-1]])
+    after_hold = (frozen >= freeze_frames) & (scores >= FREEZE_END_SCORE)
+    candidates = np.flatnonzero(hard | after_hold)
     cuts: list[int] = []
-    frozen_run = 0
-    for i in range(1, n):
-        s = scores[i]
-        around = np.concatenate([scores[max(1, i - half) : i], scores[i + 1 : i + 1 + half]])
-        base = float(np.median(around)) if len(around) else 0.0
-        is_cut = s >= CUT_MIN_SCORE and s >= CUT_RATIO * max(base, 0.5)
-        is_cut = is_cut or (frozen_run >= freeze_frames and s >= FREEZE_END_SCORE)
-        if is_cut and (not cuts or i - cuts[-1] >= min_gap):
+    for i in candidates.tolist():
+        if i >= 1 and (not cuts or i - cuts[-1] >= min_gap):
             cuts.append(i)
-        held_black = s <= FREEZE_MAX_SCORE and means[i] <= BLACK_MAX_MEAN
-        frozen_run = frozen_run + 1 if held_black else 0
     return cuts
 
 
-_HIGHPASS = signal.butter(4, HIGHPASS_HZ, "highpass", fs=AUDIO_RATE, output="sos")
+def _surrounding_median(scores: np.ndarray, half: int) -> np.ndarray:
+    """Per frame i >= 1, the median of the scores of frames max(1, i - half) .. i + half
+    without i itself (0 where there are none): the level a cut has to stand out from."""
+    n = len(scores)
+    base = np.zeros(n)
+    width = 2 * half + 1
+    if n >= width + 1:
+        windows = np.lib.stride_tricks.sliding_window_view(scores[1:], width)
+        inner = np.delete(windows, half, axis=1)  # rows: centre frame 1 + half + k
+        base[1 + half : 1 + half + len(inner)] = np.median(inner, axis=1)
+        edges = [*range(1, 1 + half), *range(1 + half + len(inner), n)]
+    else:
+        edges = list(range(1, n))
+    for i in edges:
+        around = np.concatenate([scores[max(1, i - half) : i], scores[i + 1 : i + 1 + half]])
+        base[i] = float(np.median(around)) if len(around) else 0.0
+    return base
+
+
+@cache
+def _highpass() -> np.ndarray:
+    """The 80 Hz high-pass as second-order sections (SciPy is imported only when audio is)."""
+    from scipy import signal
+
+    return signal.butter(4, HIGHPASS_HZ, "highpass", fs=AUDIO_RATE, output="sos")
 
 
 @dataclass
@@ -172,7 +211,7 @@ class AudioAnalyzer:
     _carry: bytes = b""
     _rms: list[np.ndarray] = field(default_factory=list)
     _peak: list[np.ndarray] = field(default_factory=list)
-    _zi: np.ndarray = field(default_factory=lambda: np.zeros((_HIGHPASS.shape[0], 2)))
+    _zi: np.ndarray = field(default_factory=lambda: np.zeros((_highpass().shape[0], 2)))
 
     def feed(self, data: bytes) -> None:
         data = self._carry + data
@@ -184,7 +223,9 @@ class AudioAnalyzer:
 
     def _add(self, samples: np.ndarray) -> None:
         x = samples.astype(np.float64) / 32768.0
-        filtered, self._zi = signal.sosfilt(_HIGHPASS, x, zi=self._zi)
+        from scipy import signal
+
+        filtered, self._zi = signal.sosfilt(_highpass(), x, zi=self._zi)
         win = filtered.reshape(-1, WINDOW_SAMPLES)
         self._rms.append(np.sqrt((win * win).mean(axis=1)))
         self._peak.append(np.abs(x.reshape(-1, WINDOW_SAMPLES)).max(axis=1))

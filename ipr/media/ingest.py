@@ -10,8 +10,11 @@ import json
 import math
 import os
 import shutil
+import sys
+import tempfile
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from ipr.media.analysis import (
     waveform_levels,
 )
 from ipr.media.clips import (
+    extract_thumbnail,
     segment,
     snap_to_keyframes,
     video_packets,
@@ -47,16 +51,16 @@ from ipr.media.commands import (
     command,
     pinned_input,
 )
+from ipr.media.decode import Signals, luma_stride
 from ipr.media.errors import IngestCancelled, MediaError, ProbeError, ProcessingError
 from ipr.media.probe import DEFAULT_LIMITS, Limits, ProbeResult, ffprobe_base, probe
 
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding ``ipr``, for the child
 ANALYSIS_SIDE = 160  # longer side of the grey analysis frames
 TILE_SIDE = 160  # longer side of a sprite tile
 SPRITE_COLUMNS = 10
 MAX_SPRITE_TILES = 300
-# Input options of the analysis-only decode: the frames are shrunk to 160 px, so the H.264 loop
-# filter's work would be averaged away anyway.
-ANALYSIS_DECODE: dict[str, str | None] = {"skip_loop_filter": "all"}
+SPLIT_TOLERANCE_MS = 100  # a segment listed this close to its keyframe was cut there
 
 Progress = Callable[[str, float], None]
 Cancelled = Callable[[], bool]
@@ -157,54 +161,73 @@ def _orient(video: FilterableStream, p: ProbeResult) -> FilterableStream:
     return video
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Sizes of the analysis frames and sprite tiles, and how often a frame becomes a tile."""
+
+    aw: int
+    ah: int
+    tw: int
+    th: int
+    tile_every: int
+
+    @classmethod
+    def of(cls, p: ProbeResult, width: int | None = None, height: int | None = None) -> _Layout:
+        """For the picture as played (``width`` x ``height``, default: as probed)."""
+        w, h = width or p.width, height or p.height
+        interval_s = max(1, math.ceil(p.duration_ms / 1000 / MAX_SPRITE_TILES))
+        return cls(
+            *_fit(w, h, ANALYSIS_SIDE),
+            *_fit(w, h, TILE_SIDE),
+            tile_every=max(1, round(interval_s * p.fps_num / p.fps_den)),
+        )
+
+
 class _Decode:
     """One ffmpeg run with analysis outputs on pipes, read concurrently."""
 
     def __init__(self, p: ProbeResult, regions: tuple[Region, ...], limits: RunLimits):
         self.p = p
-        self.aw, self.ah = _fit(p.width, p.height, ANALYSIS_SIDE)
-        self.tw, self.th = _fit(p.width, p.height, TILE_SIDE)
-        duration_s = p.duration_ms / 1000
-        interval_s = max(1, math.ceil(duration_s / MAX_SPRITE_TILES))
-        self.tile_every = max(1, round(interval_s * p.fps_num / p.fps_den))
+        layout = _Layout.of(p, *_playable_size(p))
+        self.aw, self.ah = layout.aw, layout.ah
+        self.tw, self.th = layout.tw, layout.th
+        self.tile_every = layout.tile_every
         self.frames = FrameAnalyzer(self.aw, self.ah, regions)
         self.audio = AudioAnalyzer()
         self.tiles: list[np.ndarray] = []
         self.run = StreamingRun(limits)
         self._tile_buf = b""
 
-    def video_branches(
-        self, video: FilterableStream, with_outputs: bool
-    ) -> FilterableStream | None:
-        """Grey analysis frames and sprite tiles; with_outputs also returns the MP4's video."""
+    def video_branches(self, video: FilterableStream) -> FilterableStream:
+        """The MP4's video, plus grey analysis frames and sprite tiles split off it.
+
+        The grey frames are sampled from the luma plane the way ``ipr.media.decode`` samples
+        them (every n-th pixel, then a 2×2 area average), which costs next to nothing beside
+        the encode; an area scale of the whole picture would cost a fifth of it.
+        """
         p = self.p
-        if with_outputs:
-            video = _orient(video, p)
+        video = _orient(video, p)
         video = video.filter("fps", f"{p.fps_num}/{p.fps_den}")
-        if with_outputs:
-            w, h = _playable_size(p)
-            video = video.filter("scale", w, h, flags="bicubic").filter("setsar", 1)
-            video = video.filter("format", "yuv420p")
+        w, h = _playable_size(p)
+        video = video.filter("scale", w, h, flags="bicubic").filter("setsar", 1)
+        video = video.filter("format", "yuv420p")
         parts = video.split()
-        grey = parts[0].filter("scale", self.aw, self.ah, flags="area")
-        self._grey = grey.filter("format", "gray")
+        ow, oh = w, h
+        stride = luma_stride(ow, oh, self.aw, self.ah)
+        luma = parts[0].filter("extractplanes", "y")
+        sampled = luma.filter("scale", -(-ow // stride), -(-oh // stride), flags="neighbor")
+        self._grey = sampled.filter("scale", self.aw, self.ah, flags="area")
         tiles = parts[1].filter("select", f"not(mod(n,{self.tile_every}))")
         tiles = tiles.filter("scale", self.tw, self.th, flags="area")
         self._tiles = tiles.filter("format", "bgr24")
-        return parts[2] if with_outputs else None
+        return parts[2]
 
-    def audio_branches(
-        self, audio: FilterableStream, with_outputs: bool
-    ) -> FilterableStream | None:
-        """8 kHz mono PCM for the envelope; with_outputs also returns the MP4's audio."""
+    def audio_branches(self, audio: FilterableStream) -> FilterableStream:
+        """The MP4's audio, plus 8 kHz mono PCM for the envelope."""
         audio = audio.filter("aresample", **{"async": 1, "first_pts": 0})
-        out = None
-        if with_outputs:
-            parts = audio.asplit()
-            out, audio = parts[0], parts[1]
-        audio = audio.filter("aresample", AUDIO_RATE)
-        self._pcm = audio.filter("aformat", sample_fmts="s16", channel_layouts="mono")
-        return out
+        parts = audio.asplit()
+        self._pcm = _analysis_pcm(parts[1])
+        return parts[0]
 
     def pipe_outputs(self, has_audio: bool) -> list[OutputStream]:
         t_fd, t_pipe = self.run.extra_pipe()
@@ -220,6 +243,9 @@ class _Decode:
             self._audio_fd = a_fd
             outs.append(ffmpeg.output(self._pcm, a_pipe, format="s16le"))
         return outs
+
+    def signals(self) -> Signals:
+        return Signals.collect(self.frames, self.audio, self.tiles)
 
     def _take_tiles(self, data: bytes) -> None:
         size = self.tw * self.th * 3
@@ -309,83 +335,183 @@ def _transcode_with_analysis(
     limits: RunLimits,
     progress: Progress | None,
     cancelled: Cancelled | None,
-) -> _Decode:
+) -> Signals:
     dec = _Decode(p, settings.regions, limits)
     dec.execute(_transcode_args(p, dst, settings, dec), progress, cancelled)
-    return dec
+    return dec.signals()
 
 
 def _transcode_args(p: ProbeResult, dst: Path, settings: IngestSettings, dec: _Decode) -> list[str]:
     """One ffmpeg run: the MP4 from the first video and audio stream, plus the analysis pipes."""
     src = pinned_input(Path(p.path), p.format_name, noautorotate=None)
-    streams = [dec.video_branches(src[str(p.video_index)], with_outputs=True)]
+    streams = [dec.video_branches(src[str(p.video_index)])]
     options = {**VIDEO_ENCODE, **_force_keyframes(p, settings), "fps_mode": "cfr"}
     if p.has_audio:
-        streams.append(dec.audio_branches(src[str(p.audio_index)], with_outputs=True))
+        streams.append(dec.audio_branches(src[str(p.audio_index)]))
         options.update(AUDIO_ENCODE)
     mp4 = ffmpeg.output(*streams, str(dst), **options, **STRIP_METADATA, **MP4_OUT)
     return command(mp4, *dec.pipe_outputs(p.has_audio))
 
 
-def _remux_args(p: ProbeResult, dst: Path) -> list[str]:
-    """Stream copy of the first video (and audio, re-encoded unless AAC) stream into MP4."""
+def _analysis_pcm(audio: FilterableStream) -> FilterableStream:
+    """The audio the envelope is computed from: 8 kHz mono 16-bit."""
+    audio = audio.filter("aresample", AUDIO_RATE)
+    return audio.filter("aformat", sample_fmts="s16", channel_layouts="mono")
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Clips cut by the stream-copy run itself: at the first keyframe at or after each time."""
+
+    folder: Path
+    times_ms: list[int]
+
+    @property
+    def listing(self) -> Path:
+        return self.folder / "segments.csv"
+
+
+def _remux_args(
+    p: ProbeResult, dst: Path, pcm_pipe: str | None = None, split: _Split | None = None
+) -> list[str]:
+    """Stream copy of the first video (and audio, re-encoded unless AAC) stream into MP4; with
+    ``pcm_pipe`` the same run also decodes the audio for analysis onto that pipe, and with
+    ``split`` it also writes the clips (NNN.mp4 from 001)."""
     src = pinned_input(Path(p.path), p.format_name)
     streams = [src[str(p.video_index)]]
     options: dict[str, str] = {"c:v": "copy"}
     if p.has_audio:
         streams.append(src[str(p.audio_index)])
         options.update({"c:a": "copy"} if p.audio_codec == "aac" else AUDIO_ENCODE)
-    mp4 = ffmpeg.output(*streams, str(dst), **options, **STRIP_METADATA, **MP4_OUT)
-    return command(mp4)
+    outputs = [ffmpeg.output(*streams, str(dst), **options, **STRIP_METADATA, **MP4_OUT)]
+    if split is not None:
+        segments = {
+            "format": "segment",
+            "segment_times": ",".join(f"{t / 1000:.3f}" for t in split.times_ms),
+            "segment_format": "mp4",
+            "segment_format_options": "movflags=+faststart",
+            "segment_start_number": "1",
+            "reset_timestamps": "1",
+            "segment_list": str(split.listing),
+            "segment_list_type": "csv",
+        }
+        target = str(split.folder / "%03d.mp4")
+        outputs.append(ffmpeg.output(*streams, target, **options, **STRIP_METADATA, **segments))
+    if p.has_audio and pcm_pipe:
+        audio = src[str(p.audio_index)].filter("aresample", **{"async": 1, "first_pts": 0})
+        outputs.append(ffmpeg.output(_analysis_pcm(audio), pcm_pipe, format="s16le"))
+    return command(*outputs)
 
 
-def _remux(p: ProbeResult, dst: Path, limits: RunLimits) -> None:
-    done = run(_remux_args(p, dst), limits)
-    if done.returncode != 0:
+def _remux(
+    p: ProbeResult, dst: Path, limits: RunLimits, split: _Split | None = None
+) -> AudioAnalyzer:
+    """The stream copy (and clips), and the envelope of the audio decoded by the same run."""
+    audio = AudioAnalyzer()
+    copy = StreamingRun(limits)
+    fd, pipe = copy.extra_pipe() if p.has_audio else (None, None)
+    if split is not None:
+        split.folder.mkdir(parents=True, exist_ok=True)
+    proc = copy.start(_remux_args(p, dst, pipe, split))
+    reader = stream_reader(fd, audio.feed) if fd is not None else None
+    try:
+        assert proc.stdout is not None
+        proc.stdout.read()  # nothing is written there; returns when ffmpeg ends
+        rc = copy.finish()
+    except BaseException:
+        copy.abort()
+        raise
+    finally:
+        if reader is not None:
+            reader.join(timeout=60)
+    if rc != 0:
         raise ProcessingError(
             "The recording could not be copied into a playable file; it is probably damaged.",
             code="remux_failed",
-            detail=done.stderr[-2000:],
+            detail="\n".join(copy.stderr_tail),
         )
+    audio.close()
+    return audio
 
 
-def _analyse_playable(
-    playable: Path,
+def _analyse(
+    src: Path,
+    fmt: str,
     p: ProbeResult,
     regions: tuple[Region, ...],
+    work: Path,
     limits: RunLimits,
     progress: Progress | None,
     cancelled: Cancelled | None,
-) -> _Decode:
-    """Decode our own MP4 once (no loop filter: analysis frames are tiny) for every analysis."""
-    dec = _Decode(p, regions, limits)
-    src = pinned_input(playable, "mov", **ANALYSIS_DECODE)
-    dec.video_branches(src["v:0"], with_outputs=False)
-    if p.has_audio:
-        dec.audio_branches(src["a:0"], with_outputs=False)
-    dec.execute(command(*dec.pipe_outputs(p.has_audio)), progress, cancelled)
-    return dec
+) -> Signals:
+    """The analysis decode of a file that is played as it is: ``ipr.media.decode`` in a child
+    process, under the same limits, deadline and kill switch as ffmpeg."""
+    layout = _Layout.of(p)
+    out = work / f"signals-{uuid.uuid4().hex}.npz"
+    boxes = [[r.name, r.x, r.y, r.w, r.h] for r in regions]
+    args = [
+        sys.executable, "-m", "ipr.media.decode", str(src.resolve()), str(out),
+        "--format", fmt,
+        "--rate", f"{p.fps_num}/{p.fps_den}",
+        "--size", f"{layout.aw}x{layout.ah}",
+        "--tile-size", f"{layout.tw}x{layout.th}",
+        "--tile-every", str(layout.tile_every),
+        "--regions", json.dumps(boxes),
+    ]  # fmt: skip
+    child = StreamingRun(limits)
+    proc = child.start(args, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
+    expected = max(1, p.duration_ms * p.fps_num // (1000 * p.fps_den))
+    stop = False
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if line.startswith(b"frames ") and progress is not None:
+                progress("analysing", min(1.0, int(line.split()[1]) / expected))
+            if cancelled is not None and cancelled():
+                stop = True
+                break
+    except BaseException:
+        child.abort()
+        raise
+    try:
+        rc = child.finish(cancelled=stop)
+        if rc != 0 or not out.is_file():
+            tail = "\n".join(child.stderr_tail)
+            if rc == 3:
+                raise ProbeError(
+                    "No picture could be decoded from this recording; the video track is damaged.",
+                    code="no_decodable_video",
+                )
+            raise ProcessingError(
+                "The recording could not be decoded to the end; it is probably damaged. Copy it "
+                "again from the original device and re-upload it.",
+                code="decode_failed",
+                detail=tail,
+            )
+        return Signals.load(out)
+    finally:
+        out.unlink(missing_ok=True)
 
 
-def _write_sprite(dec: _Decode, dst: Path) -> dict:
-    tiles = dec.tiles or [np.zeros((dec.th, dec.tw, 3), np.uint8)]
+def _write_sprite(signals: Signals, layout: _Layout, p: ProbeResult, dst: Path) -> dict:
+    tiles = signals.tiles or [np.zeros((layout.th, layout.tw, 3), np.uint8)]
+    th, tw = tiles[0].shape[:2]
     cols = min(SPRITE_COLUMNS, len(tiles))
     rows = math.ceil(len(tiles) / cols)
-    sheet = np.zeros((rows * dec.th, cols * dec.tw, 3), np.uint8)
+    sheet = np.zeros((rows * th, cols * tw, 3), np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
-        sheet[r * dec.th : (r + 1) * dec.th, c * dec.tw : (c + 1) * dec.tw] = tile
+        sheet[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = tile
     if not cv2.imwrite(str(dst), sheet, [cv2.IMWRITE_JPEG_QUALITY, 80]):
         raise ProcessingError("The thumbnail sprite could not be written.", code="sprite_failed")
-    p = dec.p
     return {
         "path": "sprite.jpg",
         "columns": cols,
         "rows": rows,
-        "tile_width": dec.tw,
-        "tile_height": dec.th,
-        "interval_ms": frame_ms(dec.tile_every, p.fps_num, p.fps_den),
-        "count": len(dec.tiles),
+        "tile_width": tw,
+        "tile_height": th,
+        "interval_ms": frame_ms(layout.tile_every, p.fps_num, p.fps_den),
+        "count": len(signals.tiles),
     }
 
 
@@ -475,24 +601,44 @@ def _ingest_into(
     limits = _limits_for(p, settings)
     playable = work / "playable.mp4"
     remuxed = qualifies_for_remux(p)
+    split = None
     if remuxed:
-        report("copying", 0.0)
-        _remux(p, playable, limits)
-        dec = _analyse_playable(playable, p, settings.regions, limits, progress, cancelled)
+        # The stream copy (disk-bound, seconds) runs beside the one analysis decode of the
+        # source; fixed-length clips are known in advance, so the same copy also cuts them.
+        if settings.strategy == "fixed":
+            planned = segment(p.duration_ms, "fixed", fixed_ms=settings.fixed_ms,
+                              min_ms=settings.min_clip_ms, max_ms=settings.max_clip_ms)  # fmt: skip
+            if len(planned) > 1:
+                split = _Split(work / "clips", [start for start, _ in planned[1:]])
+        report("analysing", 0.0)
+        with ThreadPoolExecutor(1) as pool:
+            copy = pool.submit(_remux, p, playable, limits, split)
+            try:
+                signals = _analyse(
+                    src, p.format_name, p, settings.regions, work, limits, progress, cancelled
+                )
+            finally:
+                audio = copy.result()
+        signals.rms, signals.peak = audio.rms, audio.peak
     else:
         report("transcoding", 0.0)
-        dec = _transcode_with_analysis(p, playable, settings, limits, progress, cancelled)
+        signals = _transcode_with_analysis(p, playable, settings, limits, progress, cancelled)
     report("analysing", 1.0)
     duration_ms, width, height = _playable_facts(playable, settings.limits)
-    scores = dec.frames.scores
-    cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, dec.frames.means)
+    scores = signals.scores
+    cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, signals.means)
     scene_cuts_ms = [frame_ms(i, p.fps_num, p.fps_den) for i in cut_frames]
-    silences = detect_silences(dec.audio.rms, duration_ms=duration_ms) if p.has_audio else []
-    motion = dec.frames.motion(rate_hz=p.fps_num / p.fps_den)
-    waveform = {"sample_rate": AUDIO_RATE, "levels": waveform_levels(dec.audio.peak)}
-    sprite = _write_sprite(dec, work / "sprite.jpg")
+    silences = detect_silences(signals.rms, duration_ms=duration_ms) if p.has_audio else []
+    motion = _motion(signals, p)
+    waveform = {"sample_rate": AUDIO_RATE, "levels": waveform_levels(signals.peak)}
+    sprite = _write_sprite(signals, _Layout.of(p, width, height), p, work / "sprite.jpg")
     report("clips", 0.0)
-    clips = _make_clips(playable, work, duration_ms, settings, scene_cuts_ms, silences, report)
+    clips = None
+    if split is not None:
+        keyframes = [frame_ms(int(i), p.fps_num, p.fps_den) for i in signals.keyframes]
+        clips = _clips_from_split(split, keyframes, duration_ms)
+    if clips is None:
+        clips = _make_clips(playable, work, duration_ms, settings, scene_cuts_ms, silences, report)
     result = IngestResult(
         duration_ms=duration_ms,
         width=width,
@@ -518,6 +664,40 @@ def _ingest_into(
     (work / "waveform.json").write_text(json.dumps(waveform), encoding="utf-8")
     report("done", 1.0)
     return result
+
+
+def _clips_from_split(
+    split: _Split, keyframes_ms: list[int], duration_ms: int
+) -> list[Clip] | None:
+    """The clips the copy run cut, with their exact bounds; None (and the folder emptied) if
+    they are not what the keyframes say they must be, so they are cut again the slow way."""
+    starts = [0]
+    for t in split.times_ms:
+        key = next((k for k in keyframes_ms if k >= t), None)
+        if key is not None and starts[-1] < key < duration_ms:
+            starts.append(key)
+    bounds = list(zip(starts, starts[1:] + [duration_ms], strict=True))
+    try:
+        rows = split.listing.read_text(encoding="utf-8").splitlines()
+        listed = [round(float(row.split(",")[1]) * 1000) for row in rows if row.strip()]
+    except (OSError, ValueError, IndexError):
+        listed = []
+    split.listing.unlink(missing_ok=True)
+    files = sorted(split.folder.glob("*.mp4"))
+    expected = [split.folder / f"{i:03d}.mp4" for i in range(1, len(bounds) + 1)]
+    # The listing gives each segment's first packet (audio may lead the keyframe a little).
+    agrees = len(listed) == len(bounds) and all(
+        abs(a - b) <= SPLIT_TOLERANCE_MS for a, (b, _) in zip(listed, bounds, strict=True)
+    )
+    if files != expected or not agrees:
+        shutil.rmtree(split.folder, ignore_errors=True)
+        return None
+    for i in range(1, len(bounds) + 1):
+        extract_thumbnail(split.folder / f"{i:03d}.mp4", split.folder / f"{i:03d}.jpg", 0)
+    return [
+        Clip(i, start, end, f"clips/{i:03d}.mp4", f"clips/{i:03d}.jpg")
+        for i, (start, end) in enumerate(bounds, start=1)
+    ]
 
 
 def _make_clips(
@@ -550,16 +730,27 @@ def _make_clips(
     ]
 
 
+def _motion(signals: Signals, p: ProbeResult) -> MotionEnergy:
+    return MotionEnergy(
+        rate_hz=p.fps_num / p.fps_den,
+        series={
+            name: np.round(signals.motion[:, i], 4).tolist()
+            for i, name in enumerate(signals.region_names)
+        },
+    )
+
+
 def compute_motion_energy(
     playable: Path, regions: list[Region] | tuple[Region, ...], *, limits: Limits = DEFAULT_LIMITS
 ) -> MotionEnergy:
     """Re-run motion energy on an existing playable copy, e.g. after moving the regions."""
     p = probe(playable, limits=limits)
-    dec = _Decode(p, tuple(regions), _limits_for(p, IngestSettings(limits=limits)))
-    src = pinned_input(Path(p.path), p.format_name, **ANALYSIS_DECODE)
-    dec.video_branches(src["v:0"], with_outputs=False)
-    dec.execute(command(*dec.pipe_outputs(False)), None, None)
-    return dec.frames.motion(rate_hz=p.fps_num / p.fps_den)
+    run_limits = _limits_for(p, IngestSettings(limits=limits))
+    with tempfile.TemporaryDirectory(prefix="ipr-motion-") as tmp:
+        signals = _analyse(
+            Path(p.path), p.format_name, p, tuple(regions), Path(tmp), run_limits, None, None
+        )
+    return _motion(signals, p)
 
 
 @dataclass

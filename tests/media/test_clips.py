@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from ipr.media import cut_clip, extract_thumbnail, keyframes_ms, segment
-from tests.media.conftest import ffprobe_json
+from ipr.media import cut_clip, extract_thumbnail, ingest, keyframes_ms, segment
+from tests.media.conftest import SHORT_CLIPS, ffprobe_json, lavfi
 
 
 def test_fixed_segments_cover_the_recording() -> None:
@@ -75,3 +76,51 @@ def test_cut_clip_copy_and_reencode_are_frame_exact(
     thumb = extract_thumbnail(playable, tmp_path / "t.jpg", 2500, width=160)
     info = ffprobe_json(thumb, "-show_streams")
     assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (160, 120)
+
+
+def _frames_and_first_key(path: Path) -> tuple[int, bool]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "packet=flags", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return len(out), out[0].startswith("K")
+
+
+@pytest.mark.parametrize(("gop", "bounds"), [
+    (25, [(0, 3000), (3000, 6000)]),  # a keyframe every second: cut exactly at 3 s
+    (35, [(0, 4200), (4200, 6000)]),  # keyframes at 0, 1.4, 2.8, 4.2 s: the first one after 3 s
+])  # fmt: skip
+def test_fixed_clips_are_cut_by_the_copy_at_the_next_keyframe(
+    tmp_path: Path, gop: int, bounds: list[tuple[int, int]]
+) -> None:
+    src = lavfi(
+        tmp_path / "src.mp4",
+        "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=6",
+        "-f", "lavfi", "-i", "sine=f=440:d=6:sample_rate=48000",
+        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+        "-c:a", "aac", "-shortest",
+    )  # fmt: skip
+    result = ingest(src, tmp_path / "out", SHORT_CLIPS)
+    assert result.remuxed
+    assert [(c.start_ms, c.end_ms) for c in result.clips] == bounds
+    for clip in result.clips:
+        frames, starts_on_key = _frames_and_first_key(tmp_path / "out" / clip.path)
+        assert starts_on_key
+        assert frames == (clip.end_ms - clip.start_ms) * 25 // 1000
+        assert (tmp_path / "out" / clip.thumbnail_path).stat().st_size > 0
+    assert not list((tmp_path / "out" / "clips").glob("*.csv"))
+
+
+def test_clips_the_copy_cut_wrongly_are_thrown_away(tmp_path: Path) -> None:
+    from ipr.media.ingest import _clips_from_split, _Split
+
+    split = _Split(tmp_path / "clips", [3000])
+    split.folder.mkdir()
+    for name in ("001.mp4", "002.mp4"):
+        (split.folder / name).write_bytes(b"x")
+    split.listing.write_text("001.mp4,0.000,3.600\n002.mp4,3.600,6.000\n")
+    # The keyframes say the cut belongs at 3000 ms, the copy says 3600 ms: cut again.
+    assert _clips_from_split(split, [0, 1000, 2000, 3000, 4000], 6000) is None
+    assert not split.folder.exists()
