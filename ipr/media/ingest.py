@@ -14,7 +14,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -617,8 +617,10 @@ def _ingest_into(
                 signals = _analyse(
                     src, p.format_name, p, settings.regions, work, limits, progress, cancelled
                 )
-            finally:
-                audio = copy.result()
+            except BaseException:
+                wait([copy])  # the decode's reason is the one to report; the copy just ends
+                raise
+            audio = copy.result()
         signals.rms, signals.peak = audio.rms, audio.peak
     else:
         report("transcoding", 0.0)
