@@ -125,12 +125,10 @@ class FrameAnalyzer:
     def means(self) -> np.ndarray:
         return np.concatenate(self._means) if self._means else np.zeros(0)
 
-    def motion(self, rate_hz: float) -> MotionEnergy:
-        m = np.concatenate(self._motion) if self._motion else np.zeros((0, len(self.regions)))
-        return MotionEnergy(
-            rate_hz=rate_hz,
-            series={r.name: np.round(m[:, i], 4).tolist() for i, r in enumerate(self.regions)},
-        )
+    @property
+    def motion(self) -> np.ndarray:
+        """(frames, regions): each region's share of changed pixels per frame."""
+        return np.concatenate(self._motion) if self._motion else np.zeros((0, len(self.regions)))
 
 
 def frame_ms(index: int, fps_num: int, fps_den: int) -> int:

@@ -4,9 +4,9 @@ When the source is already a browser-safe H.264 file, the playable copy is a str
 the only decode left is the one the analysis needs. Decoding with PyAV (libavcodec with frame
 threading) lets us read the luma plane of each frame where the decoder left it, without the
 colour conversion and full-size rescale an ffmpeg pipe would do: the grey analysis frame is
-every 4th pixel of every 4th row, averaged 2×2 (OpenCV's area resize), so the whole analysis
-costs little beyond the decode itself; sprite tiles are area-scaled from the few frames that
-become tiles. (The audio comes from the ffmpeg process that makes the stream copy meanwhile.)
+every n-th pixel of every n-th row (n = 4 at 720p), averaged 2×2 (OpenCV's area resize), so the
+whole analysis costs little beyond the decode itself; sprite tiles are area-scaled from the few
+frames that become tiles. (The audio comes from the ffmpeg run that makes the stream copy.)
 
 It runs as ``python -m ipr.media.decode`` under ``ipr.media._run`` (CPU, memory and file-size
 limits, a deadline, a kill switch), exactly like ffmpeg: a decoder that hangs or crashes on a
@@ -59,12 +59,11 @@ class Signals:
         tiles: list[np.ndarray],
         keyframes: list[int] | None = None,
     ) -> Signals:
-        m = np.concatenate(frames._motion) if frames._motion else np.zeros((0, len(frames.regions)))
         return cls(
             frames=frames.frames,
             scores=frames.scores,
             means=frames.means,
-            motion=m,
+            motion=frames.motion,
             region_names=[r.name for r in frames.regions],
             rms=audio.rms if audio is not None else np.zeros(0),
             peak=audio.peak if audio is not None else np.zeros(0),
