@@ -50,6 +50,9 @@ USER_ROLES = ("researcher", "admin")
 PARTICIPANT_ROLES = ("therapist", "client")
 RECORDING_STATUSES = ("queued", "processing", "ready", "failed")
 RECALL_STATUSES = ("invited", "in_progress", "submitted")
+MOMENT_PHASES = ("blind", "response")
+"""blind: marked before the researcher's reveal (every figure comes from these); response:
+written after it (answers to the other's moments and second looks: shown, never counted)."""
 SEGMENTATION_STRATEGIES = ("fixed", "scenes", "silences")
 
 HAT_LABELS = {
@@ -334,6 +337,7 @@ class Moment(Base):
     responds_to_id: Mapped[int | None] = mapped_column(
         ForeignKey("moments.id", ondelete="SET NULL")
     )
+    phase: Mapped[str] = mapped_column(String(16), default="blind", server_default="blind")
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

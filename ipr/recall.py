@@ -385,6 +385,7 @@ def create_moment(
         recall_session_id=rs.id,
         idempotency_key=idempotency_key,
         entered_by_id=user.id if user else None,
+        phase="response" if rs.recording.revealed_at is not None else "blind",
         **{"text": "", "peaks_ms": [], "codes": [], "ratings": {}, **fields},
     )
     _check_span(m)
