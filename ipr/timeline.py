@@ -18,6 +18,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from ipr.errors import ValidationError
+from ipr.shift_counts import shifted_point_counts, shifted_span_counts
 
 DEFAULT_TOLERANCE_MS = 5000
 """Matches `Study.alignment_tolerance_ms`'s default; each study may set its own."""
@@ -240,49 +241,61 @@ def _match_general(lane_t: list[Mark], lane_c: list[Mark], tol: int) -> list[tup
     client moment j a stand-in e_j, both costing `unmatched`; for every candidate pair (i, j) the
     stand-ins e_j–d_i may pair at no extra cost. A perfect matching then costs
     Σ|lag| + unmatched · (moments left alone), and `unmatched` exceeds any lag total, so the
-    solver first maximises the number of pairs and then minimises Σ|lag|.
+    solver first maximises the number of pairs and then minimises Σ|lag|. The graph is built in
+    NumPy, entry for entry in the order the solver has always been given it, so the solver's
+    choice among equally good matchings is unchanged.
     """
-    edges = _candidate_edges(lane_t, lane_c, tol)
-    if not edges:
+    t_start = np.array([mark.t_ms for mark in lane_t], dtype=np.int64)
+    t_end = np.array([mark.end for mark in lane_t], dtype=np.int64)
+    c_start = np.array([mark.t_ms for mark in lane_c], dtype=np.int64)
+    c_end = np.array([mark.end for mark in lane_c], dtype=np.int64)
+    edge_t, edge_c = _candidate_edges(t_start, t_end, c_start, c_end, tol)
+    if not edge_t.size:
         return []
-    n, m = len(lane_t), len(lane_c)
-    lags = [abs(lane_c[j].t_ms - lane_t[i].t_ms) for i, j in edges]
-    unmatched = 2 * sum(lags) + 1
+    n, m, n_edges = len(lane_t), len(lane_c), edge_t.size
+    lags = np.abs(c_start[edge_c] - t_start[edge_t])
+    unmatched = 2 * int(lags.sum()) + 1
     # Rows: therapist moments 0..n-1, then client stand-ins e_j; columns: client moments
     # 0..m-1, then therapist stand-ins d_i. Every weight gets +1 so that none is zero (a sparse
     # matrix would drop it); a perfect matching always has n + m edges, so this shifts nothing.
-    rows, cols, weights = [], [], []
-    for (i, j), lag in zip(edges, lags, strict=True):
-        rows += [i, n + j]
-        cols += [j, m + i]
-        weights += [lag + 1, 1]
-    for i in range(n):
-        rows.append(i)
-        cols.append(m + i)
-        weights.append(unmatched + 1)
-    for j in range(m):
-        rows.append(n + j)
-        cols.append(j)
-        weights.append(unmatched + 1)
-    graph = csr_matrix(
-        (np.array(weights, dtype=float), (np.array(rows), np.array(cols))), shape=(n + m, n + m)
-    )
+    # Entries: (i, j) and (e_j, d_i) for each candidate pair in turn, then (i, d_i), (e_j, j).
+    size = 2 * n_edges + n + m
+    rows = np.empty(size, dtype=np.int64)
+    cols = np.empty(size, dtype=np.int64)
+    weights = np.empty(size, dtype=float)
+    pair_part = slice(0, 2 * n_edges)
+    rows[pair_part][0::2], rows[pair_part][1::2] = edge_t, n + edge_c
+    cols[pair_part][0::2], cols[pair_part][1::2] = edge_c, m + edge_t
+    weights[pair_part][0::2], weights[pair_part][1::2] = lags + 1, 1
+    rows[2 * n_edges :] = np.arange(n + m)
+    cols[2 * n_edges : 2 * n_edges + n] = m + np.arange(n)
+    cols[2 * n_edges + n :] = np.arange(m)
+    weights[2 * n_edges :] = float(unmatched + 1)
+    graph = csr_matrix((weights, (rows, cols)), shape=(n + m, n + m))
     row_ind, col_ind = min_weight_full_bipartite_matching(graph)
-    return [(int(r), int(c)) for r, c in zip(row_ind, col_ind, strict=True) if r < n and c < m]
+    keep = (row_ind < n) & (col_ind < m)
+    return list(zip(row_ind[keep].tolist(), col_ind[keep].tolist(), strict=True))
 
 
-def _candidate_edges(lane_t: list[Mark], lane_c: list[Mark], tol: int) -> list[tuple[int, int]]:
-    """All (therapist, client) index pairs within τ, found from the start-sorted client lane."""
-    starts = [m.t_ms for m in lane_c]
-    longest = max((m.end - m.t_ms for m in lane_c), default=0)
-    edges = []
-    for i, mt in enumerate(lane_t):
-        first = bisect_left(starts, mt.t_ms - tol - longest)
-        last = bisect_right(starts, mt.end + tol)
-        for j in range(first, last):
-            if gap_ms(mt, lane_c[j]) <= tol:
-                edges.append((i, j))
-    return edges
+def _candidate_edges(
+    t_start: np.ndarray, t_end: np.ndarray, c_start: np.ndarray, c_end: np.ndarray, tol: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """All (therapist, client) index pairs within τ, by therapist then client index.
+
+    The client lane is sorted by start, so the clients therapist i can reach lie in one run of
+    starts, [t_start − τ − longest client, t_end + τ]; every run is laid out at once and then
+    filtered by the gap.
+    """
+    longest = int((c_end - c_start).max()) if c_start.size else 0
+    first = np.searchsorted(c_start, t_start - tol - longest, side="left")
+    last = np.searchsorted(c_start, t_end + tol, side="right")
+    sizes = np.maximum(last - first, 0)
+    edge_t = np.repeat(np.arange(t_start.size), sizes)
+    run_start = np.cumsum(sizes) - sizes
+    edge_c = np.arange(edge_t.size) - np.repeat(run_start - first, sizes)
+    gap = np.maximum(c_start[edge_c] - t_end[edge_t], t_start[edge_t] - c_end[edge_c])
+    keep = gap <= tol
+    return edge_t[keep], edge_c[keep]
 
 
 def count_pairs(
@@ -568,17 +581,18 @@ def chance_baseline(
     if observed_pairs is None:
         observed_pairs = count_pairs(therapist, client, tolerance_ms)
     shifts = np.random.default_rng(seed).integers(0, duration_ms, size=n_shifts)
-    points = not any(m.is_span for m in therapist) and not any(m.is_span for m in client)
-    therapist_times = sorted(m.t_ms for m in therapist)
-    client_times = np.array([m.t_ms for m in client], dtype=np.int64)
-    counts = np.empty(n_shifts, dtype=np.int64)
-    for k, shift in enumerate(shifts.tolist()):
-        if points:
-            moved = np.sort((client_times + shift) % duration_ms).tolist()
-            counts[k] = _greedy_count(therapist_times, moved, tolerance_ms)
-        else:
-            moved_lane = _shift_lane(client, shift, duration_ms)
-            counts[k] = count_pairs(therapist, moved_lane, tolerance_ms)
+    if any(m.is_span for m in therapist) or any(m.is_span for m in client):
+        counts = shifted_span_counts(
+            [(m.t_ms, m.end) for m in therapist],
+            [(m.t_ms, m.end) for m in client],
+            shifts,
+            duration_ms,
+            tolerance_ms,
+        )
+    else:
+        counts = shifted_point_counts(
+            [m.t_ms for m in therapist], [m.t_ms for m in client], shifts, duration_ms, tolerance_ms
+        )
     rates = 2 * counts / (n_t + n_c)
     return ChanceBaseline(
         n_shifts=n_shifts,
@@ -587,24 +601,6 @@ def chance_baseline(
         sd_rate=float(rates.std()),
         p_value=(1 + int((counts >= observed_pairs).sum())) / (1 + n_shifts),
     )
-
-
-def _shift_lane(lane: Sequence[Mark], shift: int, duration_ms: int) -> list[Mark]:
-    """Move every moment by `shift` ms, wrapping at the end; a span keeps its length."""
-    moved = []
-    for mark in lane:
-        start = (mark.t_ms + shift) % duration_ms
-        delta = start - mark.t_ms
-        moved.append(
-            Mark(
-                id=mark.id,
-                t_ms=start,
-                end_ms=None if mark.end_ms is None else mark.end_ms + delta,
-                peaks_ms=tuple(p + delta for p in mark.peaks_ms),
-                codes=mark.codes,
-            )
-        )
-    return moved
 
 
 def _sorted_lane(lane: Sequence[Mark], name: str) -> list[Mark]:
