@@ -339,11 +339,27 @@ def surrogate_baseline(
             f"{x.size / rate_hz:g} s. Use shorter segments."
         )
     rng = np.random.default_rng(seed)
+    # The permutations are drawn in the order shuffling one surrogate after the other draws them.
+    orders = [(rng.permutation(x.size // seg), rng.permutation(x.size // seg)) for _ in range(n)]
+    win = _samples(window_s, rate_hz, "window_s", minimum=3)
+    step = _samples(step_s, rate_hz, "step_s", minimum=1)
+    lag = _samples(max_lag_s, rate_hz, "max_lag_s", minimum=0)
+    n_windows = (x.size - win - lag) // step + 1
     values = []
-    for _ in range(n):
-        value = synchrony(
-            _shuffle_segments(x, seg, rng), _shuffle_segments(y, seg, rng), rate_hz, **settings
-        ).statistic(statistic)
+    for order_x, order_y in orders:
+        matrix = _lagged_correlations(
+            x[_segment_order(order_x, seg, x.size)],
+            y[_segment_order(order_y, seg, y.size)],
+            win,
+            step,
+            lag,
+            n_windows,
+        )
+        if fisher_z:
+            matrix = np.arctanh(np.clip(matrix, -math.tanh(Z_LIMIT), math.tanh(Z_LIMIT)))
+        if absolute:
+            matrix = np.abs(matrix)
+        value = _statistic(matrix, statistic, rate_hz, win, step, lag, fisher_z, absolute)
         if value is not None:
             values.append(value)
     surr = np.array(values)
@@ -373,6 +389,35 @@ def _shuffle_segments(series: np.ndarray, seg: int, rng: np.random.Generator) ->
     whole = series.size // seg
     blocks = series[: whole * seg].reshape(whole, seg)[rng.permutation(whole)]
     return np.concatenate([blocks.ravel(), series[whole * seg :]])
+
+
+def _segment_order(order: np.ndarray, seg: int, size: int) -> np.ndarray:
+    """Sample indices of a series whose whole segments are put in `order` (the tail stays last)."""
+    whole = order.size
+    return np.concatenate(
+        [(order[:, None] * seg + np.arange(seg)).ravel(), np.arange(whole * seg, size)]
+    )
+
+
+def _statistic(
+    matrix: np.ndarray,
+    name: str,
+    rate_hz: float,
+    win: int,
+    step: int,
+    lag: int,
+    fisher_z: bool,
+    absolute: bool,
+) -> float | None:
+    """One summary figure of a window × lag matrix, computed as `_summarise` computes it."""
+    if name == "grand_mean":
+        return _mean(matrix)
+    if name == "lag_zero_mean":
+        return _mean(matrix[:, lag])
+    if name == "peak_mean":
+        defined = matrix[~np.isnan(matrix).all(axis=1)]
+        return _mean(np.nanmax(defined, axis=1) if defined.size else np.array([]))
+    return _summarise(matrix, rate_hz, win, step, lag, fisher_z, absolute).statistic(name)
 
 
 def read_mea_txt(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
