@@ -40,7 +40,7 @@ def shifted_point_counts(
     c_ext = np.concatenate([c - duration_ms, c])
     shifts = np.asarray(shifts, dtype=np.int64)
     first_kept = np.searchsorted(c, duration_ms - shifts, side="left").astype(np.int64)
-    return _kernel("points", _point_counts)(a, c_ext, shifts, first_kept, tol)
+    return _kernel("points", _point_counts)(a, c_ext, shifts, first_kept, int(tol))
 
 
 def shifted_span_counts(
@@ -70,7 +70,7 @@ def shifted_span_counts(
     shifts = np.asarray(shifts, dtype=np.int64)
     first_wrap = np.searchsorted(c0, duration_ms - shifts, side="left").astype(np.int64)
     return _kernel("spans", _span_counts)(
-        t_end, t_start, c0, length, by_end, shifts, first_wrap, duration_ms, tol
+        t_end, t_start, c0, length, by_end, shifts, first_wrap, int(duration_ms), int(tol)
     )
 
 

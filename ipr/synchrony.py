@@ -188,10 +188,11 @@ def _lagged_correlations(
     # Lags < 0: right fixed, left moved later; column lag − d holds lag −d.
     back = _pearson_fixed_moving(y0, my, x0, mx, win, step, lag, n_windows)
     out[:, :lag] = back[:, 1:][:, ::-1]
-    reach = win + lag
-    missing_x = _window_sums(1.0 - mx, reach, step, n_windows)
-    missing_y = _window_sums(1.0 - my, reach, step, n_windows)
-    out[(missing_x > reach / 2) | (missing_y > reach / 2)] = np.nan
+    if not (valid_x.all() and valid_y.all()):
+        reach = win + lag
+        missing_x = _window_sums(1.0 - mx, reach, step, n_windows)
+        missing_y = _window_sums(1.0 - my, reach, step, n_windows)
+        out[(missing_x > reach / 2) | (missing_y > reach / 2)] = np.nan
     return out
 
 
