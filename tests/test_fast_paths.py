@@ -6,6 +6,8 @@ must give the same result, bit for bit, on random lanes and series.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ def lanes_and_shifts(draw, spans: bool):
     def lane(first_id: int) -> list[Mark]:
         marks = []
         for k in range(draw(st.integers(1, 12))):
-            t = draw(st.integers(0, duration))  # a moment may sit on the very end
+            t = draw(st.integers(0, 2 * duration))  # on the very end, or past it
             length = draw(st.integers(0, duration)) if spans and draw(st.booleans()) else None
             marks.append(Mark(first_id + k, t, None if length is None else t + length))
         return marks
@@ -196,3 +198,11 @@ def test_surrogates_of_a_real_session_are_the_same_as_before():
     patient, therapist = read_mea_txt(path)
     new = surrogate_baseline(patient, therapist, 25.0, n=10, seed=0)
     assert new == ref.surrogate_baseline(patient, therapist, 25.0, n=10, seed=0)
+
+
+def test_importing_the_timeline_does_not_load_numba():
+    """The web process imports ipr.timeline; only a chance baseline compiles the kernels."""
+    code = "import sys, ipr.timeline, ipr.synchrony; print('numba' in sys.modules)"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
