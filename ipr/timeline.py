@@ -283,19 +283,35 @@ def _candidate_edges(
     """All (therapist, client) index pairs within τ, by therapist then client index.
 
     The client lane is sorted by start, so the clients therapist i can reach lie in one run of
-    starts, [t_start − τ − longest client, t_end + τ]; every run is laid out at once and then
-    filtered by the gap.
+    starts, [t_start − τ − longest client, t_end + τ]; the runs are laid out at once and then
+    filtered by the gap, at most about `_CANDIDATE_CHUNK` candidates at a time (one very long
+    client span makes every run long).
     """
+    if not t_start.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     longest = int((c_end - c_start).max()) if c_start.size else 0
     first = np.searchsorted(c_start, t_start - tol - longest, side="left")
     last = np.searchsorted(c_start, t_end + tol, side="right")
     sizes = np.maximum(last - first, 0)
-    edge_t = np.repeat(np.arange(t_start.size), sizes)
-    run_start = np.cumsum(sizes) - sizes
-    edge_c = np.arange(edge_t.size) - np.repeat(run_start - first, sizes)
-    gap = np.maximum(c_start[edge_c] - t_end[edge_t], t_start[edge_t] - c_end[edge_c])
-    keep = gap <= tol
-    return edge_t[keep], edge_c[keep]
+    ends = np.cumsum(sizes)
+    cuts = np.searchsorted(ends, np.arange(_CANDIDATE_CHUNK, int(ends[-1]), _CANDIDATE_CHUNK))
+    found_t, found_c = [], []
+    for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), t_start.size], strict=True):
+        if lo == hi:
+            continue
+        run = sizes[lo:hi]
+        edge_t = np.repeat(np.arange(lo, hi), run)
+        run_start = np.cumsum(run) - run
+        edge_c = np.arange(edge_t.size) - np.repeat(run_start - first[lo:hi], run)
+        gap = np.maximum(c_start[edge_c] - t_end[edge_t], t_start[edge_t] - c_end[edge_c])
+        keep = gap <= tol
+        found_t.append(edge_t[keep])
+        found_c.append(edge_c[keep])
+    return np.concatenate(found_t), np.concatenate(found_c)
+
+
+_CANDIDATE_CHUNK = 1 << 22
+"""Candidate pairs examined at once when building the span graph (about 100 MB of arrays)."""
 
 
 def count_pairs(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -142,11 +143,12 @@ def span_lanes(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(span_lanes())
-def test_span_matching_returns_the_same_pairs_as_before(case):
+@given(span_lanes(), st.sampled_from([3, 1 << 22]))
+def test_span_matching_returns_the_same_pairs_as_before(case, chunk):
     therapist, client, tol = case
     lane_t, lane_c = _sorted_lane(therapist, "therapist"), _sorted_lane(client, "client")
-    assert _match_general(lane_t, lane_c, tol) == ref.match_general(lane_t, lane_c, tol)
+    with patch("ipr.timeline._CANDIDATE_CHUNK", chunk):  # 3: candidates built in many chunks
+        assert _match_general(lane_t, lane_c, tol) == ref.match_general(lane_t, lane_c, tol)
 
 
 def test_span_matching_of_a_long_session_returns_the_same_pairs_as_before():
@@ -156,6 +158,16 @@ def test_span_matching_of_a_long_session_returns_the_same_pairs_as_before():
     pairs = _match_general(lane_t, lane_c, 5000)
     assert pairs == ref.match_general(lane_t, lane_c, 5000)
     assert len(pairs) > 1000
+
+
+def test_one_span_as_long_as_the_session_reaches_every_moment_and_pairs_once():
+    therapist = [Mark(k, 1000 * k) for k in range(1, 2001)]
+    client = [Mark(9000, 0, 2_100_000), *[Mark(10_000 + k, 1000 * k + 7) for k in range(1, 1001)]]
+    lane_t, lane_c = _sorted_lane(therapist, "therapist"), _sorted_lane(client, "client")
+    with patch("ipr.timeline._CANDIDATE_CHUNK", 10_000):
+        pairs = _match_general(lane_t, lane_c, 10)
+    assert pairs == ref.match_general(lane_t, lane_c, 10)
+    assert len(pairs) == 1001  # every client point with its therapist point, the span with one more
 
 
 def gappy_series(seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
