@@ -1,0 +1,70 @@
+"""Coders on the timeline: a second researcher's codes form their own layer and comparison, and
+never change the participants' figures (the recording of tests/test_timeline_view.py)."""
+
+from __future__ import annotations
+
+from ipr import timeline_service as ts
+from ipr.models import ResearcherAnnotation
+from tests.test_timeline_view import dyad_setup, sample_mp4  # noqa: F401 (fixtures)
+
+
+def figures(api, rec_id: int) -> dict:
+    resp = api(f"/api/v1/recordings/{rec_id}/timeline?tolerance_ms=5000")
+    assert resp.status_code == 200, resp.json
+    return resp.json
+
+
+def test_second_coder_gets_a_layer_and_leaves_participant_figures_alone(
+    db,
+    dyad_setup,  # noqa: F811
+    make_user,
+    owner_web,
+) -> None:
+    rec, ids, codes, api = (dyad_setup[k] for k in ("rec", "ids", "codes", "api"))
+    ts.clear_caches()
+    before = figures(api, rec.id)
+    # Before: the client's own codes (Insight on c1) against the one coder (Rupture on c2).
+    assert [(c["lane"], c["a"], c["b"]) for c in before["figures"]["coders"]["comparisons"]] == [
+        ("client", "participant", "owner@example.org")
+    ]
+    second = make_user("second@example.org")
+    db.add(
+        ResearcherAnnotation(
+            study_id=rec.study_id, moment_id=ids["c2"], user_id=second.id,
+            codes=[codes["rupture"]], note="",
+        )
+    )  # fmt: skip
+    db.add(
+        ResearcherAnnotation(
+            study_id=rec.study_id, moment_id=ids["c1"], user_id=second.id,
+            codes=[codes["rupture"]], note="",
+        )
+    )  # fmt: skip
+    db.commit()
+    after = figures(api, rec.id)
+    coders = after["figures"].pop("coders")
+    before["figures"].pop("coders")
+    assert after["figures"] == before["figures"]
+    assert after["pairs"] == before["pairs"] and after["unmatched"] == before["unmatched"]
+    assert [c["coder"] for c in after["lanes"]["researcher"]] == [
+        "second@example.org",  # c1 at 12 s
+        "owner@example.org",  # c2 at 50 s, the older coding first
+        "second@example.org",
+    ]
+    # Client lane: the participant's own codes (Insight on c1), owner (Rupture on c2), second
+    # (Rupture on c1 and c2): three comparisons, in that order.
+    assert [(c["lane"], c["a"], c["b"]) for c in coders["comparisons"]] == [
+        ("client", "participant", "owner@example.org"),
+        ("client", "participant", "second@example.org"),
+        ("client", "owner@example.org", "second@example.org"),
+    ]
+    # The therapist's own Insight code is a layer too, but no coder coded the therapist lane.
+    rupture = {r["code"]: r for r in coders["comparisons"][2]["per_code"]}["Rupture"]
+    assert (rupture["n_a"], rupture["n_b"], rupture["n_pairs"]) == (1, 2, 1)
+    assert rupture["co_marking_rate"] == 2 / 3
+    # 60 bins: owner marks 50-54 (5), second marks 12 and 50-54 (6); they differ on bin 12 only.
+    assert rupture["time_unit_kappa"]["observed"] == 59 / 60
+    assert rupture["time_unit_kappa"]["bin_ms"] == 1000
+    page = owner_web.get(f"/recordings/{rec.id}/timeline").get_data(as_text=True)
+    assert "Agreement between coders" in page
+    assert "Client's moments: owner@example.org · second@example.org" in page
