@@ -3,6 +3,7 @@ never change the participants' figures (the recording of tests/test_timeline_vie
 
 from __future__ import annotations
 
+import ipr
 from ipr import timeline_service as ts
 from ipr.models import ResearcherAnnotation
 from tests.test_timeline_view import dyad_setup, sample_mp4  # noqa: F401 (fixtures)
@@ -68,3 +69,70 @@ def test_second_coder_gets_a_layer_and_leaves_participant_figures_alone(
     page = owner_web.get(f"/recordings/{rec.id}/timeline").get_data(as_text=True)
     assert "Agreement between coders" in page
     assert "Client's moments: owner@example.org · second@example.org" in page
+
+
+def test_exports_keep_each_coder_and_carry_provenance(db, dyad_setup, make_user) -> None:  # noqa: F811
+    rec, ids, codes, api = (dyad_setup[k] for k in ("rec", "ids", "codes", "api"))
+    second = make_user("second@example.org")
+    db.add(
+        ResearcherAnnotation(
+            study_id=rec.study_id, moment_id=ids["c2"], user_id=second.id,
+            codes=[codes["insight"], codes["rupture"]], note="both",
+        )
+    )  # fmt: skip
+    db.commit()
+    doc = api(f"/api/v1/recordings/{rec.id}/export.json").json
+    moments = doc["study"]["dyads"][0]["recordings"][0]["moments"]
+    c2 = next(m for m in moments if m["id"] == ids["c2"])
+    assert c2["codings"] == [
+        {"coder": "owner@example.org", "codes": ["Rupture"], "note": "r1"},
+        {"coder": "second@example.org", "codes": ["Insight", "Rupture"], "note": "both"},
+    ]
+    assert c2["researcher_codes"] == ["Insight", "Rupture"]  # the union, for older readers
+    prov = doc["provenance"]
+    assert prov["software"]["version"] == ipr.__version__
+    assert prov["parameters"]["matching"] == {"tolerance_ms": 5000}
+    assert prov["parameters"]["chance_baseline"] == {"n_shifts": 1000, "seed": 0}
+    assert prov["parameters"]["time_unit_kappa"] == {"bin_ms": 1000}
+    assert prov["parameters"]["synchrony"] == {
+        "window_s": 30.0, "step_s": 10.0, "max_lag_s": 5.0, "fisher_z": True, "absolute": True,
+    }  # fmt: skip
+    assert prov["parameters"]["synchrony_surrogates"] == {
+        "n": ts.N_SURROGATES, "seed": 0, "segment_s": 30.0, "statistic": "grand_mean",
+    }  # fmt: skip
+    recording = prov["recordings"][0]
+    assert recording["recall"] == {
+        "client": {
+            "participant_code": "C01", "mode": "self", "status": "in_progress", "moments": 2,
+        },
+        "therapist": {
+            "participant_code": "T01", "mode": "self", "status": "submitted", "moments": 2,
+        },
+    }  # fmt: skip
+    figures = recording["figures"]
+    # the same time-unit kappa as the timeline (see test_timeline_view), with its parts
+    assert figures["kappa_n_bins"] == 60 and figures["kappa_bin_ms"] == 1000
+    assert figures["kappa_observed"] == 52 / 60
+    assert abs(figures["kappa_expected"] - 3144 / 3600) < 1e-12
+    assert figures["chance_n_shifts"] == 1000 and figures["chance_seed"] == 0
+    comparisons = recording["coder_agreement"]["comparisons"]
+    assert [(c["lane"], c["a"], c["b"]) for c in comparisons][-1] == (
+        "client",
+        "owner@example.org",
+        "second@example.org",
+    )
+    csv_text = api(f"/api/v1/recordings/{rec.id}/export.csv").data.decode("utf-8-sig")
+    assert "# parameters.time_unit_kappa.bin_ms: 1000\r\n" in csv_text
+    c2_rows = [line for line in csv_text.split("\r\n") if f",{ids['c2']},50000," in line]
+    assert [row.split(",")[15:18] for row in c2_rows] == [
+        ["owner@example.org", "Rupture", "r1"],
+        ["second@example.org", "Insight;Rupture", "both"],
+    ]
+
+
+def test_the_version_is_the_one_in_pyproject() -> None:
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert ipr.__version__ == project["project"]["version"]
