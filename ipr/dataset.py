@@ -391,7 +391,7 @@ def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
 EXPORT_FORMATS = (*FORMATS, "zip")
 """Every `--format` / `export.<fmt>`: the pure exporters' formats, and `zip` (moment clips)."""
 
-_EXTENSIONS = {"textgrid": "TextGrid", "bundle": "zip"}
+_EXTENSIONS = {"textgrid": "TextGrid", "bundle": "zip", "methods": "md"}
 ZIP_TYPE = "application/zip"
 
 

@@ -136,3 +136,30 @@ def test_the_version_is_the_one_in_pyproject() -> None:
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert ipr.__version__ == project["project"]["version"]
+
+
+def test_methods_export_by_api_page_and_cli(app, dyad_setup, owner_web, tmp_path) -> None:  # noqa: F811
+    rec, api = dyad_setup["rec"], dyad_setup["api"]
+    resp = api(f"/api/v1/recordings/{rec.id}/export.methods")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "text/markdown; charset=utf-8"
+    assert resp.headers["Content-Disposition"] == "attachment; filename=01_Session_3.md"
+    text = resp.get_data(as_text=True)
+    para = text.split("\n")[2]
+    assert "1 session recording of 1 dyad (2 self-guided recall sessions)" in para
+    assert "2 therapist moments and 2 client moments" in para
+    assert "at most 5 s" in para and "(1,000 shifts, seed 0)" in para
+    assert "Researcher codes were kept per coder (1 coder)" in para
+    assert f"IPR annotator version {ipr.__version__}" in para
+    page = owner_web.get(f"/recordings/{rec.id}/export").get_data(as_text=True)
+    assert 'value="methods"' in page and "Methods paragraph" in page
+    download = owner_web.get(f"/recordings/{rec.id}/export?format=methods&include_text=1")
+    stable = para.split(" the export of ")[0]  # the export time may differ by a second
+    assert download.status_code == 200
+    assert download.get_data(as_text=True).split("\n")[2].split(" the export of ")[0] == stable
+    out = tmp_path / "methods.md"
+    result = app.test_cli_runner().invoke(
+        args=["ipr", "export", str(rec.id), "--format", "methods", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_text().split("\n")[2].split(" the export of ")[0] == stable

@@ -41,6 +41,7 @@ FORMAT_LABELS = {
     "svg": "Timeline figure (SVG)",
     "png": "Timeline figure (PNG)",
     "bundle": "Study bundle — every format in one ZIP",
+    "methods": "Methods paragraph — what was measured, parameters, definitions, version to cite",
     "zip": "Moment clips — a short video per moment (ZIP)",
 }
 MODELS: dict[str, type] = {"recording": Recording, "dyad": Dyad, "study": Study}
@@ -320,6 +321,7 @@ def export_paths() -> dict[str, Any]:
         "application/json": {"schema": {"type": "object"}},
         "application/xml": {"schema": {"type": "string"}},
         "text/plain": {"schema": {"type": "string"}},
+        "text/markdown": {"schema": {"type": "string"}},
         "text/vtt": {"schema": {"type": "string"}},
         "application/x-subrip": {"schema": {"type": "string"}},
         "image/svg+xml": {"schema": {"type": "string"}},
@@ -335,7 +337,8 @@ def export_paths() -> dict[str, Any]:
             "in": "path",
             "required": True,
             "schema": {"enum": list(dataset.EXPORT_FORMATS)},
-            "description": "csv, xlsx, json, bundle (study-wide files); eaf, textgrid, vtt, srt, "
+            "description": "csv, xlsx, json, bundle, methods (study-wide files; methods is a "
+            "Markdown Methods paragraph); eaf, textgrid, vtt, srt, "
             "svg, png (per recording: a ZIP with one per recording for a dyad or study); zip "
             "(moment clips: one MP4 per moment, and clips.csv)",
         },

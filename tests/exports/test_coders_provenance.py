@@ -19,6 +19,7 @@ from ipr.exports.data import Coding, ExportMoment, ExportStudy, Provenance
 from ipr.exports.eaf import to_eaf
 from ipr.exports.imports import import_csv, import_eaf
 from ipr.exports.json_ import schema, to_json
+from ipr.exports.methods import to_methods
 from ipr.exports.xlsx import to_xlsx
 from ipr.timeline import Mark
 from tests.exports.conftest import make_study
@@ -245,3 +246,26 @@ def test_bundle_readme_and_provenance_json():
     assert "- **time_unit_kappa**: Cohen's kappa on time units" in readme
     document = json.loads(archive.read("provenance.json"))
     assert document["software"] == SOFTWARE
+
+
+def test_methods_paragraph_states_parameters_definitions_and_version():
+    text = to_methods(coded_study()).decode()
+    assert text.startswith("# Methods: S1\n\nTherapist and client each watched")
+    para = text.split("\n")[2]
+    assert "1 session recording of 1 dyad" in para
+    assert "(1 researcher-led recall session and 1 self-guided recall session)" in para
+    assert "2 therapist moments and 2 client moments" in para
+    assert "coded with a codebook of 2 codes (Insight, Feeling stuck)" in para
+    assert "rated on Helpful Aspects of Therapy (1-9), Intensity (1-5)" in para
+    assert "at most 5 s" in para
+    assert "(1,000 shifts, seed 0)" in para
+    assert "time-unit kappa (Cohen's kappa on marked versus unmarked time bins" in para
+    assert "with 1 s bins" in para
+    assert "Researcher codes were kept per coder (2 coders)" in para
+    assert para.endswith(
+        "All figures were computed with IPR annotator version 9.9.9 (commit abc1234); the "
+        "export of 2000-01-01T00:00:00+00:00 lists every parameter and figure."
+    )
+    assert "ELAN" not in para and "BORIS" not in para
+    assert "- **time_unit_kappa**: Cohen's kappa on time units" in text
+    assert "| D05 | session 3 | n/a/n/a | n/a | n/a | n/a (n/a) | 0.500 (n/a/n/a) |" in text
