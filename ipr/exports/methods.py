@@ -25,6 +25,11 @@ def _seconds(ms: Any) -> str:
     return f"{text} s"
 
 
+def _secs(value: Any) -> str:
+    """Seconds from a parameter given in seconds: 30.0 → "30 s"."""
+    return _seconds(value * 1000) if isinstance(value, int | float) else "an unrecorded"
+
+
 def _param(params: Mapping[str, Mapping[str, Any]], group: str, name: str) -> Any:
     return params.get(group, {}).get(name)
 
@@ -101,8 +106,9 @@ def paragraph(data: ExportStudy) -> str:
     if sync:
         text = (
             f"Nonverbal synchrony was measured as the windowed, lagged cross-correlation of the "
-            f"two people's motion energy (as rMEA's MEAccf: {sync.get('window_s')} s windows "
-            f"every {sync.get('step_s')} s, lags up to ±{sync.get('max_lag_s')} s, "
+            f"two people's motion energy (as rMEA's MEAccf: {_secs(sync.get('window_s'))} "
+            f"windows every {_secs(sync.get('step_s'))}, lags up to "
+            f"±{_secs(sync.get('max_lag_s'))}, "
             f"{'absolute ' if sync.get('absolute') else ''}"
             f"{'Fisher-z' if sync.get('fisher_z') else 'Pearson r'} values averaged over "
             f"windows and lags)"
@@ -110,7 +116,7 @@ def paragraph(data: ExportStudy) -> str:
         if surr:
             text += (
                 f", compared with {surr.get('n')} surrogates in which each person's series was "
-                f"cut into {surr.get('segment_s')} s segments and shuffled (seed "
+                f"cut into {_secs(surr.get('segment_s'))} segments and shuffled (seed "
                 f"{surr.get('seed')})"
             )
         parts.append(text + ".")
