@@ -223,6 +223,7 @@ def _recording(
                 researcher_codes=r_codes,
                 researcher_note=r_note,
                 codings=codings.get(m.id, ()),
+                imported_from=m.import_source or "",
                 voice_note=m.id in voiced,
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
@@ -246,8 +247,13 @@ def _recording(
 def _recall_info(db: Session, rec: Recording, rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
     """Per lane: who, in which recall mode, how far, and how many moments (provenance)."""
     counts: dict[int, int] = defaultdict(int)
-    for _, rs in rows:
+    imported: dict[int, int] = defaultdict(int)
+    sources: dict[int, set[str]] = defaultdict(set)
+    for m, rs in rows:
         counts[rs.id] += 1
+        if m.import_source:
+            imported[rs.id] += 1
+            sources[rs.id].add(m.import_source)
     out: dict[str, dict[str, Any]] = {}
     for rs in db.scalars(select(RecallSession).where(RecallSession.recording_id == rec.id)):
         out[rs.participant.role] = {
@@ -255,6 +261,8 @@ def _recall_info(db: Session, rec: Recording, rows: Sequence[Any]) -> dict[str, 
             "mode": rs.mode,
             "status": rs.status,
             "moments": counts[rs.id],
+            "imported_moments": imported[rs.id],
+            "import_sources": sorted(sources[rs.id]),
         }
     return dict(sorted(out.items()))
 
@@ -667,6 +675,12 @@ class ImportProblems(ValidationError):
         self.problems = problems
 
 
+def import_source(fmt: str, filename: str) -> str:
+    """ "csv:name.csv": the format and the file's bare name (no folders), at most 255 chars."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "unnamed"
+    return f"{fmt}:{name}"[:255]
+
+
 def study_codebook(study: Study) -> tuple[Code, ...]:
     return tuple(
         Code(
@@ -728,11 +742,13 @@ def import_moments(
     user: User,
     fmt: str,
     ip: str | None = None,
+    filename: str = "",
 ) -> RecallSession:
     """Add the moments to the participant's recall session of this recording, all or none.
 
     A participant without one gets a researcher-led session (as after an interview on paper);
-    the researcher is recorded as having entered every moment.
+    the researcher is recorded as having entered every moment, and each moment keeps the file
+    it came from (`import_source`, exported as provenance).
     """
     if recording.status != "ready":
         raise ValidationError("The recording is not ready yet.")
@@ -772,6 +788,7 @@ def import_moments(
         raise ImportProblems(problems)
     for m, fields in rows:
         created, _ = recall.create_moment(db, rs, fields, idempotency_key=None, user=user)
+        created.import_source = import_source(fmt, filename)
         if m.researcher_codes or m.researcher_note:
             codes = [ids[c] for c in m.researcher_codes]
             recall.annotate(db, created, user, codes=codes, note=m.researcher_note)

@@ -101,12 +101,15 @@ def test_exports_keep_each_coder_and_carry_provenance(db, dyad_setup, make_user)
         "n": ts.N_SURROGATES, "seed": 0, "segment_s": 30.0, "statistic": "grand_mean",
     }  # fmt: skip
     recording = prov["recordings"][0]
+    none_imported = {"imported_moments": 0, "import_sources": []}
     assert recording["recall"] == {
         "client": {
             "participant_code": "C01", "mode": "self", "status": "in_progress", "moments": 2,
+            **none_imported,
         },
         "therapist": {
             "participant_code": "T01", "mode": "self", "status": "submitted", "moments": 2,
+            **none_imported,
         },
     }  # fmt: skip
     figures = recording["figures"]

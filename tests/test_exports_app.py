@@ -107,7 +107,7 @@ def test_recording_csv_has_the_exact_rows_pairs_and_an_audit_event(setup, db, ow
         "moment_id": str(m["t1"]), "start_ms": "1000", "end_ms": "", "start_tc": "00:00:01.000",
         "end_tc": "", "peaks_ms": "", "text": "'=she understood", "codes": "Insight",
         "rating_hat": "8", "coder": "", "researcher_codes": "", "researcher_note": "",
-        "voice_note": "0",
+        "voice_note": "0", "imported_from": "",
         "matched_moment_id": str(m["c1"]), "lag_ms": "400", "clip": "",
     }  # fmt: skip
     assert rows[2]["end_ms"] == "4500" and rows[2]["peaks_ms"] == "4000"
@@ -330,6 +330,10 @@ def test_csv_round_trip_into_another_lane(setup, owner_web, owner, db) -> None:
         {k: r[k] for k in MOMENT_FIELDS} for r in original
     ]
     assert {r["lane"] for r in again} == {"client"} and {r["participant"] for r in again} == {"C01"}
+    assert {r["imported_from"] for r in again} == {"csv:s3.csv"}  # and in the provenance:
+    doc = json.loads(api("GET", f"/api/v1/recordings/{rec2.id}/export.json").data)
+    recall_info = doc["provenance"]["recordings"][0]["recall"]["client"]
+    assert (recall_info["imported_moments"], recall_info["import_sources"]) == (2, ["csv:s3.csv"])
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "moments_imported"))
     assert event.details == {"format": "csv", "count": 2, "participant": "C01"}
     # a second import adds to the same recall session

@@ -111,6 +111,8 @@ class ExportMoment:
     """Each researcher's own layer; researcher_codes/researcher_note hold their union."""
     coder: str = ""
     """Set on the per-coder rows of the table formats (`ipr.exports.table.iter_rows`)."""
+    imported_from: str = ""
+    """"<format>:<file name>" when the moment was imported from a file, else empty."""
 
     def __post_init__(self) -> None:
         where = f"moment {self.id}"

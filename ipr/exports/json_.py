@@ -52,6 +52,7 @@ def _moment(moment: ExportMoment, include_text: bool) -> dict:
             for c in sorted(moment.codings, key=lambda c: c.coder)
         ],
         "voice_note": moment.voice_note,
+        "imported_from": moment.imported_from or None,
         "matched_moment_id": moment.matched_moment_id,
         "lag_ms": moment.lag_ms,
     }

@@ -232,8 +232,9 @@ def import_post(recording_id: int) -> Any:
             source_lane=request.form.get("source_lane", "").strip(),
         )
         rs = dataset.import_moments(
-            db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip()
-        )
+            db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip(),
+            filename=upload.filename,
+        )  # fmt: skip
     except dataset.ImportProblems as exc:
         db().rollback()
         return _import_page(rec, 422, problems=exc.problems, filename=upload.filename)
