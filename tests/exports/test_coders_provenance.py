@@ -10,6 +10,7 @@ import zipfile
 import openpyxl
 import pympi
 import pytest
+import webvtt
 from lxml import etree
 
 from ipr.coders import Layer, coder_agreement
@@ -17,9 +18,11 @@ from ipr.exports.bundle import to_bundle
 from ipr.exports.csv_ import to_csv
 from ipr.exports.data import Coding, ExportMoment, ExportStudy, Provenance
 from ipr.exports.eaf import to_eaf
+from ipr.exports.figure import to_svg
 from ipr.exports.imports import import_csv, import_eaf
 from ipr.exports.json_ import schema, to_json
 from ipr.exports.methods import to_methods
+from ipr.exports.vtt import to_vtt
 from ipr.exports.xlsx import to_xlsx
 from ipr.timeline import Mark
 from tests.exports.conftest import make_study
@@ -269,3 +272,22 @@ def test_methods_paragraph_states_parameters_definitions_and_version():
     assert "ELAN" not in para and "BORIS" not in para
     assert "- **time_unit_kappa**: Cohen's kappa on time units" in text
     assert "| D05 | session 3 | n/a/n/a | n/a | n/a | n/a (n/a) | 0.500 (n/a/n/a) |" in text
+
+
+def test_vtt_note_and_svg_metadata_carry_the_provenance():
+    ctx = coded_study().only_recording()
+    text = to_vtt(ctx).decode()
+    note = text.split("\n\n")[1].split("\n")
+    assert note[:4] == [
+        "NOTE provenance (ipr.exports.provenance)",
+        "software.name: IPR annotator",
+        "software.version: 9.9.9",
+        "software.commit: abc1234",
+    ]
+    assert "parameters.time_unit_kappa.bin_ms: 1000" in note
+    assert [c.identifier for c in webvtt.from_string(text)][:1] == ["therapist-11"]
+    svg = etree.fromstring(to_svg(ctx))
+    metadata = svg.find("{http://www.w3.org/2000/svg}metadata")
+    document = json.loads(metadata.text)
+    assert document["software"] == SOFTWARE
+    assert document["recordings"][0]["figures"]["kappa"] == 0.5
