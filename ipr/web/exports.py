@@ -319,7 +319,18 @@ def export_paths() -> dict[str, Any]:
     """The OpenAPI description of the three export routes (added to ipr.web.openapi's paths)."""
     media = {
         "text/csv": {"schema": {"type": "string"}},
-        "application/json": {"schema": {"type": "object"}},
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "The export document of ipr/exports/schema_v1.json: format, "
+                "schema_version, include_text, provenance (software version and commit, "
+                "exported_at, every figure's parameters and definition, codebook, "
+                "instructions, scales, per recording the recall modes, figures with null "
+                "where undefined and the agreement between coders) and study (moments with "
+                "each coder's codings and imported_from)",
+                "required": ["format", "schema_version", "include_text", "provenance", "study"],
+            }
+        },
         "application/xml": {"schema": {"type": "string"}},
         "text/plain": {"schema": {"type": "string"}},
         "text/markdown": {"schema": {"type": "string"}},
