@@ -114,3 +114,20 @@ def test_disjoint_codes_give_no_agreement(slots, data):
     assert insight["co_marking_rate"] == 0.0
     kappa = insight["time_unit_kappa"]["kappa"]
     assert kappa is not None and kappa <= 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(moment, max_size=6), st.lists(moment, max_size=6), st.lists(moment, max_size=6))
+def test_adding_a_second_coder_never_changes_the_other_comparisons(own, first, second):
+    participant = Layer("client", "participant", tuple(to_marks(own)))
+    coder_a = Layer("client", "a@lab", tuple(to_marks(first)))
+    coder_b = Layer("client", "b@lab", tuple(to_marks(second)))
+    kwargs = {"tolerance_ms": 2000, "duration_ms": DURATION, "codes": CODES}
+    alone = coder_agreement([participant, coder_a], **kwargs)["comparisons"]
+    both = coder_agreement([participant, coder_a, coder_b], **kwargs)["comparisons"]
+    assert both[0] == alone[0]
+    assert [(c["a"], c["b"]) for c in both] == [
+        ("participant", "a@lab"),
+        ("participant", "b@lab"),
+        ("a@lab", "b@lab"),
+    ]

@@ -24,6 +24,7 @@ def test_second_coder_gets_a_layer_and_leaves_participant_figures_alone(
     rec, ids, codes, api = (dyad_setup[k] for k in ("rec", "ids", "codes", "api"))
     ts.clear_caches()
     before = figures(api, rec.id)
+    export_before = api(f"/api/v1/recordings/{rec.id}/export.json").json
     # Before: the client's own codes (Insight on c1) against the one coder (Rupture on c2).
     assert [(c["lane"], c["a"], c["b"]) for c in before["figures"]["coders"]["comparisons"]] == [
         ("client", "participant", "owner@example.org")
@@ -43,6 +44,14 @@ def test_second_coder_gets_a_layer_and_leaves_participant_figures_alone(
     )  # fmt: skip
     db.commit()
     after = figures(api, rec.id)
+    export_after = api(f"/api/v1/recordings/{rec.id}/export.json").json
+    for doc in (export_before, export_after):  # the export's participant figures, unchanged too
+        doc["study"]["dyads"][0]["recordings"][0].pop("moments")
+    assert export_after["study"] == export_before["study"]
+    assert (
+        export_after["provenance"]["recordings"][0]["figures"]
+        == export_before["provenance"]["recordings"][0]["figures"]
+    )
     coders = after["figures"].pop("coders")
     before["figures"].pop("coders")
     assert after["figures"] == before["figures"]
