@@ -142,14 +142,6 @@ def test_exports_keep_each_coder_and_carry_provenance(db, dyad_setup, make_user)
     ]
 
 
-def test_the_version_is_the_one_in_pyproject() -> None:
-    import tomllib
-    from pathlib import Path
-
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert ipr.__version__ == project["project"]["version"]
-
-
 def test_methods_export_by_api_page_and_cli(app, dyad_setup, owner_web, tmp_path) -> None:  # noqa: F811
     rec, api = dyad_setup["rec"], dyad_setup["api"]
     resp = api(f"/api/v1/recordings/{rec.id}/export.methods")
@@ -165,6 +157,8 @@ def test_methods_export_by_api_page_and_cli(app, dyad_setup, owner_web, tmp_path
     assert f"IPR annotator version {ipr.__version__}" in para
     page = owner_web.get(f"/recordings/{rec.id}/export").get_data(as_text=True)
     assert 'value="methods"' in page and "Methods paragraph" in page
+    timeline_page = owner_web.get(f"/recordings/{rec.id}/timeline").get_data(as_text=True)
+    assert f'href="/recordings/{rec.id}/export?format=methods"' in timeline_page
     download = owner_web.get(f"/recordings/{rec.id}/export?format=methods&include_text=1")
     stable = para.split(" the export of ")[0]  # the export time may differ by a second
     assert download.status_code == 200

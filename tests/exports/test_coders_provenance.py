@@ -291,3 +291,13 @@ def test_vtt_note_and_svg_metadata_carry_the_provenance():
     document = json.loads(metadata.text)
     assert document["software"] == SOFTWARE
     assert document["recordings"][0]["figures"]["kappa"] == 0.5
+
+
+def test_a_version_1_document_written_before_provenance_still_validates():
+    doc = json.loads(to_json(coded_study()))
+    del doc["provenance"]
+    for code in doc["study"]["codebook"]:
+        del code["description"]
+    for moment in doc["study"]["dyads"][0]["recordings"][0]["moments"]:
+        del moment["codings"], moment["imported_from"]
+    assert _validate(doc, schema(), schema()) == []
