@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from dataclasses import replace
 
 import openpyxl
 import pympi
@@ -16,7 +17,7 @@ from lxml import etree
 from ipr.coders import Layer, coder_agreement
 from ipr.exports.bundle import to_bundle
 from ipr.exports.csv_ import to_csv
-from ipr.exports.data import Coding, ExportMoment, ExportStudy, Provenance
+from ipr.exports.data import Coding, ExportStudy, Provenance
 from ipr.exports.eaf import to_eaf
 from ipr.exports.figure import to_svg
 from ipr.exports.imports import import_csv, import_eaf
@@ -56,22 +57,11 @@ def coded_study() -> ExportStudy:
         coder_agreement=AGREEMENT,
     )
     rec = base.dyads[0].recordings[0]
-    moments = tuple(
-        ExportMoment(
-            **{
-                **{f: getattr(m, f) for f in m.__dataclass_fields__ if f != "coder"},
-                "codings": (
-                    Coding("ben@lab.org", ("insight", "stuck"), "second look"),
-                    Coding("ana@lab.org", ("insight",), "classic reframe"),
-                ),
-            }
-        )
-        if m.id == 12
-        else m
-        for m in rec.moments
+    codings = (
+        Coding("ben@lab.org", ("insight", "stuck"), "second look"),
+        Coding("ana@lab.org", ("insight",), "classic reframe"),
     )
-    from dataclasses import replace
-
+    moments = tuple(replace(m, codings=codings) if m.id == 12 else m for m in rec.moments)
     rec = replace(rec, moments=moments)
     return replace(
         base,
