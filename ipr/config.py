@@ -124,6 +124,12 @@ SETTINGS: tuple[Setting, ...] = (
         "INFO",
         "Python logging level for the app and the worker.",
     ),
+    Setting(
+        "GIT_COMMIT",
+        "",
+        "The commit every export cites (set it when building an image without .git). "
+        "Empty: git rev-parse HEAD of the code's folder, else unknown. Read from the environment.",
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import inspect
 import io
 import json
 import math
@@ -18,7 +19,7 @@ import tempfile
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ipr import audit, jobs, recall
+from ipr.coders import PARTICIPANT, Layer, coder_agreement
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
 from ipr.exports.data import (
     Clip,
     Code,
+    Coding,
     ExportDataError,
     ExportDyad,
     ExportError,
@@ -38,6 +41,7 @@ from ipr.exports.data import (
     ExportRecording,
     ExportStudy,
     Pair,
+    Provenance,
     Scale,
     safe_name,
 )
@@ -62,7 +66,10 @@ from ipr.models import (
     VoiceNote,
 )
 from ipr.storage import Storage
-from ipr.timeline import Agreement, Mark, agreement
+from ipr.synchrony import surrogate_baseline, synchrony
+from ipr.timeline import DEFAULT_BIN_MS, Agreement, Mark, agreement
+from ipr.timeline_service import N_SHIFTS as EXPORT_SHIFTS
+from ipr.timeline_service import N_SURROGATES
 
 # Figures copied from `ipr.timeline.Agreement` into every export (docs/exports.md, figures).
 FIGURE_FIELDS = (
@@ -149,6 +156,11 @@ def _build(
         ),
         dyads=tuple(out),
         exported_at=exported_at,
+        provenance=Provenance(
+            parameters=figure_parameters(study),
+            instructions=study.instructions or "",
+            language=study.language or "",
+        ),
     )
 
 
@@ -168,23 +180,27 @@ def _recording(
     ).all()
     ids = [m.id for m, _ in rows]
     notes = _researcher_layer(db, ids, keys)
+    codings = _codings(db, ids, keys)
     voiced = set(db.scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(ids))))
     lanes: dict[str, list[Mark]] = defaultdict(list)
     for m, rs in rows:
         lanes[rs.participant.role].append(_mark(m, keys))
     duration = rec.duration_ms or 0
     pairs: list[Pair] = []
-    figures: dict[str, float] = {}
+    figures: dict[str, float | None] = {}
+    coders: dict[str, Any] = {}
     if duration > 0:
         found = agreement(
             lanes["therapist"],
             lanes["client"],
             study.alignment_tolerance_ms,
             duration_ms=duration,
+            n_shifts=EXPORT_SHIFTS,
         )
         assert found.matching is not None
         pairs = [Pair(p.therapist_id, p.client_id, p.lag_ms) for p in found.matching.pairs]
         figures = _figures(found)
+        coders = _coder_agreement(study, rows, codings, keys, duration)
     partner: dict[int, tuple[int, int]] = {}
     for p in pairs:
         partner[p.therapist_moment_id] = (p.client_moment_id, p.lag_ms)
@@ -206,6 +222,8 @@ def _recording(
                 ratings={k: v for k, v in (m.ratings or {}).items() if k in scale_keys},
                 researcher_codes=r_codes,
                 researcher_note=r_note,
+                codings=codings.get(m.id, ()),
+                imported_from=m.import_source or "",
                 voice_note=m.id in voiced,
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
@@ -221,6 +239,62 @@ def _recording(
         moments=tuple(moments),
         pairs=tuple(pairs),
         figures=figures,
+        recall=_recall_info(db, rec, rows),
+        coder_agreement=coders,
+    )
+
+
+def _recall_info(db: Session, rec: Recording, rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Per lane: who, in which recall mode, how far, and how many moments (provenance)."""
+    counts: dict[int, int] = defaultdict(int)
+    imported: dict[int, int] = defaultdict(int)
+    sources: dict[int, set[str]] = defaultdict(set)
+    for m, rs in rows:
+        counts[rs.id] += 1
+        if m.import_source:
+            imported[rs.id] += 1
+            sources[rs.id].add(m.import_source)
+    out: dict[str, dict[str, Any]] = {}
+    for rs in db.scalars(select(RecallSession).where(RecallSession.recording_id == rec.id)):
+        out[rs.participant.role] = {
+            "participant_code": rs.participant.code,
+            "mode": rs.mode,
+            "status": rs.status,
+            "moments": counts[rs.id],
+            "imported_moments": imported[rs.id],
+            "import_sources": sorted(sources[rs.id]),
+        }
+    return dict(sorted(out.items()))
+
+
+def _coder_agreement(
+    study: Study,
+    rows: Sequence[Any],
+    codings: dict[int, tuple[Coding, ...]],
+    keys: dict[int, str],
+    duration: int,
+) -> dict[str, Any]:
+    """`ipr.coders.coder_agreement` over the participants' own codes and each coder's layer."""
+    layers = []
+    for role in ("therapist", "client"):
+        lane = [(m, _mark(m, keys)) for m, rs in rows if rs.participant.role == role]
+        own = tuple(mark for _, mark in lane if mark.codes)
+        if own:
+            layers.append(Layer(role, PARTICIPANT, own))
+        by_coder: dict[str, list[Mark]] = defaultdict(list)
+        for m, mark in lane:
+            for coding in codings.get(m.id, ()):
+                if coding.codes:
+                    by_coder[coding.coder].append(replace(mark, codes=coding.codes))
+        layers += [Layer(role, coder, tuple(by_coder[coder])) for coder in sorted(by_coder)]
+    if not any(layer.coder != PARTICIPANT for layer in layers):
+        return {}
+    return coder_agreement(
+        layers,
+        tolerance_ms=study.alignment_tolerance_ms,
+        duration_ms=duration,
+        bin_ms=DEFAULT_BIN_MS,
+        codes=list(keys.values()),
     )
 
 
@@ -261,18 +335,63 @@ def _researcher_layer(
     }
 
 
-def _figures(found: Agreement) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name in FIGURE_FIELDS:
-        value = getattr(found, name)
-        if value is not None:
-            out[name] = value
-    if found.kappa is not None and found.kappa.kappa is not None:
-        out["kappa"] = found.kappa.kappa
-    if found.chance is not None:
-        out["chance_expected_rate"] = found.chance.expected_rate
-        out["chance_p_value"] = found.chance.p_value
-    return {k: v for k, v in out.items() if isinstance(v, int) or math.isfinite(v)}
+def _codings(
+    db: Session, moment_ids: list[int], keys: dict[int, str]
+) -> dict[int, tuple[Coding, ...]]:
+    """Each researcher's own layer per moment, coder = the account's e-mail (as the timeline)."""
+    found: dict[int, list[Coding]] = defaultdict(list)
+    for row, email in db.execute(
+        select(ResearcherAnnotation, User.email)
+        .outerjoin(User, User.id == ResearcherAnnotation.user_id)
+        .where(ResearcherAnnotation.moment_id.in_(moment_ids))
+        .order_by(ResearcherAnnotation.id)
+    ):
+        note = (row.note or "").strip()
+        if not row.codes and not note:
+            continue
+        coder = email or "(removed account)"
+        found[row.moment_id].append(Coding(coder, _codes(row.codes, keys), note))
+    return {mid: tuple(sorted(c, key=lambda x: x.coder)) for mid, c in found.items()}
+
+
+def _figures(found: Agreement) -> dict[str, float | None]:
+    """Every figure by name; an undefined one is None (null), never left out."""
+    out: dict[str, float | None] = {name: getattr(found, name) for name in FIGURE_FIELDS}
+    kappa, chance = found.kappa, found.chance
+    out["kappa"] = kappa.kappa if kappa else None
+    out["kappa_observed"] = kappa.observed if kappa else None
+    out["kappa_expected"] = kappa.expected if kappa else None
+    out["kappa_bin_ms"] = kappa.bin_ms if kappa else None
+    out["kappa_n_bins"] = kappa.n_bins if kappa else None
+    out["chance_expected_rate"] = chance.expected_rate if chance else None
+    out["chance_sd_rate"] = chance.sd_rate if chance else None
+    out["chance_p_value"] = chance.p_value if chance else None
+    out["chance_n_shifts"] = chance.n_shifts if chance else None
+    out["chance_seed"] = chance.seed if chance else None
+    return {
+        k: v if v is None or isinstance(v, int) or math.isfinite(v) else None
+        for k, v in out.items()
+    }
+
+
+def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
+    """Every parameter of every figure the app reports, as exports and Methods cite them."""
+    sync = inspect.signature(synchrony).parameters
+    surr = inspect.signature(surrogate_baseline).parameters
+    return {
+        "matching": {"tolerance_ms": study.alignment_tolerance_ms},
+        "chance_baseline": {"n_shifts": EXPORT_SHIFTS, "seed": 0},
+        "time_unit_kappa": {"bin_ms": DEFAULT_BIN_MS},
+        "coder_agreement": {"tolerance_ms": study.alignment_tolerance_ms, "bin_ms": DEFAULT_BIN_MS},
+        "synchrony": {
+            k: sync[k].default for k in ("window_s", "step_s", "max_lag_s", "fisher_z", "absolute")
+        },
+        "synchrony_surrogates": {
+            "n": N_SURROGATES,
+            "seed": 0,
+            **{k: surr[k].default for k in ("segment_s", "statistic")},
+        },
+    }
 
 
 # --- producing an export file -----------------------------------------------------------------
@@ -280,7 +399,7 @@ def _figures(found: Agreement) -> dict[str, float]:
 EXPORT_FORMATS = (*FORMATS, "zip")
 """Every `--format` / `export.<fmt>`: the pure exporters' formats, and `zip` (moment clips)."""
 
-_EXTENSIONS = {"textgrid": "TextGrid", "bundle": "zip"}
+_EXTENSIONS = {"textgrid": "TextGrid", "bundle": "zip", "methods": "md"}
 ZIP_TYPE = "application/zip"
 
 
@@ -556,9 +675,21 @@ class ImportProblems(ValidationError):
         self.problems = problems
 
 
+def import_source(fmt: str, filename: str) -> str:
+    """ "csv:name.csv": the format and the file's bare name (no folders), at most 255 chars."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "unnamed"
+    return f"{fmt}:{name}"[:255]
+
+
 def study_codebook(study: Study) -> tuple[Code, ...]:
     return tuple(
-        Code(key=c.name, name=c.name, colour=c.colour, shortcut=c.shortcut or "")
+        Code(
+            key=c.name,
+            name=c.name,
+            colour=c.colour,
+            shortcut=c.shortcut or "",
+            description=c.description or "",
+        )
         for c in study.codes
     )
 
@@ -611,11 +742,13 @@ def import_moments(
     user: User,
     fmt: str,
     ip: str | None = None,
+    filename: str = "",
 ) -> RecallSession:
     """Add the moments to the participant's recall session of this recording, all or none.
 
     A participant without one gets a researcher-led session (as after an interview on paper);
-    the researcher is recorded as having entered every moment.
+    the researcher is recorded as having entered every moment, and each moment keeps the file
+    it came from (`import_source`, exported as provenance).
     """
     if recording.status != "ready":
         raise ValidationError("The recording is not ready yet.")
@@ -655,6 +788,7 @@ def import_moments(
         raise ImportProblems(problems)
     for m, fields in rows:
         created, _ = recall.create_moment(db, rs, fields, idempotency_key=None, user=user)
+        created.import_source = import_source(fmt, filename)
         if m.researcher_codes or m.researcher_note:
             codes = [ids[c] for c in m.researcher_codes]
             recall.annotate(db, created, user, codes=codes, note=m.researcher_note)

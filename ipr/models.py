@@ -338,6 +338,8 @@ class Moment(Base):
         ForeignKey("moments.id", ondelete="SET NULL")
     )
     phase: Mapped[str] = mapped_column(String(16), default="blind", server_default="blind")
+    import_source: Mapped[str | None] = mapped_column(String(255))
+    """"<format>:<file name>" when the moment came from an imported file; None when entered."""
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -27,7 +27,7 @@ _WIDE_BAND = 48
 """DP rows with more candidate clients than this run in NumPy, narrower ones in plain Python."""
 
 DEFAULT_BIN_MS = 1000
-"""Kappa time-bin width: one second, BORIS's default time unit for time-sliced kappa."""
+"""Time-unit kappa bin width: one second (a default, not a standard; it changes kappa)."""
 
 
 class TimelineError(ValidationError):
@@ -548,8 +548,8 @@ def binned_kappa(
 ) -> Kappa:
     """Cohen's kappa on [0, duration) cut into bins, each bin 'marked' or not in each lane.
 
-    This is the time-sliced kappa ELAN and BORIS users report; kappa is None when it is
-    undefined (both lanes constant over every bin, so expected agreement is 1).
+    Bakeman & Quera's time-unit kappa (not ELAN's or BORIS's comparison); kappa is None when
+    it is undefined (both lanes constant over every bin, so expected agreement is 1).
     """
     if not _is_int(bin_ms) or bin_ms <= 0:
         raise InvalidSetting(f"bin_ms must be a whole number > 0, got {bin_ms!r}.")

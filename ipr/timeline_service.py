@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ipr.coders import PARTICIPANT, Layer, coder_agreement
 from ipr.errors import ValidationError
 from ipr.models import (
     Code,
@@ -31,7 +32,7 @@ from ipr.models import (
 )
 from ipr.storage import Storage
 from ipr.synchrony import SynchronyError, surrogate_baseline, synchrony
-from ipr.timeline import Mark, agreement, chance_baseline
+from ipr.timeline import DEFAULT_BIN_MS, Mark, agreement, chance_baseline
 
 ROLES: tuple[str, str] = ("therapist", "client")
 MAX_TOLERANCE_MS = 600_000
@@ -306,6 +307,47 @@ def marks(lane: Sequence[LaneMoment], code_names: dict[int, str]) -> tuple[Mark,
     )
 
 
+def coder_layers(lanes: Lanes, code_names: dict[int, str]) -> list[Layer]:
+    """Per lane: the participant's own codes, then each researcher's codes (coders by name).
+
+    A coder's layer holds the moments that coder gave codes to, at the moments' own times.
+    """
+    layers = []
+    for role in ROLES:
+        own = tuple(m for m in marks(lanes.lane(role), code_names) if m.codes)
+        layers.append(Layer(role, PARTICIPANT, own))
+        by_coder: dict[str, list[Mark]] = {}
+        for c in lanes.researcher:
+            if c.lane != role:
+                continue
+            named = tuple(code_names[k] for k in c.codes if k in code_names)
+            if named:
+                by_coder.setdefault(c.coder, []).append(
+                    Mark(id=c.moment_id, t_ms=c.t_ms, end_ms=c.end_ms, codes=named)
+                )
+        for coder in sorted(by_coder):
+            layers.append(Layer(role, coder, tuple(by_coder[coder])))
+    return layers
+
+
+def coder_figures(
+    lanes: Lanes, code_names: dict[int, str], tolerance_ms: int, duration_ms: int
+) -> dict[str, Any]:
+    """Agreement between coders (and each coder with the participant), per lane and code."""
+    layers = [
+        layer
+        for layer in coder_layers(lanes, code_names)
+        if layer.marks or layer.coder != PARTICIPANT
+    ]
+    return coder_agreement(
+        layers,
+        tolerance_ms=tolerance_ms,
+        duration_ms=duration_ms,
+        bin_ms=DEFAULT_BIN_MS,
+        codes=list(dict.fromkeys(code_names.values())),
+    )
+
+
 def agreement_figures(
     therapist: tuple[Mark, ...],
     client: tuple[Mark, ...],
@@ -455,6 +497,7 @@ def timeline(
     )
     matching = figures.pop("matching")
     figures["synchrony"] = synchrony_figures(storage, rec, surrogates)
+    figures["coders"] = coder_figures(lanes, names, tolerance_ms, rec.duration_ms)
     return Timeline(
         recording_id=rec.id,
         duration_ms=rec.duration_ms,

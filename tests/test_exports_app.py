@@ -84,8 +84,12 @@ def setup(app, db, owner, study, sample_mp4):
 
 
 def _rows(data: bytes) -> list[dict[str, str]]:
+    """The CSV's rows, after the '#' provenance lines at the top of the moments CSV."""
     assert data.startswith(b"\xef\xbb\xbf")
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    text = data.decode("utf-8-sig")
+    while text.startswith("#"):
+        text = text[text.index("\n") + 1 :]
+    return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def test_recording_csv_has_the_exact_rows_pairs_and_an_audit_event(setup, db, owner) -> None:
@@ -102,7 +106,8 @@ def test_recording_csv_has_the_exact_rows_pairs_and_an_audit_event(setup, db, ow
         "recording_id": str(rec.id), "lane": "therapist", "participant": "T01",
         "moment_id": str(m["t1"]), "start_ms": "1000", "end_ms": "", "start_tc": "00:00:01.000",
         "end_tc": "", "peaks_ms": "", "text": "'=she understood", "codes": "Insight",
-        "rating_hat": "8", "researcher_codes": "", "researcher_note": "", "voice_note": "0",
+        "rating_hat": "8", "coder": "", "researcher_codes": "", "researcher_note": "",
+        "voice_note": "0", "imported_from": "",
         "matched_moment_id": str(m["c1"]), "lag_ms": "400", "clip": "",
     }  # fmt: skip
     assert rows[2]["end_ms"] == "4500" and rows[2]["peaks_ms"] == "4000"
@@ -230,7 +235,7 @@ def test_moment_clips_probe_with_the_expected_duration_and_no_metadata(
         f"01_Session_3_therapist_00h00m03s_{m['t2']}.mp4": 3000,  # 2000 … 5000
     }
     with zipfile.ZipFile(io.BytesIO(resp.data)) as z:
-        assert z.namelist() == [*expected, "clips.csv"]
+        assert z.namelist() == [*expected, "clips.csv", "provenance.json"]
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         z.extractall(tmp_path)
         index = _rows(z.read("clips.csv"))
@@ -325,6 +330,10 @@ def test_csv_round_trip_into_another_lane(setup, owner_web, owner, db) -> None:
         {k: r[k] for k in MOMENT_FIELDS} for r in original
     ]
     assert {r["lane"] for r in again} == {"client"} and {r["participant"] for r in again} == {"C01"}
+    assert {r["imported_from"] for r in again} == {"csv:s3.csv"}  # and in the provenance:
+    doc = json.loads(api("GET", f"/api/v1/recordings/{rec2.id}/export.json").data)
+    recall_info = doc["provenance"]["recordings"][0]["recall"]["client"]
+    assert (recall_info["imported_moments"], recall_info["import_sources"]) == (2, ["csv:s3.csv"])
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "moments_imported"))
     assert event.details == {"format": "csv", "count": 2, "participant": "C01"}
     # a second import adds to the same recall session

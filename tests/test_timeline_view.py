@@ -288,7 +288,7 @@ def test_page_embeds_the_payload_and_shows_the_figures(owner_web, dyad_setup) ->
     assert "Co-marking 50%" in html
     assert "1 pair among 2 therapist and 2 client moments" in html
     assert "Median gap 2.0 s" in html
-    assert "Kappa -0.05" in html
+    assert "Time-unit kappa -0.05" in html
     assert f'hx-get="/recordings/{rec.id}/timeline/synchrony"' in html
     assert f'hx-get="/recordings/{rec.id}/timeline/chance?tolerance_ms=5000"' in html
     assert data["figures"]["chance"] is None and data["figures"]["chance_pending"] is True

@@ -24,6 +24,7 @@ from ipr.exports.eaf import to_eaf
 from ipr.exports.figure import to_png, to_svg
 from ipr.exports.imports import ImportedMoment, ImportValidationError, import_csv, import_eaf
 from ipr.exports.json_ import to_json
+from ipr.exports.methods import to_methods
 from ipr.exports.textgrid import to_textgrid
 from ipr.exports.vtt import to_srt, to_vtt
 from ipr.exports.xlsx import to_xlsx
@@ -34,6 +35,7 @@ FORMATS = {
     "xlsx": (to_xlsx, "study", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     "json": (to_json, "study", "application/json"),
     "bundle": (to_bundle, "study", "application/zip"),
+    "methods": (to_methods, "study", "text/markdown; charset=utf-8"),
     "eaf": (to_eaf, "recording", "application/xml"),
     "textgrid": (to_textgrid, "recording", "text/plain; charset=utf-8"),
     "vtt": (to_vtt, "recording", "text/vtt; charset=utf-8"),
@@ -63,6 +65,7 @@ __all__ = [
     "to_csv",
     "to_eaf",
     "to_json",
+    "to_methods",
     "to_png",
     "to_srt",
     "to_svg",

@@ -7,11 +7,13 @@ data are byte-identical and can be checksummed in a data-management plan.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
+from ipr.exports import provenance
 from ipr.exports.csv_ import to_csv
 from ipr.exports.data import ExportStudy, RecordingContext, safe_name
 from ipr.exports.eaf import POINT_MS, to_eaf
@@ -65,6 +67,7 @@ def readme(data: ExportStudy, *, include_text: bool = True) -> str:
         f"| `study.xlsx` | Sheets {', '.join(SHEETS)}; Excel times and real numbers. |",
         f"| `study.json` | Everything, JSON schema version {SCHEMA_VERSION} (`schema_v1.json`). |",
         "| `schema_v1.json` | The JSON Schema that `study.json` validates against. |",
+        "| `provenance.json` | Software, parameters, definitions, codebook, recall, figures. |",
     ]
     for ext, _, what in RECORDING_FILES:
         lines.append(f"| `recordings/<dyad>/<session>/<dyad>_<session>{ext}` | {what} |")
@@ -97,7 +100,35 @@ def readme(data: ExportStudy, *, include_text: bool = True) -> str:
             f"| `{folder}` | {ctx.dyad.code} | {rec.session_label} | {rec.media_filename} | "
             f"{rec.duration_ms} | {len(rec.moments)} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _provenance_section(data)) + "\n"
+
+
+def _provenance_section(data: ExportStudy) -> list[str]:
+    """Software to cite, every parameter and every definition (also in provenance.json)."""
+    doc = provenance.document(data)
+    sw = doc["software"]
+    lines = [
+        "",
+        "## Provenance",
+        "",
+        f"Made by {sw['name']} {sw['version']} (commit {sw['commit']}) at {doc['exported_at']}.",
+        "Every figure's parameters and values, the codebook with definitions and shortcut keys,",
+        "the participants' instructions and scales and each participant's recall mode are in",
+        "`provenance.json`, the `provenance` sheet of `study.xlsx`, the `#` lines at the top of",
+        "`moments.csv`, the `provenance` block of `study.json` and the EAF header properties.",
+        "",
+        "| parameter | value |",
+        "|---|---|",
+    ]
+    for group, params in doc["parameters"].items():
+        lines += [f"| {group}.{k} | {_cell(v)} |" for k, v in params.items()]
+    lines += ["", "### Definitions", ""]
+    lines += [f"- **{name}**: {text}" for name, text in doc["definitions"].items()]
+    return lines
+
+
+def _cell(value: object) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value.replace("|", "\\|")
 
 
 _ALREADY_COMPRESSED = (".png", ".xlsx")
@@ -126,6 +157,8 @@ def to_bundle(data: ExportStudy, *, include_text: bool = True, figures: bool = T
         _entry(archive, "study.xlsx", to_xlsx(data, include_text=include_text))
         _entry(archive, "study.json", to_json(data, include_text=include_text))
         _entry(archive, "schema_v1.json", schema)
+        document = provenance.document(data)
+        _entry(archive, "provenance.json", json.dumps(document, indent=2).encode() + b"\n")
         for ctx, folder in folders:
             stem = f"{safe_name(ctx.dyad.code)}_{safe_name(ctx.recording.session_label)}"
             for ext, export, _ in RECORDING_FILES:

@@ -1,7 +1,9 @@
 """CSV export: one row per moment, long format, ready for a spreadsheet, R or SPSS.
 
-UTF-8 with a BOM and CRLF line ends so Excel opens it cleanly; text cells that a spreadsheet
-would run as a formula are neutralised with a leading quote (OWASP CSV injection guidance).
+The file starts with '# key: value' provenance lines (`ipr.exports.provenance.rows`), then the
+header row. UTF-8 with a BOM and CRLF line ends so Excel opens it cleanly; text cells that a
+spreadsheet would run as a formula are neutralised with a leading quote (OWASP CSV injection
+guidance).
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ import csv
 import io
 import re
 
+from ipr.exports import provenance
 from ipr.exports.data import ExportStudy, format_timecode
 from ipr.exports.table import columns, iter_rows, moment_values
+
+COMMENT = "# "
+"""Provenance lines before the header (read with pandas' comment="#" or R's comment.char="#")."""
 
 # A cell that starts (after any quotes we added before) with one of these could run as a formula.
 _DANGEROUS = re.compile(r"^'*[=+\-@\t\r]")
@@ -41,6 +47,8 @@ def to_csv(data: ExportStudy, *, include_text: bool = True) -> bytes:
     """Every moment of `data` as CSV bytes; identical input gives identical bytes."""
     cols = columns(data, include_text=include_text)
     buffer = io.StringIO()
+    for key, value in provenance.rows(data):
+        buffer.write(f"{COMMENT}{key}: {value}\r\n")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([c.name for c in cols])
     for ctx, moment in iter_rows(data):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from ipr.version import software
+
 LANES: tuple[str, ...] = ("therapist", "client")
 
 # Formats that must carry a date (EAF, XLSX properties) use this unless the caller gives one,
@@ -47,6 +49,7 @@ class Code:
     name: str
     colour: str = "#4c78a8"
     shortcut: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,18 @@ class Clip:
 
 
 @dataclass(frozen=True)
+class Coding:
+    """One researcher's codes and note on a moment: their own layer, kept apart from others'."""
+
+    coder: str
+    codes: tuple[str, ...] = ()
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codes", tuple(self.codes))
+
+
+@dataclass(frozen=True)
 class ExportMoment:
     """One participant's recalled moment: a point (`end_ms` None) or a span with optional peaks."""
 
@@ -92,6 +107,12 @@ class ExportMoment:
     voice_note: bool = False
     matched_moment_id: int | None = None
     lag_ms: int | None = None
+    codings: tuple[Coding, ...] = ()
+    """Each researcher's own layer; researcher_codes/researcher_note hold their union."""
+    coder: str = ""
+    """Set on the per-coder rows of the table formats (`ipr.exports.table.iter_rows`)."""
+    imported_from: str = ""
+    """"<format>:<file name>" when the moment was imported from a file, else empty."""
 
     def __post_init__(self) -> None:
         where = f"moment {self.id}"
@@ -112,6 +133,7 @@ class ExportMoment:
         object.__setattr__(self, "peaks_ms", tuple(self.peaks_ms))
         object.__setattr__(self, "codes", tuple(self.codes))
         object.__setattr__(self, "researcher_codes", tuple(self.researcher_codes))
+        object.__setattr__(self, "codings", tuple(_as(Coding, c) for c in self.codings))
         object.__setattr__(self, "ratings", _frozen_map(self.ratings))
 
     @property
@@ -140,7 +162,11 @@ class ExportRecording:
     clips: tuple[Clip, ...] = ()
     moments: tuple[ExportMoment, ...] = ()
     pairs: tuple[Pair, ...] = ()
-    figures: Mapping[str, float] = field(default_factory=dict)
+    figures: Mapping[str, float | None] = field(default_factory=dict)
+    recall: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    """Per lane: participant_code, mode (self | researcher), status, imported moments."""
+    coder_agreement: Mapping[str, object] = field(default_factory=dict)
+    """`ipr.coders.coder_agreement` of this recording (empty when nobody coded it)."""
 
     def __post_init__(self) -> None:
         where = f"recording {self.id}"
@@ -158,6 +184,8 @@ class ExportRecording:
         object.__setattr__(self, "moments", tuple(self.moments))
         object.__setattr__(self, "pairs", tuple(_as(Pair, p) for p in self.pairs))
         object.__setattr__(self, "figures", _frozen_map(self.figures))
+        object.__setattr__(self, "recall", _frozen_map(self.recall))
+        object.__setattr__(self, "coder_agreement", _frozen_map(self.coder_agreement))
 
     def sorted_moments(self) -> list[ExportMoment]:
         """Moments in the order every export lists them: time, then therapist first, then id."""
@@ -198,6 +226,24 @@ class ExportDyad:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """How the export was made: software, every figure's parameters, the participants' brief.
+
+    The app fills it (`ipr.dataset`); data built by hand gets the running software and no
+    parameters, so every file still says which version wrote it.
+    """
+
+    software: Mapping[str, str] = field(default_factory=software)
+    parameters: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    instructions: str = ""
+    language: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "software", _frozen_map(self.software))
+        object.__setattr__(self, "parameters", _frozen_map(self.parameters))
+
+
+@dataclass(frozen=True)
 class ExportStudy:
     """The root of an export; a single-recording export is a study with one dyad and recording."""
 
@@ -206,6 +252,7 @@ class ExportStudy:
     scales: tuple[Scale, ...] = ()
     dyads: tuple[ExportDyad, ...] = ()
     exported_at: datetime = DEFAULT_EXPORTED_AT
+    provenance: Provenance = field(default_factory=Provenance)
 
     def __post_init__(self) -> None:
         if self.exported_at.tzinfo is None:

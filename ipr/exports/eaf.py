@@ -3,11 +3,14 @@
 Layout, per lane (`therapist`, `client`):
 - `<lane>`: one annotation per moment, value = the moment text. A point moment is an annotation
   `POINT_MS` (1 ms) long, because ELAN cannot hold a zero-length annotation.
-- `<lane> codes` and `<lane> researcher codes`: symbolic subdivisions, one annotation per code,
-  drawn from the study codebook as the controlled vocabulary `codebook`.
+- `<lane> codes` and, per researcher coder, `<lane> researcher codes: <coder>` (ANNOTATOR = the
+  coder): symbolic subdivisions, one annotation per code, drawn from the study codebook as the
+  controlled vocabulary `codebook`.
 - `<lane> ratings`: symbolic subdivision, one `scale=value` annotation per rating.
 - `<lane> peaks`: 1 ms annotations included in the span, one per peak, value `peak HH:MM:SS.mmm`.
-- `<lane> researcher note`: symbolic association (left out with include_text=False).
+- `<lane> researcher note: <coder>`: symbolic association, one tier per coder (left out with
+  include_text=False). Data without per-coder codings gets one `<lane> researcher codes` /
+  `<lane> researcher note` pair with ANNOTATOR="researcher", as before.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from urllib.parse import quote
 
 from lxml import etree
 
-from ipr.exports.data import LANES, ExportMoment, RecordingContext, format_timecode
+from ipr.exports import provenance
+from ipr.exports.data import LANES, Coding, ExportMoment, RecordingContext, format_timecode
 
 POINT_MS = 1
 PEAK_VALUE = "peak"
@@ -26,7 +30,11 @@ RATINGS_SUFFIX = " ratings"
 PEAKS_SUFFIX = " peaks"
 RESEARCHER_CODES_SUFFIX = " researcher codes"
 RESEARCHER_NOTE_SUFFIX = " researcher note"
+CODER_SEPARATOR = ": "
+"""Per-coder tiers are `<lane> researcher codes: <coder>` (ANNOTATOR = the coder)."""
 CODEBOOK_CV = "codebook"
+PROVENANCE_PREFIX = "ipr:"
+"""HEADER PROPERTY names of the provenance rows (`ipr.exports.provenance.rows`)."""
 LANGUAGE = "und"
 
 _MIME_TYPES = {
@@ -129,14 +137,24 @@ def _lane_tiers(
     codes = builder.tier(lane + CODES_SUFFIX, "code", PARENT_REF=lane, PARTICIPANT=code)
     ratings = builder.tier(lane + RATINGS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
     peaks = builder.tier(lane + PEAKS_SUFFIX, "peak", PARENT_REF=lane, PARTICIPANT=code)
-    r_codes = builder.tier(
-        lane + RESEARCHER_CODES_SUFFIX, "code", PARENT_REF=lane, ANNOTATOR="researcher"
-    )
-    r_note = (
-        builder.tier(lane + RESEARCHER_NOTE_SUFFIX, "note", PARENT_REF=lane, ANNOTATOR="researcher")
-        if text
-        else None
-    )
+    # One codes tier (and note tier) per researcher coder, ANNOTATOR = the coder; data without
+    # per-coder codings keeps the single "researcher" tier of older exports.
+    coders = sorted({c.coder for m in moments for c in m.codings}) or [""]
+    layers = []
+    for coder in coders:
+        suffix = f"{CODER_SEPARATOR}{coder}" if coder else ""
+        annotator = coder or "researcher"
+        r_codes = builder.tier(
+            lane + RESEARCHER_CODES_SUFFIX + suffix, "code", PARENT_REF=lane, ANNOTATOR=annotator
+        )
+        r_note = (
+            builder.tier(
+                lane + RESEARCHER_NOTE_SUFFIX + suffix, "note", PARENT_REF=lane, ANNOTATOR=annotator
+            )
+            if text
+            else None
+        )
+        layers.append((coder, r_codes, r_note))
     for moment in moments:
         ann_id = f"m{moment.id}"
         end = moment.end_ms if moment.end_ms is not None else moment.t_ms
@@ -157,10 +175,23 @@ def _lane_tiers(
             if s.key in moment.ratings
         ]
         _refs(ratings, ann_id, "r", rated)
-        rcv = [(k, _cve_id(k) if k in codebook else "") for k in moment.researcher_codes]
-        _refs(r_codes, ann_id, "x", rcv)
-        if r_note is not None and moment.researcher_note:
-            _refs(r_note, ann_id, "n", [(moment.researcher_note, "")])
+        for k, (coder, r_codes, r_note) in enumerate(layers):
+            coding = _coding(moment, coder)
+            prefix = "x" if k == 0 else f"x{k}_"
+            rcv = [(c, _cve_id(c) if c in codebook else "") for c in coding.codes]
+            _refs(r_codes, ann_id, prefix, rcv)
+            if r_note is not None and coding.note:
+                _refs(r_note, ann_id, "n" if k == 0 else f"n{k}_", [(coding.note, "")])
+
+
+def _coding(moment: ExportMoment, coder: str) -> Coding:
+    """This coder's layer on the moment ("" = the merged layer of data without codings)."""
+    if not coder:
+        return Coding("", moment.researcher_codes, moment.researcher_note)
+    for coding in moment.codings:
+        if coding.coder == coder:
+            return coding
+    return Coding(coder)
 
 
 def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
@@ -191,6 +222,7 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         ("study", study.name),
         ("dyad", ctx.dyad.code),
         ("session", recording.session_label),
+        *((PROVENANCE_PREFIX + k, v) for k, v in provenance.rows(study, recording_id=recording.id)),
     ):
         etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
 
@@ -254,7 +286,10 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     for code in study.codebook:
         entry = etree.SubElement(vocabulary, "CV_ENTRY_ML", CVE_ID=_cve_id(code.key))
         value = etree.SubElement(
-            entry, "CVE_VALUE", DESCRIPTION=xml_text(code.name), LANG_REF=LANGUAGE
+            entry,
+            "CVE_VALUE",
+            DESCRIPTION=xml_text(code.description or code.name),
+            LANG_REF=LANGUAGE,
         )
         value.text = xml_text(code.key)
     body = etree.tostring(root, encoding="UTF-8", pretty_print=True)

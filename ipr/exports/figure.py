@@ -6,12 +6,14 @@ codebook names and times, never free text, so it can be shared whatever `include
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import cv2
 import numpy as np
 
+from ipr.exports import provenance
 from ipr.exports.data import LANES, ExportMoment, RecordingContext
 
 WIDTH = 1200
@@ -210,6 +212,10 @@ def to_svg(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="{FONT}">',
+        # The provenance as JSON in <metadata> (ipr.exports.provenance.document).
+        "<metadata>"
+        + escape(json.dumps(provenance.document(ctx.study, recording_id=ctx.recording.id)))
+        + "</metadata>",
     ]
     for s in shapes:
         if isinstance(s, Rect):

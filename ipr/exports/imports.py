@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from lxml import etree
@@ -19,6 +19,7 @@ from lxml import etree
 from ipr.exports.csv_ import unescape_cell
 from ipr.exports.data import LANES, Code, ExportError, Scale, parse_timecode
 from ipr.exports.eaf import (
+    CODER_SEPARATOR,
     CODES_SUFFIX,
     PEAK_VALUE,
     PEAKS_SUFFIX,
@@ -130,6 +131,8 @@ def import_csv(
 
     Optional columns: end_ms/end_tc, peaks_ms, text, codes, rating_<scale>, researcher_codes,
     researcher_note, lane, participant. Passing the codebook and scales checks codes and ratings.
+    Leading lines starting with '#' (our provenance header) are skipped; rows repeating a
+    moment_id (one per researcher coder) make one moment with the coders' codes merged.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -137,19 +140,29 @@ def import_csv(
         raise ImportValidationError(
             [f"byte {exc.start}: the file is not UTF-8 text (save it as 'CSV UTF-8')"]
         ) from None
+    # Our export starts with '#' provenance lines; skip them and count them in line numbers.
+    skipped = 0
+    while text.startswith("#"):
+        end = text.find("\n")
+        text = "" if end < 0 else text[end + 1 :]
+        skipped += 1
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
+    first = skipped + 1
     if header is None:
-        raise ImportValidationError(["line 1: the file is empty; a header row is needed"])
+        raise ImportValidationError([f"line {first}: the file is empty; a header row is needed"])
     header = [h.strip() for h in header]
     if "start_ms" not in header and "start_tc" not in header:
-        raise ImportValidationError(["line 1: the header needs a start_ms or start_tc column"])
+        raise ImportValidationError(
+            [f"line {first}: the header needs a start_ms or start_tc column"]
+        )
     checker = _Checker(codebook, scales)
     moments: list[ImportedMoment] = []
-    line = reader.line_num + 1
+    seen: dict[str, int] = {}
+    line = skipped + reader.line_num + 1
     for row in reader:
         where = f"line {line}"
-        line = reader.line_num + 1
+        line = skipped + reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -157,8 +170,24 @@ def import_csv(
             continue
         cells = {name: unescape_cell(cell) for name, cell in zip(header, row, strict=True)}
         moment = _csv_moment(checker, where, cells)
-        if moment is not None:
-            moments.append(moment)
+        if moment is None:
+            continue
+        # Our export repeats a moment once per researcher coder: one moment, coders' codes merged.
+        key = cells.get("moment_id", "").strip()
+        if key and key in seen:
+            first = moments[seen[key]]
+            notes = [n for n in (first.researcher_note, moment.researcher_note) if n]
+            moments[seen[key]] = replace(
+                first,
+                researcher_codes=tuple(
+                    dict.fromkeys(first.researcher_codes + moment.researcher_codes)
+                ),
+                researcher_note="\n\n".join(notes),
+            )
+            continue
+        if key:
+            seen[key] = len(moments)
+        moments.append(moment)
     if checker.problems:
         raise ImportValidationError(checker.problems)
     return moments
@@ -291,7 +320,7 @@ def import_eaf(
         checker.check_span(where, start, end_ms, moment_peaks)
         if len(checker.problems) != before:
             continue
-        note = children[RESEARCHER_NOTE_SUFFIX].get(ann_id, [""])
+        note = ["\n\n".join(children[RESEARCHER_NOTE_SUFFIX].get(ann_id, []))]
         moments.append(
             ImportedMoment(
                 t_ms=start,
@@ -317,11 +346,19 @@ def _child_values(tiers: dict, parent: str) -> dict[str, dict[str, list[str]]]:
     found: dict[str, dict[str, list[str]]] = {}
     for suffix in (CODES_SUFFIX, RATINGS_SUFFIX, RESEARCHER_CODES_SUFFIX, RESEARCHER_NOTE_SUFFIX):
         by_parent: dict[str, list[str]] = {}
-        tier = tiers.get(parent + suffix)
-        if tier is not None and tier.get("PARENT_REF") == parent:
+        names = [parent + suffix]
+        if suffix in (RESEARCHER_CODES_SUFFIX, RESEARCHER_NOTE_SUFFIX):
+            # one tier per coder (`<lane> researcher codes: <coder>`), read into one layer
+            names += sorted(n for n in tiers if n.startswith(parent + suffix + CODER_SEPARATOR))
+        for name in names:
+            tier = tiers.get(name)
+            if tier is None or tier.get("PARENT_REF") != parent:
+                continue
             for ref in tier.iterfind("ANNOTATION/REF_ANNOTATION"):
                 value = ref.findtext("ANNOTATION_VALUE") or ""
-                by_parent.setdefault(ref.get("ANNOTATION_REF", ""), []).append(value)
+                values = by_parent.setdefault(ref.get("ANNOTATION_REF", ""), [])
+                if suffix != RESEARCHER_CODES_SUFFIX or value not in values:
+                    values.append(value)
         found[suffix] = by_parent
     return found
 

@@ -10,6 +10,7 @@ import json
 import math
 from importlib import resources
 
+from ipr.exports import provenance
 from ipr.exports.data import ExportMoment, ExportRecording, ExportStudy
 
 FORMAT_NAME = "ipr-annotator-export"
@@ -42,7 +43,16 @@ def _moment(moment: ExportMoment, include_text: bool) -> dict:
         "ratings": dict(sorted(moment.ratings.items())),
         "researcher_codes": list(moment.researcher_codes),
         "researcher_note": moment.researcher_note if include_text else None,
+        "codings": [
+            {
+                "coder": c.coder,
+                "codes": list(c.codes),
+                "note": c.note if include_text else None,
+            }
+            for c in sorted(moment.codings, key=lambda c: c.coder)
+        ],
         "voice_note": moment.voice_note,
+        "imported_from": moment.imported_from or None,
         "matched_moment_id": moment.matched_moment_id,
         "lag_ms": moment.lag_ms,
     }
@@ -77,10 +87,17 @@ def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
         "format": FORMAT_NAME,
         "schema_version": SCHEMA_VERSION,
         "include_text": include_text,
+        "provenance": provenance.document(data),
         "study": {
             "name": data.name,
             "codebook": [
-                {"key": c.key, "name": c.name, "colour": c.colour, "shortcut": c.shortcut}
+                {
+                    "key": c.key,
+                    "name": c.name,
+                    "colour": c.colour,
+                    "shortcut": c.shortcut,
+                    "description": c.description,
+                }
                 for c in data.codebook
             ],
             "scales": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import tempfile
 import zipfile
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ipr.exports import provenance
 from ipr.exports.data import ExportDataError, RecordingContext, format_timecode, safe_name
 from ipr.media.clips import cut_clip, video_packets
 
@@ -30,6 +32,7 @@ APP_KEYFRAME_SLACK_MS = 2000
 """The app's default slack: ingest puts a keyframe every 2 s, so every clip can be copied
 (re-encoding ran at 0.7× realtime against 26× for copying in bench/moment_clips.py)."""
 INDEX_NAME = "clips.csv"
+PROVENANCE_NAME = "provenance.json"
 
 
 @dataclass(frozen=True)
@@ -143,15 +146,18 @@ def write_moment_clips(
 ) -> list[PlannedClip]:
     """Write the ZIP of every moment of these (recording, playable copy) pairs to `dst`.
 
-    The ZIP holds the clips (stored: MP4 does not compress further) and `clips.csv`; the
-    CSV's `text` column is left out with `include_text=False`. Returns what was written.
+    The ZIP holds the clips (stored: MP4 does not compress further), `clips.csv` and
+    `provenance.json`; the CSV's `text` column is left out with `include_text=False`.
+    Returns what was written.
     """
     written: list[PlannedClip] = []
+    studies = []
     with (
         tempfile.TemporaryDirectory(prefix="ipr-moment-clips-") as tmp,
         zipfile.ZipFile(dst, "w") as archive,
     ):
         for ctx, playable in recordings:
+            studies.append(ctx.study)
             packets = video_packets(playable)
             keys = [t for t, key in packets if key]
             planned = plan_clips(
@@ -171,4 +177,7 @@ def write_moment_clips(
                 part.unlink()
             written.extend(planned)
         _entry(archive, INDEX_NAME, _index(written, include_text))
+        if studies:
+            document = provenance.document(studies[0])
+            _entry(archive, PROVENANCE_NAME, json.dumps(document, indent=2).encode() + b"\n")
     return written

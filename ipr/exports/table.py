@@ -6,7 +6,7 @@ Both formats list the same columns in the same order so a researcher can switch 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext
 
@@ -43,9 +43,20 @@ BASE_COLUMNS: tuple[Column, ...] = (
 )
 
 TAIL_COLUMNS: tuple[Column, ...] = (
-    Column("researcher_codes", "text", "Codes the researcher assigned, separated by ';'."),
-    Column("researcher_note", "text", "The researcher's note on the moment.", free_text=True),
+    Column(
+        "coder",
+        "text",
+        "The researcher whose codes and note this row holds (a moment coded by several "
+        "researchers has one row per coder); empty when no researcher coded the moment.",
+    ),
+    Column("researcher_codes", "text", "Codes this coder assigned, separated by ';'."),
+    Column("researcher_note", "text", "This coder's note on the moment.", free_text=True),
     Column("voice_note", "flag", "1 if the participant recorded a voice note, else 0."),
+    Column(
+        "imported_from",
+        "text",
+        "`<format>:<file name>` when the moment was imported from a file; empty when entered.",
+    ),
     Column("matched_moment_id", "int", "The moment in the other lane matched with this one."),
     Column("lag_ms", "int", "Client time minus therapist time of the matched pair, in ms."),
     Column("clip", "int", "Index of the clip holding start_ms."),
@@ -85,9 +96,11 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
         "peaks_ms": join_list(moment.peaks_ms),
         "text": moment.text,
         "codes": join_list(moment.codes),
+        "coder": moment.coder,
         "researcher_codes": join_list(moment.researcher_codes),
         "researcher_note": moment.researcher_note,
         "voice_note": 1 if moment.voice_note else 0,
+        "imported_from": moment.imported_from,
         "matched_moment_id": moment.matched_moment_id,
         "lag_ms": moment.lag_ms,
         "clip": ctx.recording.clip_at(moment.t_ms),
@@ -98,7 +111,23 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
 
 
 def iter_rows(study: ExportStudy) -> Iterator[tuple[RecordingContext, ExportMoment]]:
-    """Every moment of the study in export order: recordings as given, moments by time."""
+    """Every moment of the study in export order: recordings as given, moments by time.
+
+    A moment coded by several researchers gives one row per coder (coders by name), each row
+    holding that coder's codes and note only, so coders stay apart; count moments by moment_id.
+    """
     for ctx in study.recordings():
         for moment in ctx.recording.sorted_moments():
-            yield ctx, moment
+            if not moment.codings:
+                yield ctx, moment
+                continue
+            for coding in sorted(moment.codings, key=lambda c: c.coder):
+                yield (
+                    ctx,
+                    replace(
+                        moment,
+                        coder=coding.coder,
+                        researcher_codes=coding.codes,
+                        researcher_note=coding.note,
+                    ),
+                )

@@ -7,6 +7,7 @@ moments that overlap in time stay readable.
 
 from __future__ import annotations
 
+from ipr.exports import provenance
 from ipr.exports.data import ExportMoment, RecordingContext, format_timecode
 
 POINT_CAPTION_MS = 3000
@@ -45,8 +46,13 @@ def _vtt_escape(text: str) -> str:
 
 
 def to_vtt(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
-    """A WebVTT file with one cue per moment, id `<lane>-<moment id>`, voice = participant code."""
-    out = ["WEBVTT", ""]
+    """A WebVTT file: a NOTE with the provenance, then one cue per moment, id
+    `<lane>-<moment id>`, voice = participant code."""
+    out = ["WEBVTT", "", "NOTE provenance (ipr.exports.provenance)"]
+    # A NOTE block ends at a blank line and may not hold "-->"; provenance values are one line.
+    rows = provenance.rows(ctx.study, recording_id=ctx.recording.id)
+    out += [f"{key}: {value}".replace("-->", "->") for key, value in rows]
+    out.append("")
     for moment in ctx.recording.sorted_moments():
         start, end = caption_span(ctx, moment)
         settings = " line:5%" if moment.lane == TOP_LANE else ""

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
+from ipr.exports import provenance
 from ipr.exports.data import ExportStudy
 from ipr.exports.table import columns, iter_rows, moment_values
 
 TIME_FORMAT = "[h]:mm:ss.000"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-SHEETS = ("moments", "pairs", "figures", "codebook", "scales")
+SHEETS = ("moments", "pairs", "figures", "coders", "codebook", "scales", "provenance")
 MS_PER_DAY = 86_400_000
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -123,6 +124,19 @@ def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str],
             )
         for name, value in sorted(rec.figures.items()):
             figures.append([*where, name, value])
+    coders = []
+    for ctx in data.recordings():
+        rec = ctx.recording
+        where = [ctx.dyad.code, rec.session_label, str(rec.id)]
+        found = rec.coder_agreement
+        for cmp in found.get("comparisons", ()):  # type: ignore[union-attr]
+            for r in cmp["per_code"]:
+                k = r["time_unit_kappa"]
+                coders.append(
+                    [*where, cmp["lane"], cmp["a"], cmp["b"], r["code"], r["n_a"], r["n_b"]]
+                    + [r["n_pairs"], r["co_marking_rate"], found["tolerance_ms"]]
+                    + [k["kappa"], k["observed"], k["expected"], k["bin_ms"]]
+                )
     scales = [
         [s.key, s.name, s.min, s.max, point, s.labels.get(point)]
         for s in data.scales
@@ -138,11 +152,19 @@ def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str],
         ),
         ("figures", ["dyad", "session", "recording_id", "figure", "value"], figures),
         (
+            "coders",
+            ["dyad", "session", "recording_id", "lane", "coder_a", "coder_b", "code", "n_a"]
+            + ["n_b", "n_pairs", "co_marking_rate", "tolerance_ms", "time_unit_kappa"]
+            + ["observed_agreement", "expected_agreement", "bin_ms"],
+            coders,
+        ),
+        (
             "codebook",
-            ["key", "name", "colour", "shortcut"],
-            [[c.key, c.name, c.colour, c.shortcut] for c in data.codebook],
+            ["key", "name", "colour", "shortcut", "description"],
+            [[c.key, c.name, c.colour, c.shortcut, c.description] for c in data.codebook],
         ),
         ("scales", ["key", "name", "min", "max", "point", "label"], scales),
+        ("provenance", ["key", "value"], [list(row) for row in provenance.rows(data)]),
     ]
 
 

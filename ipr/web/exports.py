@@ -41,6 +41,7 @@ FORMAT_LABELS = {
     "svg": "Timeline figure (SVG)",
     "png": "Timeline figure (PNG)",
     "bundle": "Study bundle — every format in one ZIP",
+    "methods": "Methods paragraph — what was measured, parameters, definitions, version to cite",
     "zip": "Moment clips — a short video per moment (ZIP)",
 }
 MODELS: dict[str, type] = {"recording": Recording, "dyad": Dyad, "study": Study}
@@ -231,8 +232,9 @@ def import_post(recording_id: int) -> Any:
             source_lane=request.form.get("source_lane", "").strip(),
         )
         rs = dataset.import_moments(
-            db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip()
-        )
+            db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip(),
+            filename=upload.filename,
+        )  # fmt: skip
     except dataset.ImportProblems as exc:
         db().rollback()
         return _import_page(rec, 422, problems=exc.problems, filename=upload.filename)
@@ -317,9 +319,21 @@ def export_paths() -> dict[str, Any]:
     """The OpenAPI description of the three export routes (added to ipr.web.openapi's paths)."""
     media = {
         "text/csv": {"schema": {"type": "string"}},
-        "application/json": {"schema": {"type": "object"}},
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "The export document of ipr/exports/schema_v1.json: format, "
+                "schema_version, include_text, provenance (software version and commit, "
+                "exported_at, every figure's parameters and definition, codebook, "
+                "instructions, scales, per recording the recall modes, figures with null "
+                "where undefined and the agreement between coders) and study (moments with "
+                "each coder's codings and imported_from)",
+                "required": ["format", "schema_version", "include_text", "provenance", "study"],
+            }
+        },
         "application/xml": {"schema": {"type": "string"}},
         "text/plain": {"schema": {"type": "string"}},
+        "text/markdown": {"schema": {"type": "string"}},
         "text/vtt": {"schema": {"type": "string"}},
         "application/x-subrip": {"schema": {"type": "string"}},
         "image/svg+xml": {"schema": {"type": "string"}},
@@ -335,7 +349,8 @@ def export_paths() -> dict[str, Any]:
             "in": "path",
             "required": True,
             "schema": {"enum": list(dataset.EXPORT_FORMATS)},
-            "description": "csv, xlsx, json, bundle (study-wide files); eaf, textgrid, vtt, srt, "
+            "description": "csv, xlsx, json, bundle, methods (study-wide files; methods is a "
+            "Markdown Methods paragraph); eaf, textgrid, vtt, srt, "
             "svg, png (per recording: a ZIP with one per recording for a dyad or study); zip "
             "(moment clips: one MP4 per moment, and clips.csv)",
         },

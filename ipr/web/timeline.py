@@ -196,9 +196,12 @@ def timeline_paths() -> dict[str, Any]:
             "figures": {
                 "type": "object",
                 "description": "Agreement figures of docs/timeline.md (co_marking_rate, chance "
-                "with expected_rate and p_value, lag medians, kappa, per_code, "
-                "code_cooccurrence) and synchrony (windowed cross-correlation of the two "
-                "motion-energy curves, its series and surrogate baseline; null without analysis)",
+                "with expected_rate and p_value, lag medians, the time-unit kappa with its "
+                "bin_ms, observed and expected agreement, per_code, code_cooccurrence), "
+                "synchrony (windowed cross-correlation of the two motion-energy curves, its "
+                "series and surrogate baseline; null without analysis) and coders (agreement "
+                "between researcher coders and with the participant's own codes, per lane and "
+                "code: n_a, n_b, n_pairs, co_marking_rate, time_unit_kappa)",
             },
         },
     }

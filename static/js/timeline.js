@@ -60,7 +60,7 @@
     this.analysis = null;
     this.items = [];
     this.selected = null;
-    this.filter = { lanes: { therapist: true, client: true, researcher: true }, code: "", rmin: null, rmax: null };
+    this.filter = { lanes: { therapist: true, client: true, researcher: true }, code: "", coder: "", rmin: null, rmax: null };
     this.colourBy = data.scales && data.scales.length ? "rating" : "role";
     this.codes = {};
     var self = this;
@@ -256,6 +256,7 @@
       d.lanes.researcher.forEach(function (c) {
         var owner = self.byId[c.moment_id];
         if (!owner || !self.passes(owner.m)) return;
+        if (self.filter.coder && c.coder !== self.filter.coder) return;
         if (c.t_ms < lo || c.t_ms > hi) return;
         var px = self.x(c.t_ms), code = c.codes.length && self.codes[c.codes[0]];
         ctx.fillStyle = code ? code.colour : "#9aa3ad";
@@ -546,6 +547,18 @@
     on("tl-zoom-all", "click", function () { board.setView(0, data.duration_ms); });
     on("tl-colour", "change", function (ev) { board.colourBy = ev.target.value; buildLegend(); board.draw(); });
     on("tl-code", "change", function (ev) { board.filter.code = ev.target.value; board.draw(); });
+    var coderSelect = document.getElementById("tl-coder");
+    if (coderSelect) {
+      // one option per researcher who coded this recording: show that coder's layer alone
+      var seen = {};
+      data.lanes.researcher.forEach(function (c) {
+        if (seen[c.coder]) return;
+        seen[c.coder] = true;
+        var opt = document.createElement("option"); opt.value = c.coder; opt.textContent = c.coder;
+        coderSelect.appendChild(opt);
+      });
+      coderSelect.addEventListener("change", function (ev) { board.filter.coder = ev.target.value; board.draw(); });
+    }
     ["therapist", "client", "researcher"].forEach(function (role) {
       on("tl-lane-" + role, "change", function (ev) { board.filter.lanes[role] = ev.target.checked; board.draw(); });
     });

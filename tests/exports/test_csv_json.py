@@ -15,32 +15,40 @@ from tests.exports.conftest import make_study
 
 HEADER = (
     "study,dyad,session,recording_id,lane,participant,moment_id,start_ms,end_ms,start_tc,end_tc,"
-    "peaks_ms,text,codes,rating_hat,rating_intensity,researcher_codes,researcher_note,voice_note,"
-    "matched_moment_id,lag_ms,clip"
+    "peaks_ms,text,codes,rating_hat,rating_intensity,coder,researcher_codes,researcher_note,"
+    "voice_note,imported_from,matched_moment_id,lag_ms,clip"
 )
+
+
+def table_text(data: bytes) -> str:
+    """The CSV after its '#' provenance lines."""
+    lines = data.decode("utf-8-sig").split("\r\n")
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    return "\r\n".join(lines)
 
 
 def test_csv_is_exact_long_format_with_bom_and_crlf(study):
     data = to_csv(study)
-    assert data.startswith(b"\xef\xbb\xbf")
-    lines = data.decode("utf-8-sig").split("\r\n")
+    assert data.startswith(b"\xef\xbb\xbf# software.name: IPR annotator\r\n")
+    lines = table_text(data).split("\r\n")
     assert lines[0] == HEADER
     assert lines[1] == (
         'S1,D05,session 3,7,therapist,T05,11,1500,,00:00:01.500,,,"She went quiet, I felt stuck",'
-        "stuck,3,,,,0,21,250,1"
+        "stuck,3,,,,,0,,21,250,1"
     )
     # A newline inside the text stays a bare LF inside the quoted cell; records end in CRLF.
     assert lines[2] == (
         'S1,D05,session 3,7,client,C05,21,1750,,00:00:01.750,,,"He ""got"" me, finally\n'
-        'I relaxed",insight,9,,,,1,11,250,1'
+        'I relaxed",insight,9,,,,,1,,11,250,1'
     )
     assert lines[3] == (
         "S1,D05,session 3,7,therapist,T05,12,62000,75500,00:01:02.000,00:01:15.500,70000,"
-        "'=SUM(A1:A2) tried a reframe,insight;stuck,8,4,insight,classic reframe,0,,,2"
+        "'=SUM(A1:A2) tried a reframe,insight;stuck,8,4,,insight,classic reframe,0,,,,2"
     )
     assert lines[4] == (
         "S1,D05,session 3,7,client,C05,22,3600000,3601000,01:00:00.000,01:00:01.000,,"
-        "'-just tired,,,2,,,0,,,2"
+        "'-just tired,,,2,,,,0,,,,2"
     )
     assert lines[5] == ""
     assert len(lines) == 6
@@ -53,7 +61,7 @@ def test_csv_numeric_columns_stay_numeric_even_when_negative():
             ExportMoment(2, "therapist", "T05", 2400, matched_moment_id=1, lag_ms=-400),
         )
     )
-    rows = list(csv.DictReader(io.StringIO(to_csv(study).decode("utf-8-sig"))))
+    rows = list(csv.DictReader(io.StringIO(table_text(to_csv(study)))))
     assert [r["lag_ms"] for r in rows] == ["-400", "-400"]
     assert [r["moment_id"] for r in rows] == ["1", "2"]
 
@@ -79,11 +87,11 @@ def test_escape_cell_neutralises_formulas_and_reverses_exactly(raw, escaped):
 
 
 def test_csv_without_text_drops_free_text_columns(study):
-    text = to_csv(study, include_text=False).decode("utf-8-sig")
+    text = table_text(to_csv(study, include_text=False))
     header = text.split("\r\n")[0].split(",")
     assert "text" not in header and "researcher_note" not in header
     assert "went quiet" not in text and "classic reframe" not in text
-    assert len(header) == 20
+    assert len(header) == 22
 
 
 def test_csv_is_deterministic(study):
@@ -124,7 +132,9 @@ def test_json_document_holds_everything(study):
         "ratings": {"hat": 8, "intensity": 4},
         "researcher_codes": ["insight"],
         "researcher_note": "classic reframe",
+        "codings": [],
         "voice_note": False,
+        "imported_from": None,
         "matched_moment_id": None,
         "lag_ms": None,
     }

@@ -95,11 +95,18 @@ def test_bundle_holds_every_file_and_is_reproducible():
     assert data == to_bundle(synthetic_study(3, 20))
     archive = zipfile.ZipFile(io.BytesIO(data))
     names = archive.namelist()
-    assert names[:5] == ["README.md", "moments.csv", "study.xlsx", "study.json", "schema_v1.json"]
+    assert names[:6] == [
+        "README.md",
+        "moments.csv",
+        "study.xlsx",
+        "study.json",
+        "schema_v1.json",
+        "provenance.json",
+    ]
     for folder, stem in (("D01/session_3", "D01_session_3"), ("D02/session_3", "D02_session_3")):
         for ext in (".eaf", ".TextGrid", ".vtt", ".srt", ".svg", ".png"):
             assert f"recordings/{folder}/{stem}{ext}" in names
-    assert len(names) == 5 + 3 * 6
+    assert len(names) == 6 + 3 * 6
     assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     readme = archive.read("README.md").decode()
     for column in ("rating_hat", "lag_ms", "researcher_codes", "start_tc", "clip"):
