@@ -171,3 +171,15 @@ def test_hiding_is_refused_once_anyone_has_responded(app, db, recall_env, owner_
     section = owner_web.get(f"/recordings/{rec_id}/recall", htmx=True).get_data(as_text=True)
     assert "Hide again" not in section
     assert "the reveal can no longer be taken back" in section
+
+
+def test_a_norwegian_participant_reads_why_a_moment_is_frozen(app, db, recall_env) -> None:
+    recall_env["study"].language = "nb"
+    t, c, tw, cw, tm, cm = _two(app, db, recall_env, early=True)
+    _reveal(recall_env)
+    resp = jsend(tw, "PATCH", f"/recall/{t['id']}/moments/{tm['id']}", {"text": "x", "version": 1})
+    assert resp.status_code == 409
+    assert resp.json["error"]["message"] == (
+        "Dette øyeblikket ble markert før du fikk se den andres øyeblikk, så det kan ikke "
+        "lenger endres eller slettes. Du kan svare på øyeblikk eller legge til nye."
+    )

@@ -231,6 +231,8 @@ def update(rs_id: int, moment_id: int) -> Any:
     try:
         recall.update_moment(db(), rs, m, _json_body(), user=researcher)
     except Conflict as exc:
+        if exc.code != "conflict":  # locked or frozen: the error handler says so in their language
+            raise
         db().rollback()
         current = recall.own_moment(db(), rs, moment_id)
         body = {"error": {"code": exc.code, "message": exc.message}, "moment": _m(rs, current)}
