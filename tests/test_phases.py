@@ -183,3 +183,18 @@ def test_a_norwegian_participant_reads_why_a_moment_is_frozen(app, db, recall_en
         "Dette øyeblikket ble markert før du fikk se den andres øyeblikk, så det kan ikke "
         "lenger endres eller slettes. Du kan svare på øyeblikk eller legge til nye."
     )
+
+
+def test_the_timeline_carries_phase_and_threads_responses(app, db, recall_env) -> None:
+    t, c, tw, cw, tm, cm = _two(app, db, recall_env, early=True)
+    _reveal(recall_env)
+    answer = jpost(cw, f"/recall/{c['id']}/moments", {"t_ms": 1200, "responds_to_id": tm["id"]})
+    body = recall_env["api"]("GET", f"/api/v1/recordings/{recall_env['rec'].id}/timeline").json
+    lanes = {
+        role: [(m["id"], m["phase"], m["responds_to_id"]) for m in body["lanes"][role]]
+        for role in ("therapist", "client")
+    }
+    assert lanes == {
+        "therapist": [(tm["id"], "blind", None)],
+        "client": [(answer.json["id"], "response", tm["id"]), (cm["id"], "blind", None)],
+    }
