@@ -198,3 +198,18 @@ def test_the_timeline_carries_phase_and_threads_responses(app, db, recall_env) -
         "therapist": [(tm["id"], "blind", None)],
         "client": [(answer.json["id"], "response", tm["id"]), (cm["id"], "blind", None)],
     }
+
+
+def test_the_recordings_csv_export_carries_phase_from_the_database(app, db, recall_env) -> None:
+    import csv
+
+    t, c, tw, cw, tm, cm = _two(app, db, recall_env, early=True)
+    _reveal(recall_env)
+    answer = jpost(cw, f"/recall/{c['id']}/moments", {"t_ms": 1200, "responds_to_id": tm["id"]})
+    resp = recall_env["api"]("GET", f"/api/v1/recordings/{recall_env['rec'].id}/export.csv")
+    rows = list(csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig"))))
+    assert [(r["moment_id"], r["phase"], r["responds_to_id"]) for r in rows] == [
+        (str(tm["id"]), "blind", ""),
+        (str(answer.json["id"]), "response", str(tm["id"])),
+        (str(cm["id"]), "blind", ""),
+    ]

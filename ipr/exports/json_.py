@@ -45,6 +45,9 @@ def _moment(moment: ExportMoment, include_text: bool) -> dict:
         "voice_note": moment.voice_note,
         "matched_moment_id": moment.matched_moment_id,
         "lag_ms": moment.lag_ms,
+        "phase": moment.phase,
+        "responds_to_id": moment.responds_to_id,
+        "corrected_at": moment.corrected_at,
     }
 
 
