@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import LiveServer
+from tests.conftest import ROOT
+from tests.e2e.conftest import LiveServer, log_in
 from tests.e2e.test_recall_journey import (  # noqa: F401 — fixtures used by name
     api,
     media_browser,
@@ -24,6 +25,7 @@ from tests.e2e.test_recall_journey import (  # noqa: F401 — fixtures used by n
     tab_to,
     wait_saved,
 )
+from tests.e2e.test_timeline_screens import moment_point
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,6 +38,7 @@ def _mark(page: Page, button: str, label: str, text: str, save: str) -> None:
 
 def test_finished_and_unfinished_participants_respond_after_the_reveal(
     participant_page: Callable[..., Page],  # noqa: F811
+    new_page: Callable[..., Page],
     live_server: LiveServer,
     session_video: Path,  # noqa: F811
 ) -> None:
@@ -137,3 +140,16 @@ def test_finished_and_unfinished_participants_respond_after_the_reveal(
         ),
         ("C-svar-tast: jeg merket det ikke", "response", by_text["T-blind: she looked away"]["id"]),
     ]
+
+    # --- the researcher's timeline draws the answers threaded to what they answer
+    researcher = new_page(name="researcher")
+    log_in(researcher, setup["researcher"])
+    researcher.goto(f"/recordings/{recording}/timeline")
+    expect(researcher.locator("#tl-canvas")).to_have_attribute("data-ready", "1")
+    answer = by_text["T-answer-mouse: I saw you hurry"]
+    spot = moment_point(researcher, answer["id"])
+    researcher.mouse.move(spot["x"], spot["y"])
+    tip = researcher.locator("#tl-tip")
+    expect(tip).to_contain_text("Response after the reveal to the client's moment at 0:0")
+    expect(tip).to_contain_text("not counted in any figure")
+    researcher.screenshot(path=str(ROOT / "test-artifacts" / "timeline-responses.png"))
