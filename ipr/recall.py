@@ -511,6 +511,20 @@ def delete_moment(
     db.commit()
 
 
+def correct_moment(db: Session, m: Moment, user: User, data: dict[str, Any]) -> Moment:
+    """A researcher's correction of a frozen blind moment, in any kind of session: the only
+    way to change one after the reveal (marked on the moment and audited)."""
+    rs: RecallSession = m.recall_session
+    if m.deleted_at is not None:
+        raise NotFound()
+    if m.phase != "blind" or not revealed(rs):
+        raise ValidationError(
+            "Only a blind moment can be corrected, and only after the reveal; until then the "
+            "participant changes their own moments."
+        )
+    return update_moment(db, rs, m, {**data, "version": m.version}, user=user)
+
+
 def save_position(db: Session, rs: RecallSession, t_ms: Any) -> None:
     t = _int(t_ms, "t_ms")
     rs.last_position_ms = max(0, min(t, rs.recording.duration_ms or 0))

@@ -213,3 +213,32 @@ def test_the_recordings_csv_export_carries_phase_from_the_database(app, db, reca
         (str(answer.json["id"]), "response", str(tm["id"])),
         (str(cm["id"]), "blind", ""),
     ]
+
+
+def test_a_researcher_corrects_a_self_guided_blind_moment_only_after_the_reveal(
+    app, db, recall_env, owner_web, owner
+) -> None:
+    t, c, tw, cw, tm, cm = _two(app, db, recall_env, early=True)
+    rec_id = recall_env["rec"].id
+    owner_web.get(f"/recordings/{rec_id}")
+    resp = owner_web.post(f"/moments/{cm['id']}/correction", {"text": "typo fixed"}, htmx=True)
+    assert resp.status_code == 422
+    assert "only after the reveal" in resp.get_data(as_text=True)
+    _reveal(recall_env)
+    section = owner_web.get(f"/recordings/{rec_id}/recall", htmx=True).get_data(as_text=True)
+    assert section.count("Correct this blind moment") == 2
+    resp = owner_web.post(
+        f"/moments/{cm['id']}/correction", {"text": "C blind, typo fixed"}, htmx=True
+    )
+    assert resp.status_code == 200
+    assert "corrected by a researcher after the reveal" in resp.get_data(as_text=True)
+    db.expire_all()
+    m = db.get(Moment, cm["id"])
+    assert (m.text, m.version, m.corrected_by_id) == ("C blind, typo fixed", 2, owner.id)
+    assert db.scalar(
+        select(AuditEvent.object_id).where(AuditEvent.action == "moment_corrected")
+    ) == str(cm["id"])
+    # a response stays the participant's own
+    answer = jpost(cw, f"/recall/{c['id']}/moments", {"t_ms": 1200, "responds_to_id": tm["id"]})
+    resp = owner_web.post(f"/moments/{answer.json['id']}/correction", {"text": "x"}, htmx=True)
+    assert resp.status_code == 422

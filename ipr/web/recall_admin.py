@@ -190,6 +190,18 @@ def reveal(recording_id: int) -> Any:
     return _try(rec, lambda: recall.reveal(db(), rec, user(), ip=client_ip()))
 
 
+@bp.post("/moments/<int:moment_id>/correction")
+@login_required
+def correct(moment_id: int) -> Any:
+    """A researcher corrects a participant's blind moment after the reveal (marked, audited)."""
+    m = get_or_404(db(), Moment, moment_id, user(), "editor")
+    text = request.form.get("text", "")
+    return _try(
+        m.recall_session.recording,
+        lambda: recall.correct_moment(db(), m, user(), {"text": text}) and None,
+    )
+
+
 @bp.post("/moments/<int:moment_id>/annotation")
 @login_required
 def annotate(moment_id: int) -> Any:
