@@ -14,6 +14,7 @@ from lxml import etree
 from ipr.exports.csv_ import to_csv
 from ipr.exports.data import ExportDataError, ExportMoment
 from ipr.exports.eaf import to_eaf
+from ipr.exports.figure import to_png, to_svg
 from ipr.exports.json_ import schema, to_json
 from ipr.exports.textgrid import to_textgrid
 from ipr.exports.vtt import to_srt, to_vtt
@@ -139,3 +140,11 @@ def test_textgrid_and_captions_mark_responses(study) -> None:
 def test_an_unknown_phase_is_refused() -> None:
     with pytest.raises(ExportDataError, match="moment 1: phase 'late'"):
         ExportMoment(1, "client", "C05", 0, phase="late")
+
+
+def test_figure_draws_responses_as_threaded_violet_diamonds(study) -> None:
+    svg = to_svg(study.only_recording()).decode()
+    assert svg.count('fill="#7c3aed"/>') == 4  # three responses and the legend's marker
+    assert svg.count('stroke="#7c3aed"') == 2  # threads: 31 → 11 and 41 → 21
+    assert "response after the reveal (not counted)" in svg
+    assert to_png(study.only_recording()).startswith(b"\x89PNG")
