@@ -457,6 +457,7 @@ def test_two_blinded_participants_recall_one_session(
         mine(tab).filter(has_text="T-beta").get_by_role("button", name=re.compile("^Edit")).click()
     therapist.get_by_label("What was happening for you here?").fill("T-beta: heavy (tab one)")
     wait_saved(therapist)
+    tab2.bring_to_front()  # a person types in the tab in front (a hidden tab's timers are held)
     tab2.get_by_label("What was happening for you here?").fill("T-beta: heavy (tab two)")
     conflict = tab2.get_by_role("dialog", name="This moment was changed somewhere else")
     expect(conflict).to_be_visible(timeout=15_000)
