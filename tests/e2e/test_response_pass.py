@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import LiveServer, log_in
+from tests.e2e.conftest import LiveServer, expect_status, log_in
 from tests.e2e.test_recall_journey import (  # noqa: F401 — fixtures used by name
     api,
     media_browser,
@@ -68,6 +68,15 @@ def test_finished_and_unfinished_participants_respond_after_the_reveal(
     # --- the reveal; the finished therapist gets the response pass, nobody reopened anything
     recording = setup["recording_id"]
     api(live_server, setup["token"], "POST", f"/recordings/{recording}/reveal")
+    # the client's page was open during the reveal: a late edit of a blind moment is refused
+    expect_status(client, 409)
+    mine(client).filter(has_text="C-blind").get_by_role("button", name=re.compile("^Edit")).click()
+    client.get_by_label(question).fill("C-blind: changed after the reveal")
+    expect(client.locator("#save-status")).to_contain_text(
+        "can no longer be changed or deleted", timeout=15_000
+    )
+    expect(mine(client).filter(has_text="C-blind: I felt rushed")).to_have_count(1)
+    assert [m["text"] for m in own_json(client, c_rs)["moments"]] == ["C-blind: I felt rushed"]
     therapist.reload()
     expect(therapist.locator("#response-note")).to_contain_text("Thank you — you have finished.")
     expect(therapist.get_by_text("You can respond to any of these moments.")).to_be_visible()
