@@ -404,7 +404,9 @@ def check_writable(rs: RecallSession, m: Moment | None, user: User | None) -> No
         raise Frozen()
 
 
-def mark_correction(db: Session, rs: RecallSession, m: Moment, user: User | None, what: str):
+def mark_correction(
+    db: Session, rs: RecallSession, m: Moment, user: User | None, what: str
+) -> None:
     """A researcher changing a blind moment after the reveal: stamped on the moment, audited."""
     if user is None or m.phase != "blind" or not revealed(rs):
         return
