@@ -227,6 +227,11 @@ def _recording(
                 voice_note=m.id in voiced,
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
+                phase=m.phase,
+                responds_to_id=m.responds_to_id,
+                corrected_at=m.corrected_at.isoformat(timespec="seconds") + "Z"
+                if m.corrected_at
+                else None,
             )
         )
     return ExportRecording(

@@ -340,6 +340,9 @@ class Moment(Base):
     phase: Mapped[str] = mapped_column(String(16), default="blind", server_default="blind")
     import_source: Mapped[str | None] = mapped_column(String(255))
     """"<format>:<file name>" when the moment came from an imported file; None when entered."""
+    # A researcher's change to a blind-phase moment after the reveal (participants cannot).
+    corrected_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    corrected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -46,6 +46,32 @@ class Locked(Conflict):
         super().__init__(N_("You have finished this recall; the researcher can reopen it."))
 
 
+class Frozen(Conflict):
+    """The blind phase ended at the reveal: its moments can no longer be changed or deleted."""
+
+    code = "frozen"
+
+    def __init__(self) -> None:
+        super().__init__(
+            N_(
+                "This moment was made before the other person's moments were shown, so it can "
+                "no longer be changed or deleted. You can respond to moments or add new ones."
+            )
+        )
+
+
+class ResponsesExist(Conflict):
+    """Hiding after responses would put answers to moments back into a blind phase."""
+
+    code = "responses_exist"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The participants have already responded after the reveal, so the moments can no "
+            "longer be hidden. Their blind-phase moments stay as they were at the reveal."
+        )
+
+
 # --- invitations and access -------------------------------------------------------------------
 
 
@@ -190,6 +216,10 @@ def mark_started(db: Session, rs: RecallSession) -> None:
 # --- moments ----------------------------------------------------------------------------------
 
 
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
 def moment_dict(m: Moment, voice_url: str | None = None) -> dict[str, Any]:
     return {
         "id": m.id,
@@ -201,6 +231,8 @@ def moment_dict(m: Moment, voice_url: str | None = None) -> dict[str, Any]:
         "ratings": dict(m.ratings or {}),
         "version": m.version,
         "responds_to_id": m.responds_to_id,
+        "phase": m.phase,
+        "corrected_at": _iso(m.corrected_at),
         "voice_url": voice_url,
         "created_at": m.created_at.isoformat(timespec="seconds") + "Z",
         "updated_at": m.updated_at.isoformat(timespec="seconds") + "Z",
@@ -352,11 +384,38 @@ def _revision(db: Session, m: Moment, action: str, user: User | None) -> None:
     )
 
 
-def _writable(rs: RecallSession, *, response: bool = False) -> None:
-    """A finished recall is locked, except for the second pass after a reveal: responses to
-    the other's moments can still be written then."""
-    if rs.status == "submitted" and not (response and rs.recording.revealed_at is not None):
-        raise Locked()
+def revealed(rs: RecallSession) -> bool:
+    return rs.recording.revealed_at is not None
+
+
+def check_writable(rs: RecallSession, m: Moment | None, user: User | None) -> None:
+    """Who may write what, by phase.
+
+    Before the reveal a finished recall is locked. After it the blind phase is over: its
+    moments are frozen for the participant (a researcher may still correct them, marked and
+    audited), and everyone, finished or not, may write response-phase moments (the response
+    pass). ``m`` is the moment being changed, or None for a new one.
+    """
+    if not revealed(rs):
+        if rs.status == "submitted":
+            raise Locked()
+        return
+    if m is not None and m.phase == "blind" and user is None:
+        raise Frozen()
+
+
+def mark_correction(
+    db: Session, rs: RecallSession, m: Moment, user: User | None, what: str
+) -> None:
+    """A researcher changing a blind moment after the reveal: stamped on the moment, audited."""
+    if user is None or m.phase != "blind" or not revealed(rs):
+        return
+    m.corrected_at = utcnow()
+    m.corrected_by_id = user.id
+    audit.record(
+        db, "moment_corrected", user=user, study_id=rs.study_id, obj=("moment", m.id),
+        details={"action": what, "participant": rs.participant.code},
+    )  # fmt: skip
 
 
 def create_moment(
@@ -378,14 +437,14 @@ def create_moment(
         )
         if previous is not None:
             return previous, False
-    _writable(rs, response=data.get("responds_to_id") is not None)
+    check_writable(rs, None, user)
     fields = clean_moment(db, rs, data, partial=False)
     m = Moment(
         study_id=rs.study_id,
         recall_session_id=rs.id,
         idempotency_key=idempotency_key,
         entered_by_id=user.id if user else None,
-        phase="response" if rs.recording.revealed_at is not None else "blind",
+        phase="response" if revealed(rs) else "blind",
         **{"text": "", "peaks_ms": [], "codes": [], "ratings": {}, **fields},
     )
     _check_span(m)
@@ -417,18 +476,22 @@ def update_moment(
     user: User | None = None,
 ) -> Moment:
     """Change a moment; a stale ``version`` (another tab saved first) is a Conflict."""
-    _writable(rs, response=m.responds_to_id is not None)
+    check_writable(rs, m, user)
     version = data.get("version")
     if version is None:
         raise ValidationError(N_("Send the version you are changing."), field="version")
     if version != m.version:
         raise Conflict(N_("This moment was changed elsewhere (another tab or device)."))
     fields = clean_moment(db, rs, data, partial=True)
+    changes_answer = "responds_to_id" in fields and fields["responds_to_id"] != m.responds_to_id
+    if changes_answer and m.phase == "blind":  # a blind moment was made unseen: it answers nothing
+        raise ValidationError(N_("Only a response can answer a moment."), field="responds_to_id")
     for key, value in fields.items():
         setattr(m, key, value)
     _check_span(m)
     m.version += 1
     m.updated_at = utcnow()
+    mark_correction(db, rs, m, user, "update")
     _revision(db, m, "update", user)
     db.commit()
     return m
@@ -439,14 +502,29 @@ def delete_moment(
 ) -> None:
     """Soft delete: the moment leaves every view and export but stays in the history;
     its voice note (a recording of a person's voice) is removed for good."""
-    _writable(rs, response=m.responds_to_id is not None)
+    check_writable(rs, m, user)
     m.deleted_at = utcnow()
     m.version += 1
+    mark_correction(db, rs, m, user, "delete")
     _revision(db, m, "delete", user)
     for note in db.scalars(select(VoiceNote).where(VoiceNote.moment_id == m.id)):
         storage.voice_path(rs.recording.storage_key, note.storage_name).unlink(missing_ok=True)
         db.delete(note)
     db.commit()
+
+
+def correct_moment(db: Session, m: Moment, user: User, data: dict[str, Any]) -> Moment:
+    """A researcher's correction of a frozen blind moment, in any kind of session: the only
+    way to change one after the reveal (marked on the moment and audited)."""
+    rs: RecallSession = m.recall_session
+    if m.deleted_at is not None:
+        raise NotFound()
+    if m.phase != "blind" or not revealed(rs):
+        raise ValidationError(
+            "Only a blind moment can be corrected, and only after the reveal; until then the "
+            "participant changes their own moments."
+        )
+    return update_moment(db, rs, m, {**data, "version": m.version}, user=user)
 
 
 def save_position(db: Session, rs: RecallSession, t_ms: Any) -> None:
@@ -513,7 +591,22 @@ def reveal(db: Session, rec: Recording, user: User, *, ip: str | None = None) ->
     db.commit()
 
 
+def responses_exist(db: Session, rec: Recording) -> bool:
+    """Any response-phase moment on this recording, even a deleted one: it was written seeing."""
+    found = db.scalar(
+        select(Moment.id)
+        .join(RecallSession, RecallSession.id == Moment.recall_session_id)
+        .where(RecallSession.recording_id == rec.id, Moment.phase == "response")
+        .limit(1)
+    )
+    return found is not None
+
+
 def hide(db: Session, rec: Recording, user: User, *, ip: str | None = None) -> None:
+    """Take the reveal back, but only while nobody has answered: once a response exists the
+    phases are fixed (hiding then would make a seen-and-answered lane look blind again)."""
+    if responses_exist(db, rec):
+        raise ResponsesExist()
     rec.revealed_at = None
     audit.record(
         db, "lanes_hidden", user=user, study_id=rec.study_id, obj=("recording", rec.id), ip=ip

@@ -70,6 +70,10 @@ class LaneMoment:
     codes: tuple[int, ...]
     ratings: dict[str, int]
     version: int
+    # blind: marked before the reveal; response: after it (shown threaded, never counted)
+    phase: str = "blind"
+    responds_to_id: int | None = None
+    corrected_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,9 @@ class LaneMoment:
             "codes": list(self.codes),
             "ratings": dict(self.ratings),
             "version": self.version,
+            "phase": self.phase,
+            "responds_to_id": self.responds_to_id,
+            "corrected_at": self.corrected_at,
         }
 
 
@@ -244,6 +251,9 @@ def load_lanes(db: Session, rec: Recording) -> Lanes:
             Moment.codes,
             Moment.ratings,
             Moment.version,
+            Moment.phase,
+            Moment.responds_to_id,
+            Moment.corrected_at,
         )
         .where(
             Moment.recall_session_id.in_(list(role_of_session)),
@@ -262,6 +272,11 @@ def load_lanes(db: Session, rec: Recording) -> Lanes:
             codes=tuple(row.codes or ()),
             ratings=dict(row.ratings or {}),
             version=row.version,
+            phase=row.phase,
+            responds_to_id=row.responds_to_id,
+            corrected_at=row.corrected_at.isoformat(timespec="seconds") + "Z"
+            if row.corrected_at
+            else None,
         )
         role = role_of_session[row.recall_session_id]
         lanes.lane(role).append(m)

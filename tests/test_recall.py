@@ -320,7 +320,7 @@ def test_kinds_of_session_are_refused_correctly(app, db, recall_env) -> None:
     )
 
 
-def test_second_pass_after_reveal_allows_responses_only(app, db, recall_env) -> None:
+def test_second_pass_after_reveal_is_open_to_finished_participants(app, db, recall_env) -> None:
     t, c = recall_env["invite"]("therapist"), recall_env["invite"]("client")
     tw, cw = participant(app, t["url"]), participant(app, c["url"])
     cm = jpost(cw, f"/recall/{c['id']}/moments", {"t_ms": 1500, "text": "client"}).json
@@ -331,7 +331,8 @@ def test_second_pass_after_reveal_allows_responses_only(app, db, recall_env) -> 
         == 200
     )
     url = f"/recall/{t['id']}/moments"
-    assert jpost(tw, url, {"t_ms": 10, "text": "new"}).status_code == 409  # still locked
+    second_look = jpost(tw, url, {"t_ms": 10, "text": "new"})  # a new, response-phase moment
+    assert second_look.status_code == 201 and second_look.json["phase"] == "response"
     resp = jpost(tw, url, {"t_ms": 1500, "text": "I saw that too", "responds_to_id": cm["id"]})
     assert resp.status_code == 201 and resp.json["responds_to_id"] == cm["id"]
     edit = jsend(tw, "PATCH", f"{url}/{resp.json['id']}", {"text": "Yes.", "version": 1})

@@ -141,6 +141,9 @@ def test_api_gives_lanes_pairs_unmatched_and_exact_figures(dyad_setup) -> None:
         "codes": [],
         "ratings": {},
         "version": 1,
+        "phase": "blind",
+        "responds_to_id": None,
+        "corrected_at": None,
     }
     assert body["lanes"]["researcher"] == [
         {

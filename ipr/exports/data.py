@@ -16,6 +16,8 @@ from types import MappingProxyType
 from ipr.version import software
 
 LANES: tuple[str, ...] = ("therapist", "client")
+# blind: marked before the reveal; response: written after it (answers and second looks)
+PHASES: tuple[str, ...] = ("blind", "response")
 
 # Formats that must carry a date (EAF, XLSX properties) use this unless the caller gives one,
 # so the same data always gives the same bytes.
@@ -113,11 +115,16 @@ class ExportMoment:
     """Set on the per-coder rows of the table formats (`ipr.exports.table.iter_rows`)."""
     imported_from: str = ""
     """"<format>:<file name>" when the moment was imported from a file, else empty."""
+    phase: str = "blind"
+    responds_to_id: int | None = None
+    corrected_at: str | None = None  # ISO 8601 UTC: a researcher's correction after the reveal
 
     def __post_init__(self) -> None:
         where = f"moment {self.id}"
         if self.lane not in LANES:
             raise ExportDataError(f"{where}: lane {self.lane!r} is not one of {', '.join(LANES)}")
+        if self.phase not in PHASES:
+            raise ExportDataError(f"{where}: phase {self.phase!r} is not one of blind, response")
         if not isinstance(self.t_ms, int) or self.t_ms < 0:
             raise ExportDataError(
                 f"{where}: t_ms must be a non-negative integer, got {self.t_ms!r}"
@@ -190,6 +197,12 @@ class ExportRecording:
     def sorted_moments(self) -> list[ExportMoment]:
         """Moments in the order every export lists them: time, then therapist first, then id."""
         return sorted(self.moments, key=lambda m: (m.t_ms, LANES.index(m.lane), m.id))
+
+    def answered(self, moment: ExportMoment) -> ExportMoment | None:
+        """The moment a response answers, if it is part of this recording."""
+        if moment.responds_to_id is None:
+            return None
+        return next((m for m in self.moments if m.id == moment.responds_to_id), None)
 
     def clip_at(self, t_ms: int) -> int | None:
         """The index of the clip holding `t_ms` (a boundary belongs to the later clip)."""

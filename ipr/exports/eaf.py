@@ -11,6 +11,10 @@ Layout, per lane (`therapist`, `client`):
 - `<lane> researcher note: <coder>`: symbolic association, one tier per coder (left out with
   include_text=False). Data without per-coder codings gets one `<lane> researcher codes` /
   `<lane> researcher note` pair with ANNOTATOR="researcher", as before.
+
+Responses written after the reveal (phase `response`) are not on the blind tier: they get the
+same set of tiers under `<lane> responses`, plus `<lane> responses answers`, a symbolic
+association whose value names the moment answered (`m12 (client 00:00:01.750)`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ RESEARCHER_CODES_SUFFIX = " researcher codes"
 RESEARCHER_NOTE_SUFFIX = " researcher note"
 CODER_SEPARATOR = ": "
 """Per-coder tiers are `<lane> researcher codes: <coder>` (ANNOTATOR = the coder)."""
+RESPONSES_SUFFIX = " responses"
+ANSWERS_SUFFIX = " answers"
 CODEBOOK_CV = "codebook"
 PROVENANCE_PREFIX = "ipr:"
 """HEADER PROPERTY names of the provenance rows (`ipr.exports.provenance.rows`)."""
@@ -129,9 +135,14 @@ def _cve_id(key: str) -> str:
 
 
 def _lane_tiers(
-    ctx: RecordingContext, builder: _Builder, lane: str, moments: list[ExportMoment], text: bool
+    ctx: RecordingContext,
+    builder: _Builder,
+    lane: str,
+    moments: list[ExportMoment],
+    text: bool,
+    role: str | None = None,
 ):
-    code = ctx.lane_code(lane)
+    code = ctx.lane_code(role or lane)
     codebook = {c.key for c in ctx.study.codebook}
     main = builder.tier(lane, "moment", PARTICIPANT=code)
     codes = builder.tier(lane + CODES_SUFFIX, "code", PARENT_REF=lane, PARTICIPANT=code)
@@ -194,6 +205,26 @@ def _coding(moment: ExportMoment, coder: str) -> Coding:
     return Coding(coder)
 
 
+def _response_tiers(
+    ctx: RecordingContext, builder: _Builder, lane: str, moments: list[ExportMoment], text: bool
+) -> None:
+    """A participant's responses after the reveal, kept off the blind tier: `<lane> responses`
+    with the same child tiers, and `<lane> responses answers` naming the moment answered."""
+    name = lane + RESPONSES_SUFFIX
+    _lane_tiers(ctx, builder, name, moments, text, role=lane)
+    answers = builder.tier(
+        name + ANSWERS_SUFFIX, "note", PARENT_REF=name, PARTICIPANT=ctx.lane_code(lane)
+    )
+    for moment in moments:
+        if moment.responds_to_id is None:
+            continue  # a second-look moment answers nothing
+        other = ctx.recording.answered(moment)
+        value = f"m{moment.responds_to_id}"
+        if other is not None:
+            value += f" ({other.lane} {format_timecode(other.t_ms)})"
+        _refs(answers, f"m{moment.id}", "a", [(value, "")])
+
+
 def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     """One recording as an EAF 3.0 document linked to its media by file name."""
     study, recording = ctx.study, ctx.recording
@@ -229,8 +260,12 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     builder = _Builder()
     moments = recording.sorted_moments()
     for lane in LANES:
-        lane_moments = [m for m in moments if m.lane == lane]
+        lane_moments = [m for m in moments if m.lane == lane and m.phase == "blind"]
         _lane_tiers(ctx, builder, lane, lane_moments, include_text)
+    for lane in LANES:
+        responses = [m for m in moments if m.lane == lane and m.phase == "response"]
+        if responses:
+            _response_tiers(ctx, builder, lane, responses, include_text)
 
     # Time slots are numbered in time order, as ELAN writes them.
     order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])

@@ -25,6 +25,7 @@ MUTED = "#777777"
 GRID = "#dddddd"
 PAIR = "#999999"
 LANE_COLOURS = {"therapist": "#4c78a8", "client": "#e45756"}
+RESPONSE = "#7c3aed"  # responses after the reveal: violet diamonds, threaded to what they answer
 LEFT, RIGHT = 120, 50
 LANE_HEIGHT = 64
 
@@ -107,6 +108,10 @@ def _colour(ctx: RecordingContext, moment: ExportMoment) -> str:
     return LANE_COLOURS[moment.lane]
 
 
+def _diamond(cx: float, cy: float, r: float) -> Polygon:
+    return Polygon(((cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)), RESPONSE)
+
+
 def _is_hex(colour: str) -> bool:
     return (
         len(colour) == 7
@@ -163,6 +168,14 @@ def scene(ctx: RecordingContext) -> tuple[int, int, list[Shape]]:
             shapes.append(Line(x(t.t_ms), mid["therapist"], x(c.t_ms), mid["client"], PAIR, 1.2))
 
     for moment in moments:
+        answered = rec.answered(moment)
+        if answered is not None:
+            shapes.append(
+                Line(
+                    x(moment.t_ms), mid[moment.lane], x(answered.t_ms), mid[answered.lane], RESPONSE
+                )
+            )
+    for moment in moments:
         colour = _colour(ctx, moment)
         cy = mid[moment.lane]
         if moment.end_ms is not None and moment.end_ms > moment.t_ms:
@@ -171,7 +184,10 @@ def scene(ctx: RecordingContext) -> tuple[int, int, list[Shape]]:
             for peak in moment.peaks_ms:
                 px = x(peak)
                 shapes.append(Polygon(((px - 5, cy - 15), (px + 5, cy - 15), (px, cy - 8)), colour))
-        shapes.append(Circle(x(moment.t_ms), cy, 5.5, colour))
+        if moment.phase == "response":
+            shapes.append(_diamond(x(moment.t_ms), cy, 7.0))
+        else:
+            shapes.append(Circle(x(moment.t_ms), cy, 5.5, colour))
 
     axis_y = bottom + 10
     shapes.append(Line(LEFT, axis_y, LEFT + plot_w, axis_y, INK))
@@ -188,9 +204,12 @@ def scene(ctx: RecordingContext) -> tuple[int, int, list[Shape]]:
     ]
     uncoded = {m.lane for m in moments if _colour(ctx, m) == LANE_COLOURS[m.lane]}
     entries += [(f"{lane} (no code)", LANE_COLOURS[lane]) for lane in LANES if lane in uncoded]
+    if any(m.phase == "response" for m in moments):
+        entries.append(("response after the reveal (not counted)", RESPONSE))
     lx = float(LEFT)
     for name, colour in entries:
-        shapes.append(Circle(lx + 5, legend_y - 4, 5, colour))
+        marker = _diamond(lx + 5, legend_y - 4, 6.0) if colour == RESPONSE else None
+        shapes.append(marker or Circle(lx + 5, legend_y - 4, 5, colour))
         shapes.append(Text(lx + 15, legend_y, name, 11))
         lx += 30 + 6.5 * len(name)
         if lx > WIDTH - 150:

@@ -55,6 +55,9 @@ def _moment(moment: ExportMoment, include_text: bool) -> dict:
         "imported_from": moment.imported_from or None,
         "matched_moment_id": moment.matched_moment_id,
         "lag_ms": moment.lag_ms,
+        "phase": moment.phase,
+        "responds_to_id": moment.responds_to_id,
+        "corrected_at": moment.corrected_at,
     }
 
 

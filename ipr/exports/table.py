@@ -62,6 +62,18 @@ TAIL_COLUMNS: tuple[Column, ...] = (
     Column("clip", "int", "Index of the clip holding start_ms."),
 )
 
+PHASE_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "phase",
+        "text",
+        "`blind` (marked before the reveal) or `response` (after it; never counted in a figure).",
+    ),
+    Column("responds_to_id", "int", "The other lane's moment a response answers."),
+    Column(
+        "corrected_at", "text", "When a researcher corrected this blind moment after the reveal."
+    ),
+)
+
 RATING_PREFIX = "rating_"
 
 
@@ -71,7 +83,7 @@ def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
         Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
         for s in study.scales
     ]
-    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS]
+    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS]
     return [c for c in every if include_text or not c.free_text]
 
 
@@ -104,6 +116,9 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
         "matched_moment_id": moment.matched_moment_id,
         "lag_ms": moment.lag_ms,
         "clip": ctx.recording.clip_at(moment.t_ms),
+        "phase": moment.phase,
+        "responds_to_id": moment.responds_to_id,
+        "corrected_at": moment.corrected_at,
     }
     for scale in ctx.study.scales:
         values[RATING_PREFIX + scale.key] = moment.ratings.get(scale.key)

@@ -1,6 +1,8 @@
 """Praat TextGrid (long text format): a point tier and an interval tier per lane.
 
 Point moments go to the TextTier `<lane> points`, spans to the IntervalTier `<lane> spans`.
+Responses written after the reveal go to `<lane> responses points` / `<lane> responses spans`,
+their labels starting with `re m<id>` (the moment answered).
 Praat forbids two points at one time and overlapping intervals in a tier, so a clash moves the
 later moment to an extra tier (`<lane> spans 2`, …) rather than losing it.
 """
@@ -8,6 +10,8 @@ later moment to an extra tier (`<lane> spans 2`, …) rather than losing it.
 from __future__ import annotations
 
 from ipr.exports.data import LANES, ExportMoment, RecordingContext
+
+RESPONSES = " responses"
 
 
 def seconds(ms: int) -> str:
@@ -21,8 +25,9 @@ def _quote(text: str) -> str:
 
 
 def label(moment: ExportMoment, include_text: bool) -> str:
-    """`[code;code] text` on one line; just the codes without free text."""
-    parts = []
+    """`[code;code] text` on one line; just the codes without free text. A response starts
+    with `re m<id>`, the moment it answers."""
+    parts = [f"re m{moment.responds_to_id}"] if moment.responds_to_id is not None else []
     if moment.codes:
         parts.append("[" + ";".join(moment.codes) + "]")
     if include_text and moment.text.strip():
@@ -54,8 +59,16 @@ def to_textgrid(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     moments = ctx.recording.sorted_moments()
     xmax = max([1, ctx.recording.duration_ms] + [m.end_ms or m.t_ms for m in moments])
     tiers: list[list[str]] = []
+    # Blind-phase moments on `<lane> …` tiers; responses (after the reveal) on their own
+    # `<lane> responses …` tiers, only when there are any.
+    groups = [
+        (lane, [m for m in moments if m.lane == lane and m.phase == "blind"]) for lane in LANES
+    ]
     for lane in LANES:
-        in_lane = [m for m in moments if m.lane == lane]
+        answers = [m for m in moments if m.lane == lane and m.phase == "response"]
+        if answers:
+            groups.append((lane + RESPONSES, answers))
+    for lane, in_lane in groups:
         points = [m for m in in_lane if m.end_ms is None or m.end_ms == m.t_ms]
         spans = sorted(
             (m for m in in_lane if m.end_ms is not None and m.end_ms > m.t_ms),

@@ -26,7 +26,8 @@ def caption_span(ctx: RecordingContext, moment: ExportMoment) -> tuple[int, int]
 
 
 def caption_lines(ctx: RecordingContext, moment: ExportMoment, include_text: bool) -> list[str]:
-    """First line: participant code, codes and ratings; then the text without blank lines."""
+    """First line: participant code, codes, ratings and, for a response, what it answers; then
+    the text without blank lines."""
     head = [moment.participant_code]
     if moment.codes:
         head.append(", ".join(moment.codes))
@@ -35,6 +36,13 @@ def caption_lines(ctx: RecordingContext, moment: ExportMoment, include_text: boo
     ]
     if ratings:
         head.append(", ".join(ratings))
+    if moment.phase == "response":
+        other = ctx.recording.answered(moment)
+        head.append(
+            f"response to {other.participant_code} at {format_timecode(other.t_ms)}"
+            if other is not None
+            else "after the reveal"
+        )
     lines = [" · ".join(head)]
     if include_text:
         lines.extend(line.strip() for line in moment.text.splitlines() if line.strip())

@@ -177,7 +177,17 @@ RECORDING = {
 
 MOMENT = {
     "type": "object",
-    "required": ["id", "t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings", "version"],
+    "required": [
+        "id",
+        "t_ms",
+        "end_ms",
+        "peaks_ms",
+        "text",
+        "codes",
+        "ratings",
+        "version",
+        "phase",
+    ],
     "properties": {
         "id": {"type": "integer"},
         "t_ms": {"type": "integer"},
@@ -187,7 +197,18 @@ MOMENT = {
         "codes": {"type": "array", "items": {"type": "integer"}},
         "ratings": {"type": "object", "additionalProperties": {"type": "integer"}},
         "version": {"type": "integer"},
-        "responds_to_id": {"type": ["integer", "null"]},
+        "responds_to_id": {
+            "type": ["integer", "null"],
+            "description": "The other participant's moment this response answers",
+        },
+        "phase": {
+            "enum": ["blind", "response"],
+            "description": "blind: marked before the reveal (frozen at it); response: after it",
+        },
+        "corrected_at": {
+            "type": ["string", "null"],
+            "description": "When a researcher corrected this blind moment after the reveal",
+        },
         "voice_url": {"type": ["string", "null"]},
         "created_at": {"type": "string"},
         "updated_at": {"type": "string"},
@@ -541,7 +562,9 @@ def recall_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("Moment"), "Already saved (a retry)"),
                     "201": _json(_ref("Moment"), "Created"),
-                    "409": _json(_ref("Error"), "Finished: locked until reopened"),
+                    "409": _json(
+                        _ref("Error"), "Finished before the reveal: locked until reopened"
+                    ),
                     **_errors(401, 404, 422),
                 },
             },
@@ -558,7 +581,7 @@ def recall_paths() -> dict[str, Any]:
                             "type": "object",
                             "properties": {"error": {"type": "object"}, "moment": _ref("Moment")},
                         },
-                        "Changed elsewhere, or locked",
+                        "Changed elsewhere, locked, or a blind moment frozen by the reveal",
                     ),
                     **_errors(401, 404, 422),
                 },
@@ -567,7 +590,7 @@ def recall_paths() -> dict[str, Any]:
                 "summary": "Delete a moment (kept in the edit history, gone from every view)",
                 "responses": {
                     "204": {"description": "Deleted"},
-                    "409": _json(_ref("Error"), "Locked"),
+                    "409": _json(_ref("Error"), "Locked, or a blind moment frozen by the reveal"),
                     **_errors(401, 404),
                 },
             },

@@ -186,6 +186,7 @@ def page(rs_id: int) -> Any:
         study=study,
         moments=[_m(rs, m) for m in recall.own_moments(db(), rs)],
         revealed=_revealed(rs),
+        frozen_blind=recall.revealed(rs) and researcher is None,
         urls=urls,
         researcher_led=researcher is not None,
         page_lang=study.language,
@@ -230,6 +231,8 @@ def update(rs_id: int, moment_id: int) -> Any:
     try:
         recall.update_moment(db(), rs, m, _json_body(), user=researcher)
     except Conflict as exc:
+        if exc.code != "conflict":  # locked or frozen: the error handler says so in their language
+            raise
         db().rollback()
         current = recall.own_moment(db(), rs, moment_id)
         body = {"error": {"code": exc.code, "message": exc.message}, "moment": _m(rs, current)}
@@ -284,8 +287,8 @@ def voice(rs_id: int, moment_id: int) -> Any:
         if note is None:
             raise NotFound()
         return ranges.send_range(storage().voice_path(key, note.storage_name), note.mime_type)
-    if rs.status == "submitted":
-        raise recall.Locked()
+    recall.check_writable(rs, m, researcher)
+    recall.mark_correction(db(), rs, m, researcher, "voice note")
     if note is not None:  # a new recording replaces the old; DELETE just removes it
         storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
         db().delete(note)

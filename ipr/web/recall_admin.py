@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ipr import recall, studies
 from ipr.access import get_or_404, role_in
-from ipr.errors import NotFound, ValidationError
+from ipr.errors import Conflict, NotFound, ValidationError
 from ipr.models import (
     Moment,
     Participant,
@@ -77,6 +77,8 @@ def recall_context(rec: Recording) -> dict[str, Any]:
         "codes": {c.id: c for c in study.codes},
         "voiced": voiced,
         "can_reveal": both_done or study.allow_early_reveal,
+        "responses_exist": rec.revealed_at is not None and recall.responses_exist(db(), rec),
+        "moment_times": {m.id: m.t_ms for lane in both for m in lane["moments"]},
     }
 
 
@@ -108,9 +110,9 @@ def voice(moment_id: int) -> Any:
 def _try(rec: Recording, action: Any) -> Any:
     try:
         extra = action() or {}
-    except ValidationError as exc:
+    except (ValidationError, Conflict) as exc:
         db().rollback()
-        return _section(rec, 422, error=exc.message)
+        return _section(rec, 422, error=exc.message)  # htmx swaps 422 in place
     db().commit()
     return _section(rec, **extra)
 
@@ -186,6 +188,18 @@ def reveal(recording_id: int) -> Any:
     if request.form.get("hide"):
         return _try(rec, lambda: recall.hide(db(), rec, user(), ip=client_ip()))
     return _try(rec, lambda: recall.reveal(db(), rec, user(), ip=client_ip()))
+
+
+@bp.post("/moments/<int:moment_id>/correction")
+@login_required
+def correct(moment_id: int) -> Any:
+    """A researcher corrects a participant's blind moment after the reveal (marked, audited)."""
+    m = get_or_404(db(), Moment, moment_id, user(), "editor")
+    text = request.form.get("text", "")
+    return _try(
+        m.recall_session.recording,
+        lambda: recall.correct_moment(db(), m, user(), {"text": text}) and None,
+    )
 
 
 @bp.post("/moments/<int:moment_id>/annotation")

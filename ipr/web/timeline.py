@@ -138,6 +138,18 @@ def timeline_paths() -> dict[str, Any]:
             "codes": {"type": "array", "items": {"type": "integer"}, "description": "Code ids"},
             "ratings": {"type": "object", "additionalProperties": {"type": "integer"}},
             "version": {"type": "integer"},
+            "phase": {
+                "enum": ["blind", "response"],
+                "description": "response: written after the reveal; never counted in a figure",
+            },
+            "responds_to_id": {
+                "type": ["integer", "null"],
+                "description": "The other lane's moment a response answers",
+            },
+            "corrected_at": {
+                "type": ["string", "null"],
+                "description": "When a researcher corrected this blind moment after the reveal",
+            },
         },
     }
     coding = {

@@ -9,7 +9,12 @@
   var S = data.strings;
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
-  var locked = data.rs.status === "submitted";
+  // After the reveal nobody is locked out: the response pass is open to finished participants
+  // too, while the blind-phase moments are frozen (data.frozen_blind; a leading researcher
+  // may still correct them).
+  var isRevealed = data.revealed !== null && data.revealed !== undefined;
+  var locked = data.rs.status === "submitted" && !isRevealed;
+  var frozenBlind = !!data.frozen_blind;
   var $ = function (id) { return document.getElementById(id); };
 
   // ---------------------------------------------------------------- helpers
@@ -78,6 +83,7 @@
       lid: "s" + m.id, id: m.id, version: m.version, t_ms: m.t_ms, end_ms: m.end_ms,
       peaks_ms: m.peaks_ms || [], text: m.text || "", codes: m.codes || [], ratings: m.ratings || {},
       responds_to_id: m.responds_to_id || null, voice_url: m.voice_url || null, unsaved: false,
+      phase: m.phase || "blind",
     };
   }
   (data.moments || []).forEach(function (m) { var x = fromServer(m); moments.set(x.lid, x); });
@@ -149,7 +155,7 @@
     try { saved = JSON.parse(localStorage.getItem(OUTBOX_KEY) || "[]"); } catch (e) { saved = []; }
     saved.forEach(function (o) {
       if (o.op === "create" && !moments.has(o.lid)) {
-        var m = Object.assign({ lid: o.lid, id: null, version: 0, voice_url: null, unsaved: true, end_ms: null, peaks_ms: [], codes: [], ratings: {}, text: "", responds_to_id: null }, o.body);
+        var m = Object.assign({ lid: o.lid, id: null, version: 0, voice_url: null, unsaved: true, end_ms: null, peaks_ms: [], codes: [], ratings: {}, text: "", responds_to_id: null, phase: isRevealed ? "response" : "blind" }, o.body);
         moments.set(o.lid, m);
       } else if (!moments.has(o.lid)) {
         return; // the moment is gone (deleted elsewhere)
@@ -240,6 +246,15 @@
       failure = S.locked;
       outbox = [];
       throw new Fail(S.locked);
+    }
+    if (res.status === 409 && res.body && res.body.error && res.body.error.code === "frozen") {
+      var fm = moments.get(op.lid);
+      if (fm) { fm.phase = "blind"; fm.deleted = false; }
+      outbox = outbox.filter(function (o) { return o.lid !== op.lid || o === op; });
+      failure = tpl(S.failed, { reason: res.body.error.message });
+      if (editing && editing.lid === op.lid) closeForm(false);
+      window.setTimeout(refresh, 0);
+      throw new Fail(res.body.error.message);
     }
     if (res.status === 422 || res.status === 400 || res.status === 413) {
       var msg = (res.body && res.body.error && res.body.error.message) || String(res.status);
@@ -751,10 +766,12 @@
     ratingText(m).forEach(function (r) { var s = el("span", "rating", r.text); s.title = r.title; s.setAttribute("aria-label", r.title); meta.appendChild(s); });
     if (m.voice_url || (own && outbox.some(function (o) { return o.lid === m.lid && o.op === "voice"; }))) meta.appendChild(el("span", "voice-chip", S.voice_note));
     if (own && m.responds_to_id) meta.appendChild(el("span", "", "↩ " + tpl(S.responds_to, { time: fmt(((revealed || []).find(function (o) { return o.id === m.responds_to_id; }) || {}).t_ms) })));
+    else if (own && m.phase === "response") meta.appendChild(el("span", "phase-chip", S.second_look));
+    if (!own && m.phase === "response") meta.appendChild(el("span", "phase-chip", S.their_response));
     if (own && m.unsaved) meta.appendChild(el("span", "unsaved-note", S.not_saved));
     if (meta.childNodes.length) li.appendChild(meta);
     var acts = el("div", "acts");
-    if (own && !locked) {
+    if (own && !locked && !(frozenBlind && m.phase === "blind")) {
       var edit = button("quiet", S.edit);
       edit.setAttribute("aria-label", S.edit + " " + fmt(m.t_ms));
       edit.addEventListener("click", function () { openForm({ lid: m.lid }); });
@@ -804,6 +821,14 @@
     if (!ol || otherRendered) return;
     otherRendered = true;
     sorted(revealed || []).forEach(function (m) { ol.appendChild(momentItem(m, false)); });
+  }
+  // R responds to the other person's moment at the playhead, or else the latest one before it.
+  function respondTarget(ms) {
+    var list = sorted(revealed || []);
+    var near = list.filter(function (o) { return Math.abs(o.t_ms - ms) < 1500; });
+    if (near.length) return near[0];
+    var before = list.filter(function (o) { return o.t_ms <= ms; });
+    return before.length ? before[before.length - 1] : list[0] || null;
   }
   function highlightCurrent(ms) {
     document.querySelectorAll(".moment").forEach(function (li) {
@@ -918,6 +943,9 @@
       togglePlay();
     } else if (key === "m") {
       if (!editing && !locked && markBtn) { ev.preventDefault(); openForm({ t_ms: markMs() }); }
+    } else if (key === "r") {
+      var target = !editing && !locked && respondTarget(nowMs());
+      if (target) { ev.preventDefault(); openForm({ t_ms: target.t_ms, responds_to_id: target.id }); }
     } else if (key === "ArrowLeft" || key === "ArrowRight") {
       if (t.matches("input[type=radio], input[type=range]")) return;
       ev.preventDefault();

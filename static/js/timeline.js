@@ -7,6 +7,7 @@
 
   var ROLE = { therapist: "#2f6f8f", client: "#b5508a" };
   var LEFT = "#0f766e", RIGHT = "#b45309", CUT = "#c2410c", INK = "#1d232b", MUTED = "#5b6470";
+  var RESPONSE = "#7c3aed";
   var GUTTER = 104, MIN_SPAN = 10000;
   var STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].map(function (s) { return s * 1000; });
 
@@ -233,9 +234,16 @@
           ctx.fillStyle = colour;
           ctx.fillRect(x0 - 1, top + (matched ? 0 : h * 0.3), 2, matched ? h : h * 0.7);
         }
-        ctx.beginPath(); ctx.arc(x0, edge, self.mini ? 3.5 : 5, 0, Math.PI * 2);
-        if (matched) { ctx.fillStyle = colour; ctx.fill(); }
-        else { ctx.fillStyle = "#fff"; ctx.fill(); ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.stroke(); }
+        if (m.phase === "response") {
+          // a response (after the reveal): a hollow diamond in its own colour, never paired
+          var r = self.mini ? 4 : 6;
+          ctx.beginPath(); ctx.moveTo(x0, edge - r); ctx.lineTo(x0 + r, edge); ctx.lineTo(x0, edge + r); ctx.lineTo(x0 - r, edge); ctx.closePath();
+          ctx.fillStyle = "#fff"; ctx.fill(); ctx.strokeStyle = RESPONSE; ctx.lineWidth = 2; ctx.stroke();
+        } else {
+          ctx.beginPath(); ctx.arc(x0, edge, self.mini ? 3.5 : 5, 0, Math.PI * 2);
+          if (matched) { ctx.fillStyle = colour; ctx.fill(); }
+          else { ctx.fillStyle = "#fff"; ctx.fill(); ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.stroke(); }
+        }
         if (self.selected === m.id) {
           ctx.strokeStyle = "#f2a900"; ctx.lineWidth = 3;
           ctx.beginPath(); ctx.arc(x0, edge, 9, 0, Math.PI * 2); ctx.stroke();
@@ -251,6 +259,17 @@
       if (Math.max(a.x, b.x) < GUTTER || Math.min(a.x, b.x) > self.width) return;
       ctx.beginPath(); ctx.moveTo(a.x, a.y + 5); ctx.lineTo(b.x, b.y - 5); ctx.stroke();
     });
+    // each response threaded to the moment it answers: a dotted curve in the response colour
+    ctx.strokeStyle = RESPONSE; ctx.lineWidth = 1.4; ctx.setLineDash([2, 3]);
+    ["therapist", "client"].forEach(function (role) {
+      d.lanes[role].forEach(function (m) {
+        var a = pos[m.id], b = m.responds_to_id && pos[m.responds_to_id];
+        if (!a || !b || Math.max(a.x, b.x) < GUTTER || Math.min(a.x, b.x) > self.width) return;
+        var bend = (a.x + b.x) / 2 + (a.y < b.y ? 14 : -14);
+        ctx.beginPath(); ctx.moveTo(a.x, a.y); ctx.quadraticCurveTo(bend, (a.y + b.y) / 2, b.x, b.y); ctx.stroke();
+      });
+    });
+    ctx.setLineDash([]);
     ctx.globalAlpha = 1;
     if (L.res && this.filter.lanes.researcher) {
       d.lanes.researcher.forEach(function (c) {
@@ -406,7 +425,10 @@
     var when = clock(m.t_ms, true) + (m.end_ms !== null && m.end_ms !== m.t_ms ? "–" + clock(m.end_ms, true) : "");
     var who = (board.data.participants[role] || {}).code || "";
     parts.push(["strong", (role === "therapist" ? "Therapist " : "Client ") + who + " · " + when]);
-    if (partner) {
+    if (m.phase === "response") {
+      var answered = m.responds_to_id && board.byId[m.responds_to_id];
+      parts.push(["p", answered ? "Response after the reveal to the " + answered.role + "'s moment at " + clock(answered.m.t_ms, true) + " (not counted in any figure)" : "Added after the reveal (response phase; not counted in any figure)"]);
+    } else if (partner) {
       var other = board.byId[partner.id];
       parts.push(["p", "Paired with the " + other.role + "'s moment at " + clock(other.m.t_ms, true) + " (lag " + (partner.lag >= 0 ? "+" : "−") + (Math.abs(partner.lag) / 1000).toFixed(1) + " s: " + lagText(partner.lag) + ")"]);
     } else {
@@ -422,6 +444,7 @@
       var cn = c.codes.map(function (k) { return board.codes[k] ? board.codes[k].name : null; }).filter(Boolean);
       parts.push(["p", "Coded by " + c.coder + ": " + (cn.join(", ") || "—") + (c.note ? " — " + c.note : "")]);
     });
+    if (m.corrected_at) parts.push(["p", "Corrected by a researcher after the reveal (" + m.corrected_at.replace("T", " ").replace("Z", " UTC") + ")"]);
     if (m.text) parts.push(["q", m.text]);
     return parts;
   }

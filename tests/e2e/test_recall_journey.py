@@ -457,6 +457,7 @@ def test_two_blinded_participants_recall_one_session(
         mine(tab).filter(has_text="T-beta").get_by_role("button", name=re.compile("^Edit")).click()
     therapist.get_by_label("What was happening for you here?").fill("T-beta: heavy (tab one)")
     wait_saved(therapist)
+    tab2.bring_to_front()  # a person types in the tab in front (a hidden tab's timers are held)
     tab2.get_by_label("What was happening for you here?").fill("T-beta: heavy (tab two)")
     conflict = tab2.get_by_role("dialog", name="This moment was changed somewhere else")
     expect(conflict).to_be_visible(timeout=15_000)
@@ -611,11 +612,14 @@ def test_two_blinded_participants_recall_one_session(
     expect(client.locator("#other > li")).to_have_count(3)
     expect(client.locator("#other")).to_contain_text("T-beta: heavy (tab two)")
 
-    # --- the therapist finishes: the page locks; the client stops for now
+    # --- the therapist finishes: after the reveal the response pass stays open; the client
+    # stops for now
     therapist.get_by_role("button", name="I'm finished").click()
     therapist.get_by_role("button", name="Yes, I'm finished").click()
-    expect(therapist.locator("#locked-note")).to_be_visible(timeout=15_000)
-    expect(therapist.get_by_role("button", name="Mark moment")).to_have_count(0)
+    expect(therapist.locator("#response-note")).to_contain_text(
+        "Thank you — you have finished.", timeout=15_000
+    )
+    expect(therapist.get_by_role("button", name="I'm finished")).to_have_count(0)
     shoot(therapist, "finished")
     # --- the study speaks Norwegian: the client's page follows, down to the goodbye
     api(live_server, setup["token"], "PATCH", f"/studies/{setup['study_id']}", {"language": "nb"})
