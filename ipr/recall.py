@@ -10,19 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ipr import audit
 from ipr.auth import _hasher, hash_token
-from ipr.errors import N_, Conflict, NotFound, Unauthorized, ValidationError
+from ipr.errors import N_, Conflict, IPRError, NotFound, Unauthorized, ValidationError
 from ipr.models import (
     Moment,
     MomentRevision,
     Participant,
+    ParticipantDevice,
     RecallSession,
     Recording,
     ResearcherAnnotation,
@@ -35,6 +37,21 @@ from ipr.models import (
 MAX_TEXT = 10_000
 MAX_PEAKS = 20
 IDEMPOTENCY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one recall session may hold (settings MOMENTS_PER_SESSION and MOMENT_TEXT_MAX)."""
+
+    moments: int = 2000
+    text: int = MAX_TEXT
+
+
+class LimitReached(IPRError):
+    """This recall session holds as many moments as it may."""
+
+    status = 400
+    code = "limit_reached"
 
 
 class Locked(Conflict):
@@ -118,6 +135,7 @@ def issue_link(
     rs.token_hash = hash_token(token)
     rs.token_expires_at = utcnow() + dt.timedelta(days=days)
     rs.revoked_at = None
+    end_devices(db, rs)
     if pin is not None:
         pin = pin.strip()
         if pin and not re.fullmatch(r"\d{4,8}", pin):
@@ -135,8 +153,15 @@ def issue_link(
     return token
 
 
+def end_devices(db: Session, rs: RecallSession) -> None:
+    """Every browser and client that opened the link must open it again (Stop) or the new one
+    (a new link, a revoke). Does not commit."""
+    db.execute(delete(ParticipantDevice).where(ParticipantDevice.recall_session_id == rs.id))
+
+
 def revoke_link(db: Session, rs: RecallSession, user: User, *, ip: str | None = None) -> None:
     rs.revoked_at = utcnow()
+    end_devices(db, rs)
     audit.record(
         db, "invitation_revoked", user=user, study_id=rs.study_id,
         obj=("recall_session", rs.id), ip=ip,
@@ -173,7 +198,7 @@ def check_pin(rs: RecallSession, pin: str) -> bool:
 
 
 def cookie_binding(rs: RecallSession) -> str:
-    """Ties a participant's cookie to the current link: a new link or a revoke ends the cookie."""
+    """Ties a pending PIN prompt to the current link: a new link or a revoke ends it."""
     return (rs.token_hash or "")[:16]
 
 
@@ -241,7 +266,12 @@ def _int(value: Any, field: str) -> int:
 
 
 def clean_moment(
-    db: Session, rs: RecallSession, data: dict[str, Any], *, partial: bool
+    db: Session,
+    rs: RecallSession,
+    data: dict[str, Any],
+    *,
+    partial: bool,
+    limits: Limits = Limits(),  # noqa: B008 — frozen, so one shared default is safe
 ) -> dict[str, Any]:
     """Validate moment fields against the recording's length and the study's scales and codes."""
     rec: Recording = rs.recording
@@ -275,9 +305,11 @@ def clean_moment(
         out["peaks_ms"] = sorted(_int(p, "peaks_ms") for p in peaks)
     if "text" in data:
         text = data["text"] if data["text"] is not None else ""
-        if not isinstance(text, str) or len(text) > MAX_TEXT:
+        if not isinstance(text, str) or len(text) > limits.text:
             raise ValidationError(
-                N_("The text has at most %(n)s characters."), field="text", params={"n": MAX_TEXT}
+                N_("The text has at most %(n)s characters."),
+                field="text",
+                params={"n": limits.text},
             )
         out["text"] = text
     if "codes" in data:
@@ -366,6 +398,7 @@ def create_moment(
     *,
     idempotency_key: str | None,
     user: User | None = None,
+    limits: Limits = Limits(),  # noqa: B008
 ) -> tuple[Moment, bool]:
     """(moment, created). A retried request with the same key returns the first result."""
     if idempotency_key is not None and not IDEMPOTENCY_RE.match(idempotency_key):
@@ -379,7 +412,17 @@ def create_moment(
         if previous is not None:
             return previous, False
     _writable(rs, response=data.get("responds_to_id") is not None)
-    fields = clean_moment(db, rs, data, partial=False)
+    fields = clean_moment(db, rs, data, partial=False, limits=limits)
+    held = db.scalar(
+        select(func.count(Moment.id)).where(
+            Moment.recall_session_id == rs.id, Moment.deleted_at.is_(None)
+        )
+    )
+    if held >= limits.moments:
+        raise LimitReached(
+            N_("This recall holds %(n)s moments, the most it may; change or delete one instead."),
+            params={"n": limits.moments},
+        )
     m = Moment(
         study_id=rs.study_id,
         recall_session_id=rs.id,
@@ -415,6 +458,7 @@ def update_moment(
     data: dict[str, Any],
     *,
     user: User | None = None,
+    limits: Limits = Limits(),  # noqa: B008
 ) -> Moment:
     """Change a moment; a stale ``version`` (another tab saved first) is a Conflict."""
     _writable(rs, response=m.responds_to_id is not None)
@@ -423,7 +467,7 @@ def update_moment(
         raise ValidationError(N_("Send the version you are changing."), field="version")
     if version != m.version:
         raise Conflict(N_("This moment was changed elsewhere (another tab or device)."))
-    fields = clean_moment(db, rs, data, partial=True)
+    fields = clean_moment(db, rs, data, partial=True, limits=limits)
     for key, value in fields.items():
         setattr(m, key, value)
     _check_span(m)

@@ -26,8 +26,11 @@ from werkzeug.exceptions import HTTPException
 
 from ipr import auth
 from ipr.db import Database
+from ipr.door import PinPolicy
 from ipr.errors import IPRError, NotFound, Unauthorized
 from ipr.models import User
+from ipr.ratelimit import RateLimiter
+from ipr.recall import Limits
 from ipr.storage import Storage
 from ipr.web.media_grants import MediaGrants
 
@@ -63,6 +66,26 @@ def storage() -> Storage:
 
 def huey() -> Huey:
     return current_app.extensions["ipr_huey"]
+
+
+def rate_limiter() -> RateLimiter:
+    return current_app.extensions["ipr_rate"]
+
+
+def pin_policy() -> PinPolicy:
+    c = current_app.config
+    return PinPolicy(
+        lock_after=c["PIN_LOCK_AFTER"],
+        free=c["PIN_FREE_ATTEMPTS"],
+        delay_seconds=c["PIN_DELAY_SECONDS"],
+    )
+
+
+def moment_limits() -> Limits:
+    return Limits(
+        moments=current_app.config["MOMENTS_PER_SESSION"],
+        text=current_app.config["MOMENT_TEXT_MAX"],
+    )
 
 
 def db() -> Session:
@@ -157,6 +180,16 @@ def init_app(app: Flask) -> None:
                 session.clear()
             return
         g.user = row.user
+
+    @app.before_request
+    def limit_writes() -> None:
+        """A researcher's writes per minute, on every route but uploads (tus sends many chunks)
+        and login (it has its own throttle). The API counts in ``token_required``."""
+        if request.method in ("GET", "HEAD", "OPTIONS") or g.user is None:
+            return
+        if (request.endpoint or "").startswith(("tus.", "auth.")):
+            return
+        rate_limiter().hit(f"user:{g.user.id}")
 
     @app.teardown_appcontext
     def close_db(_exc: BaseException | None) -> None:

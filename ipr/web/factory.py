@@ -15,6 +15,7 @@ from htmx_flask import Htmx
 from ipr.config import load_config
 from ipr.db import Database
 from ipr.jobs import make_huey
+from ipr.ratelimit import RateLimiter
 from ipr.storage import Storage
 from ipr.web.media_grants import MediaFastPath, MediaGrants
 
@@ -57,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
+    app.extensions["ipr_rate"] = RateLimiter(cfg["WRITE_RATE_PER_MINUTE"], cfg["REDIS_URL"])
     grants = MediaGrants(cfg["MEDIA_GRANT_SECONDS"])
     app.extensions["ipr_media_grants"] = grants
     csrf.init_app(app)
