@@ -52,6 +52,24 @@ def create_user(email: str, role: str) -> None:
         click.echo(f"Created {user.role} {user.email}.")
 
 
+@ipr_cli.command("set-password")
+@click.argument("email")
+def set_password(email: str) -> None:
+    """An admin's password reset: the new password comes from a prompt or standard input;
+    every login session of the account ends (audited)."""
+    password = _read_password(prompt=True)
+    with _db() as s:
+        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"No user with the email {email}.")
+        try:
+            auth.set_password(s, user, password, actor="cli", ip=None)
+        except IPRError as exc:
+            raise click.ClickException(exc.message) from None
+        s.commit()
+        click.echo(f"Password of {user.email} set; their sessions were ended.")
+
+
 @ipr_cli.command("token")
 @click.argument("email")
 @click.option("--name", default="cli", help="A label to recognise the token by.")

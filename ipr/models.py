@@ -83,6 +83,7 @@ class User(Base):
     # TOTP two-factor: the secret is kept from enrolment; it counts once a code has been proved.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # a code is used only once
 
     @property
     def is_admin(self) -> bool:

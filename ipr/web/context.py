@@ -41,8 +41,14 @@ CSP = (
 )
 
 
-def security_headers(resp: Any, cache: bool = False) -> None:
-    """The headers every answer carries; only static files may be cached."""
+HSTS = "max-age=63072000; includeSubDomains"
+
+
+def security_headers(resp: Any, cache: bool = False, hsts: bool = False) -> None:
+    """The headers every answer carries; only static files may be cached. ``hsts`` when the
+    app is served over HTTPS (SECURE_COOKIES): browsers must then never fall back to HTTP."""
+    if hsts:
+        resp.headers.setdefault("Strict-Transport-Security", HSTS)
     resp.headers.setdefault("Content-Security-Policy", CSP)
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -199,7 +205,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def add_headers(resp: Response) -> Response:
-        security_headers(resp, cache=request.path.startswith("/static/"))
+        security_headers(
+            resp, cache=request.path.startswith("/static/"), hsts=app.config["SECURE_COOKIES"]
+        )
         if request.htmx:
             resp.headers.add("Vary", "HX-Request")
         return resp

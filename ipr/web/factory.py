@@ -45,7 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cfg = load_config(instance_path, test_config)
     app.config.update(cfg)
     app.config.update(
-        SESSION_COOKIE_NAME="ipr_session",
+        # Over HTTPS the __Host- prefix makes the browser refuse the cookie unless it is Secure,
+        # for this host only and for the whole path: no subdomain can set or shadow it.
+        SESSION_COOKIE_NAME="__Host-ipr_session" if cfg["SECURE_COOKIES"] else "ipr_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(cfg["SECURE_COOKIES"]),
@@ -69,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ipr.web import (
         api,
         auth_views,
+        banner,
         context,
         exports,
         media,
@@ -80,8 +83,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tus,
     )
 
+    banner.quiet()
     context.init_app(app)
-    app.wsgi_app = MediaFastPath(app.wsgi_app, grants, context.security_headers)  # type: ignore[method-assign]
+    hsts = bool(cfg["SECURE_COOKIES"])
+    app.wsgi_app = MediaFastPath(  # type: ignore[method-assign]
+        app.wsgi_app, grants, lambda resp: context.security_headers(resp, hsts=hsts)
+    )
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)
     app.register_blueprint(recordings.bp)

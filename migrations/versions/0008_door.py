@@ -68,6 +68,7 @@ def upgrade() -> None:
     with op.batch_alter_table("users") as batch_op:
         batch_op.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("totp_enabled_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("studies") as batch_op:
         batch_op.add_column(
             sa.Column("require_2fa", sa.Boolean(), server_default=sa.false(), nullable=False)
@@ -78,6 +79,7 @@ def downgrade() -> None:
     with op.batch_alter_table("studies") as batch_op:
         batch_op.drop_column("require_2fa")
     with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("totp_last_step")
         batch_op.drop_column("totp_enabled_at")
         batch_op.drop_column("totp_secret")
     op.drop_table("recovery_codes")
