@@ -20,7 +20,6 @@ from ipr.db import upgrade
 from ipr.errors import TooManyAttempts
 from ipr.models import AuditEvent, AuthSession, RecoveryCode, Study, User
 from tests.conftest import PASSWORD, ROOT, Web, api_token, make_app
-from tests.test_auth import _flask
 
 
 def _count(db, action: str) -> int:
@@ -227,16 +226,17 @@ def test_cli_set_password_resets_and_ends_sessions(app, db, make_user) -> None:
     make_user("r@example.org")
     web = Web(app)
     web.login("r@example.org")
-    out = _flask(app, "set-password", "R@example.org", stdin="reset by the admin\n")
-    assert out.returncode == 0, out.stderr
-    assert "Password of r@example.org set" in out.stdout
+    cli = app.test_cli_runner()
+    out = cli.invoke(args=["ipr", "set-password", "R@example.org"], input="reset by the admin\n")
+    assert out.exit_code == 0, out.output
+    assert "Password of r@example.org set" in out.output
     assert web.get("/studies").status_code == 302
     assert db.scalar(select(func.count(AuthSession.id))) == 0
     assert Web(app).login("r@example.org", "reset by the admin").status_code == 302
-    missing = _flask(app, "set-password", "nobody@example.org", stdin="reset by the admin\n")
-    assert missing.returncode != 0 and "No user" in missing.stderr
-    short = _flask(app, "set-password", "r@example.org", stdin="short\n")
-    assert short.returncode != 0 and "at least 10 characters" in short.stderr
+    missing = cli.invoke(args=["ipr", "set-password", "nobody@example.org"], input="x" * 12)
+    assert missing.exit_code != 0 and "No user" in missing.output
+    short = cli.invoke(args=["ipr", "set-password", "r@example.org"], input="short\n")
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
 
 
 def test_hsts_and_host_prefixed_cookie_over_https(tmp_path, sqlite_url, db) -> None:
