@@ -19,7 +19,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ipr import audit, recall, throttle
@@ -28,6 +28,7 @@ from ipr.errors import N_, NotFound, Unauthorized
 from ipr.models import ParticipantDevice, RecallSession, User, utcnow
 
 DEVICE_TOKEN_PREFIX = "ipd_"
+MAX_DEVICES = 20  # per recall session: phones, laptops, a script
 LINK_ENDED = N_("This link no longer works. Please ask the researcher for a new one.")
 PIN_LOCKED = N_(
     "This link is locked after too many wrong PINs. Please ask the researcher to unlock it."
@@ -63,7 +64,17 @@ def pin_locked(db: Session, rs: RecallSession) -> bool:
 
 
 def open_device(db: Session, rs: RecallSession, *, kind: str, ip: str | None) -> str:
-    """A new device for ``rs``: the secret is returned once; only its hash is stored."""
+    """A new device for ``rs``: the secret is returned once; only its hash is stored.
+
+    Only the newest ``MAX_DEVICES`` stay, so opening a link again and again adds no rows."""
+    old = db.scalars(
+        select(ParticipantDevice.id)
+        .where(ParticipantDevice.recall_session_id == rs.id)
+        .order_by(ParticipantDevice.id.desc())
+        .offset(MAX_DEVICES - 1)
+    ).all()
+    if old:
+        db.execute(delete(ParticipantDevice).where(ParticipantDevice.id.in_(old)))
     secret = (DEVICE_TOKEN_PREFIX if kind == "token" else "") + secrets.token_urlsafe(32)
     db.add(
         ParticipantDevice(recall_session_id=rs.id, secret_hash=hash_token(secret), kind=kind, ip=ip)

@@ -7,7 +7,8 @@ import re
 
 from sqlalchemy import func, select
 
-from ipr.models import AuditEvent, Moment, RecallSession, Throttle, VoiceNote
+from ipr import door
+from ipr.models import AuditEvent, Moment, ParticipantDevice, Throttle, VoiceNote
 from ipr.ratelimit import RateLimited, RateLimiter
 from tests.conftest import REDIS_URL, Web, jpost, participant, skip_or_fail
 
@@ -239,14 +240,22 @@ def test_rate_limit_is_shared_by_workers_through_redis() -> None:
         raise AssertionError("the third write in a minute was allowed")
 
 
-def test_devices_are_stored_hashed_and_pin_page_counts_nothing_in_the_cookie(
-    app, db, recall_env
-) -> None:
+def test_devices_are_stored_hashed_and_capped(app, db, recall_env) -> None:
     created = recall_env["invite"]("client")
-    web = participant(app, created["url"])
-    from ipr.models import ParticipantDevice
+    webs = [participant(app, created["url"]) for _ in range(door.MAX_DEVICES + 2)]
+    devices = db.scalars(select(ParticipantDevice)).all()
+    assert len(devices) == door.MAX_DEVICES
+    assert all(len(d.secret_hash) == 64 and d.kind == "cookie" for d in devices)
+    cookie = webs[-1].client.get_cookie("ipr_session").value
+    assert all(d.secret_hash not in cookie for d in devices)
+    url = f"/recall/{created['id']}/moments"
+    assert webs[-1].client.get(url).status_code == 200
+    assert webs[0].client.get(url).status_code == 401  # the oldest device was let go
 
-    device = db.scalar(select(ParticipantDevice))
-    assert device.recall_session_id == created["id"] and len(device.secret_hash) == 64
-    assert db.get(RecallSession, created["id"]).id == created["id"]
-    assert web.client.get(f"/recall/{created['id']}/moments").status_code == 200
+
+def test_device_endpoint_wants_a_live_invitation_token(app, db, recall_env, owner) -> None:
+    api = recall_env["api"]
+    assert api("POST", "/api/v1/recall/devices", bearer=None).status_code == 401
+    assert api("POST", "/api/v1/recall/devices", bearer="nonsense").status_code == 401
+    assert api("POST", "/api/v1/recall/devices").status_code == 401  # a researcher's API token
+    assert db.scalars(select(ParticipantDevice)).all() == []
