@@ -147,3 +147,22 @@ def check(db: Session, rs_id: int, secret: str | None) -> RecallSession:
         device.last_seen_at = now
         db.commit()
     return rs
+
+
+class PinRequired(Unauthorized):
+    """This link has a PIN: prove it at POST /api/v1/recall/devices and send the device token."""
+
+    code = "pin_required"
+
+
+def check_token(db: Session, rs_id: int, token: str) -> RecallSession:
+    """The same door for API clients: a device token, or the invitation token itself when the
+    link has no PIN (a PIN-protected link's token alone is PinRequired)."""
+    if token.startswith(DEVICE_TOKEN_PREFIX):
+        return check(db, rs_id, token)
+    rs = recall.session_for_token(db, token)
+    if rs.id != rs_id:
+        raise NotFound()
+    if rs.pin_hash:
+        raise PinRequired()
+    return rs

@@ -413,23 +413,10 @@ def recall_caller(rs_id: int, *, write: bool) -> tuple[RecallSession, User | Non
         if write:
             rate_limiter().hit(f"user:{researcher.id}")
         return rs, researcher
-    if token.startswith(door.DEVICE_TOKEN_PREFIX):
-        rs = door.check(db(), rs_id, token)
-    else:
-        rs = recall.session_for_token(db(), token)
-        if rs.id != rs_id:
-            raise NotFound()
-        if rs.pin_hash:
-            raise PinRequired()
+    rs = door.check_token(db(), rs_id, token)
     if write:
         rate_limiter().hit(f"rs:{rs.id}")
     return rs, None
-
-
-class PinRequired(Unauthorized):
-    """This link has a PIN: prove it at POST /api/v1/recall/devices and send the device token."""
-
-    code = "pin_required"
 
 
 @bp.post("/recall/devices")
