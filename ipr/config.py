@@ -90,6 +90,14 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "PROXY_HOPS",
+        0,
+        "Reverse proxies in front of the app (1 behind nginx): their X-Forwarded-For and "
+        "X-Forwarded-Proto are trusted, so login and PIN counts are kept per real client "
+        "address. 0: the connecting address is the client.",
+        int,
+    ),
+    Setting(
         "PIN_LOCK_AFTER",
         10,
         "Wrong PINs for one invitation before it locks until a researcher unlocks it.",

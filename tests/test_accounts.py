@@ -292,3 +292,31 @@ def test_no_server_banner(tmp_path, sqlite_url, server) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_behind_nginx_the_forwarded_address_keys_the_login_count(tmp_path, sqlite_url, db) -> None:
+    app = make_app(tmp_path, sqlite_url, PROXY_HOPS=1)
+    auth.create_user(db, "r@example.org", PASSWORD)
+    db.commit()
+    nginx = {"REMOTE_ADDR": "127.0.0.1"}
+    attacker, owner = Web(app), Web(app)
+    attacker.get("/login")
+    wrong = {"email": "r@example.org", "password": "nope nope!"}
+    statuses = [
+        attacker.post(
+            "/login", wrong, environ_base=nginx, headers={"X-Forwarded-For": "203.0.113.9"}
+        ).status_code
+        for _ in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+    owner.get("/login")
+    resp = owner.post(
+        "/login",
+        {"email": "r@example.org", "password": PASSWORD},
+        environ_base=nginx,
+        headers={"X-Forwarded-For": "198.51.100.7"},
+    )
+    assert resp.status_code == 302
+    ips = db.scalars(select(AuditEvent.ip).where(AuditEvent.action == "login_failed")).all()
+    assert set(ips) == {"203.0.113.9"}
+    app.extensions["ipr_db"].dispose()

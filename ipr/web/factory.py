@@ -11,6 +11,7 @@ from flask import Flask, g
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ipr.config import load_config
 from ipr.db import Database
@@ -89,6 +90,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.wsgi_app = MediaFastPath(  # type: ignore[method-assign]
         app.wsgi_app, grants, lambda resp: context.security_headers(resp, hsts=hsts)
     )
+    if cfg["PROXY_HOPS"]:  # the client's own address, not nginx's, keys the login counts
+        hops = int(cfg["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)
     app.register_blueprint(recordings.bp)
