@@ -34,6 +34,7 @@ PIN_LOCKED = N_(
     "This link is locked after too many wrong PINs. Please ask the researcher to unlock it."
 )
 PIN_WAIT = N_("Too many wrong PINs.")
+PIN_WAIT_SECONDS = N_("Too many wrong PINs. Please wait %(s)s seconds and try again.")
 
 
 @dataclass(frozen=True)

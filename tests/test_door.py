@@ -97,6 +97,8 @@ def test_wrong_pins_wait_longer_each_time(app, db, recall_env) -> None:
         assert web.post(f"/recall/{rs_id}/pin", {"pin": "0000"}).status_code == 401
     resp = web.post(f"/recall/{rs_id}/pin", {"pin": "4711"})  # even the right one waits
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) in (1, 2, 3)
+    wait = f"Too many wrong PINs. Please wait {resp.headers['Retry-After']} seconds"
+    assert wait in resp.get_data(as_text=True)
     row = db.get(Throttle, f"pin:rs:{rs_id}")
     assert (row.failures, (row.next_at - row.updated_at).total_seconds()) == (3, 2.0)
     row.next_at = row.updated_at
@@ -259,3 +261,25 @@ def test_device_endpoint_wants_a_live_invitation_token(app, db, recall_env, owne
     assert api("POST", "/api/v1/recall/devices", bearer="nonsense").status_code == 401
     assert api("POST", "/api/v1/recall/devices").status_code == 401  # a researcher's API token
     assert db.scalars(select(ParticipantDevice)).all() == []
+
+
+def test_limits_and_the_pin_lock_speak_the_study_language(app, db, recall_env) -> None:
+    study = recall_env["study"]
+    study.language = "nb"
+    db.commit()
+    app.config.update(MOMENTS_PER_SESSION=1, PIN_LOCK_AFTER=1, PIN_DELAY_SECONDS=0)
+    created = recall_env["invite"]("client")
+    web = participant(app, created["url"])
+    url = f"/recall/{created['id']}/moments"
+    assert jpost(web, url, {"t_ms": 1}).status_code == 201
+    assert jpost(web, url, {"t_ms": 2}).json["error"]["message"] == (
+        "Denne gjennomgangen har 1 øyeblikk, det meste den kan ha. Endre eller slett et i stedet."
+    )
+    locked = recall_env["invite"]("therapist", pin="4711")
+    pin_web = Web(app)
+    pin_web.get(_path(locked["url"]))
+    pin_web.get(f"/recall/{locked['id']}/pin")
+    assert pin_web.post(f"/recall/{locked['id']}/pin", {"pin": "0000"}).status_code == 401
+    resp = pin_web.post(f"/recall/{locked['id']}/pin", {"pin": "4711"})
+    assert resp.status_code == 429
+    assert "Denne lenken er låst etter for mange feil PIN-koder." in resp.get_data(as_text=True)

@@ -154,7 +154,10 @@ def pin(rs_id: int) -> Any:
         try:
             ok = door.prove_pin(db(), rs, request.form.get("pin", ""), pin_policy(), ip=client_ip())
         except TooManyAttempts as exc:
-            message = gettext(exc.template) if exc.template == door.PIN_LOCKED else exc.message
+            if exc.template == door.PIN_LOCKED:
+                message = gettext(door.PIN_LOCKED)
+            else:
+                message = gettext(door.PIN_WAIT_SECONDS, s=exc.retry_after)
             page = render_template("recall/pin.html", rs=rs, error=message, page_lang=language)
             return page, 429, {"Retry-After": str(exc.retry_after)}
         if ok:
