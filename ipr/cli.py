@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from ipr import auth
+from ipr import auth, twofactor
 from ipr import db as dbmod
 from ipr.errors import IPRError
 from ipr.models import Study, User
@@ -68,6 +68,18 @@ def set_password(email: str) -> None:
             raise click.ClickException(exc.message) from None
         s.commit()
         click.echo(f"Password of {user.email} set; their sessions were ended.")
+
+
+@ipr_cli.command("reset-2fa")
+@click.argument("email")
+def reset_2fa(email: str) -> None:
+    """Turn off EMAIL's two-factor (a lost phone and lost recovery codes); audited."""
+    with _db() as s:
+        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"No user with the email {email}.")
+        twofactor.disable(s, user, ip=None, actor="cli")
+        click.echo(f"Two-factor of {user.email} is off; they can set it up again.")
 
 
 @ipr_cli.command("token")

@@ -11,6 +11,7 @@ person lifts it.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -36,6 +37,9 @@ class Policy:
         return min(self.delay_seconds * 2 ** (failures - self.free), self.max_delay_seconds)
 
 
+PRUNE_CHANCE = 0.01  # one attempt in a hundred also drops the stale keys
+
+
 class LockedOut(TooManyAttempts):
     """Locked after too many failed attempts."""
 
@@ -52,6 +56,12 @@ def _ensure_row(db: Session, key: str, now: dt.datetime) -> None:
     db.commit()
 
 
+def _prune(db: Session, before: dt.datetime) -> None:
+    """Keys nobody has tried for a day (unknown e-mails, old addresses) are dropped."""
+    db.execute(delete(Throttle).where(Throttle.updated_at < before, Throttle.locked_at.is_(None)))
+    db.commit()
+
+
 def _minutes(seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
@@ -64,6 +74,8 @@ def reserve(db: Session, key: str, policy: Policy, *, message: str = "") -> int:
     parallel request took this attempt). Commits.
     """
     now = utcnow()
+    if random.random() < PRUNE_CHANCE:
+        _prune(db, now - dt.timedelta(seconds=policy.forget_after_seconds))
     _ensure_row(db, key, now)
     row = db.execute(
         select(Throttle.failures, Throttle.next_at, Throttle.locked_at, Throttle.updated_at).where(

@@ -110,9 +110,10 @@ def verify(db: Session, user: User, code: str, *, ip: str | None, now: float | N
     return ok
 
 
-def disable(db: Session, user: User, *, ip: str | None) -> None:
-    """Turn two-factor off (after the password was checked again by the caller)."""
-    if studies_requiring(db, user):
+def disable(db: Session, user: User, *, ip: str | None, actor: str | None = None) -> None:
+    """Turn two-factor off: the user (after the caller checked their password again), or an
+    admin from the CLI (``actor``), who may do so even where a study requires it."""
+    if actor is None and studies_requiring(db, user):
         raise ValidationError(
             "A study you are a member of requires two-factor authentication; it stays on."
         )
@@ -120,7 +121,7 @@ def disable(db: Session, user: User, *, ip: str | None) -> None:
     user.totp_enabled_at = None
     user.totp_last_step = None
     db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    audit.record(db, "2fa_disabled", user=user, obj=("user", user.email), ip=ip)
+    audit.record(db, "2fa_disabled", user=user, actor=actor, obj=("user", user.email), ip=ip)
     db.commit()
 
 

@@ -320,3 +320,38 @@ def test_behind_nginx_the_forwarded_address_keys_the_login_count(tmp_path, sqlit
     ips = db.scalars(select(AuditEvent.ip).where(AuditEvent.action == "login_failed")).all()
     assert set(ips) == {"203.0.113.9"}
     app.extensions["ipr_db"].dispose()
+
+
+def test_cli_reset_2fa_for_a_lost_phone(app, db, make_user) -> None:
+    make_user("r@example.org")
+    web = Web(app)
+    web.login("r@example.org")
+    _enrol(web)
+    out = app.test_cli_runner().invoke(args=["ipr", "reset-2fa", "r@example.org"])
+    assert out.exit_code == 0 and "Two-factor of r@example.org is off" in out.output
+    db.expire_all()
+    user = db.scalar(select(User).where(User.email == "r@example.org"))
+    assert not user.has_2fa and db.scalars(select(RecoveryCode)).all() == []
+    fresh = Web(app)
+    assert fresh.login("r@example.org").headers["Location"] == "/studies"  # no second step
+    actors = db.scalars(select(AuditEvent.actor).where(AuditEvent.action == "2fa_disabled"))
+    assert actors.all() == ["cli"]
+
+
+def test_stale_throttle_keys_are_dropped(app, db, monkeypatch) -> None:
+    import datetime as dt
+
+    from ipr import throttle
+    from ipr.models import Throttle
+
+    policy = throttle.Policy(free=5, delay_seconds=60)
+    throttle.reserve(db, "login:203.0.113.9:gone@example.org", policy)
+    throttle.reserve(db, "pin:rs:1", throttle.Policy(free=1, delay_seconds=0, lock_after=1))
+    for row in db.scalars(select(Throttle)):
+        row.updated_at -= dt.timedelta(days=2)
+    db.commit()
+    monkeypatch.setattr(throttle, "PRUNE_CHANCE", 1.0)
+    throttle.reserve(db, "login:198.51.100.7:r@example.org", policy)
+    db.expire_all()
+    keys = sorted(db.scalars(select(Throttle.key)))
+    assert keys == ["login:198.51.100.7:r@example.org", "pin:rs:1"]  # a lock stays until lifted
