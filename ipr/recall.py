@@ -391,6 +391,15 @@ def _writable(rs: RecallSession, *, response: bool = False) -> None:
         raise Locked()
 
 
+def held_moments(db: Session, rs: RecallSession) -> int:
+    """The moments ``rs`` holds now (deleted ones do not count against its limit)."""
+    return db.scalar(
+        select(func.count(Moment.id)).where(
+            Moment.recall_session_id == rs.id, Moment.deleted_at.is_(None)
+        )
+    )
+
+
 def create_moment(
     db: Session,
     rs: RecallSession,
@@ -398,9 +407,12 @@ def create_moment(
     *,
     idempotency_key: str | None,
     user: User | None = None,
-    limits: Limits = Limits(),  # noqa: B008
+    limits: Limits | None = None,
 ) -> tuple[Moment, bool]:
-    """(moment, created). A retried request with the same key returns the first result."""
+    """(moment, created). A retried request with the same key returns the first result.
+
+    ``limits`` bound what a participant's link or a researcher's request may add (the web and
+    the API pass the settings); an import, bounded by its own size, passes none."""
     if idempotency_key is not None and not IDEMPOTENCY_RE.match(idempotency_key):
         raise ValidationError("Idempotency-Key is 8–64 letters, digits or -_.:")
     if idempotency_key:
@@ -412,13 +424,8 @@ def create_moment(
         if previous is not None:
             return previous, False
     _writable(rs, response=data.get("responds_to_id") is not None)
-    fields = clean_moment(db, rs, data, partial=False, limits=limits)
-    held = db.scalar(
-        select(func.count(Moment.id)).where(
-            Moment.recall_session_id == rs.id, Moment.deleted_at.is_(None)
-        )
-    )
-    if held >= limits.moments:
+    fields = clean_moment(db, rs, data, partial=False, limits=limits or Limits())
+    if limits is not None and held_moments(db, rs) >= limits.moments:
         raise LimitReached(
             N_("This recall holds %(n)s moments, the most it may; change or delete one instead."),
             params={"n": limits.moments},
