@@ -137,10 +137,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "WRITE_RATE_PER_MINUTE",
-        120,
-        "Writes (moments, positions, voice notes) per minute for one participant link or one "
-        "researcher; more answer 429. Counted in Redis when IPR_REDIS_URL is set (shared by "
-        "all workers), else in the process (0: no limit).",
+        300,
+        "Writes per minute for one participant link (moments, positions, voice notes) or one "
+        "researcher (any change but upload chunks); more answer 429. Counted in Redis when "
+        "IPR_REDIS_URL is set (shared by all workers), else in the process (0: no limit).",
         int,
     ),
     Setting(
