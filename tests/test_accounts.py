@@ -3,6 +3,8 @@ two-factor with recovery codes, a study that requires it, password change and re
 
 from __future__ import annotations
 
+import base64
+import html
 import re
 import socket
 import subprocess
@@ -11,6 +13,8 @@ import threading
 import time
 import urllib.request
 
+import cv2
+import numpy as np
 import pyotp
 import pytest
 from sqlalchemy import func, select
@@ -102,6 +106,10 @@ def _enrol(web: Web) -> tuple[str, list[str]]:
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
     uri = re.search(r'id="totp-uri" href="([^"]+)"', page).group(1)
     assert uri.startswith("otpauth://totp/IPR%20annotator:") and f"secret={secret}" in uri
+    # the QR code on the page reads back as the same URI (decoded by OpenCV)
+    png = re.search(r'id="totp-qr" src="data:image/png;base64,([^"]+)"', page).group(1)
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(png), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert cv2.QRCodeDetector().detectAndDecode(image)[0] == html.unescape(uri)
     resp = web.post("/account/2fa/confirm", {"code": pyotp.TOTP(secret).now()})
     assert resp.status_code == 200
     codes = re.findall(r"<li><code>([0-9a-f-]{19})</code></li>", resp.get_data(as_text=True))

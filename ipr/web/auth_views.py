@@ -109,6 +109,7 @@ def _account(status: int = 200, **extra: Any) -> Any:
         "remaining_codes": twofactor.remaining_recovery_codes(db(), me) if me.has_2fa else 0,
         "requiring": twofactor.studies_requiring(db(), me),
         "uri": twofactor.otpauth_uri(me) if me.totp_secret and not me.has_2fa else None,
+        "qr": twofactor.qr_data_uri(me) if me.totp_secret and not me.has_2fa else None,
         **extra,
     }
     return render_template("auth/account.html", **ctx), status
