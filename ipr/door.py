@@ -128,8 +128,10 @@ def unlock(db: Session, rs: RecallSession, user: User, *, ip: str | None) -> Non
 
 
 def check(db: Session, rs_id: int, secret: str | None) -> RecallSession:
-    """The one door. NotFound unless ``secret`` names a live device of recall session ``rs_id``;
-    Unauthorized when it did but the link has since ended (revoked, expired, replaced)."""
+    """The one door: the recall session ``rs_id`` when ``secret`` names a live device of it.
+
+    NotFound without a secret or for another session's device; Unauthorized when the device has
+    ended (Stop, revoke, a new link) or the link has (revoked, expired, replaced)."""
     if not secret:
         raise NotFound()
     device = db.scalar(
