@@ -25,10 +25,17 @@ def _study_column(model: Any) -> Any:
 
 
 def member_study_ids(user: User, min_role: str = "viewer") -> Select[Any]:
+    """The studies ``user`` may reach; one that requires two-factor stays hidden until the
+    user has turned it on (``ipr.twofactor``)."""
     allowed = [r for r in STUDY_ROLES if RANK[r] >= RANK[min_role]]
-    return select(Membership.study_id).where(
+    stmt = select(Membership.study_id).where(
         Membership.user_id == user.id, Membership.role.in_(allowed)
     )
+    if not user.has_2fa:
+        stmt = stmt.where(
+            Membership.study_id.not_in(select(Study.id).where(Study.require_2fa.is_(True)))
+        )
+    return stmt
 
 
 def scoped(stmt: Select[Any], model: Any, user: User) -> Select[Any]:
@@ -39,7 +46,9 @@ def scoped(stmt: Select[Any], model: Any, user: User) -> Select[Any]:
 def role_in(db: Session, user: User, study_id: int) -> str | None:
     return db.scalar(
         select(Membership.role).where(
-            Membership.user_id == user.id, Membership.study_id == study_id
+            Membership.user_id == user.id,
+            Membership.study_id == study_id,
+            Membership.study_id.in_(member_study_ids(user)),
         )
     )
 

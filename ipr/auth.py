@@ -8,12 +8,12 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 
-from ipr import audit
-from ipr.errors import TooManyAttempts, ValidationError
-from ipr.models import USER_ROLES, ApiToken, AuditEvent, AuthSession, User, utcnow
+from ipr import audit, throttle
+from ipr.errors import ValidationError
+from ipr.models import USER_ROLES, ApiToken, AuthSession, User, utcnow
 
 # Argon2id: memory-hard. Parameters are RFC 9106's second recommended set (64 MiB, t=3).
 _hasher = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4)
@@ -55,43 +55,10 @@ def create_user(db: Session, email: str, password: str, role: str = "researcher"
     return user
 
 
-def _recent_failures(db: Session, email: str, window: dt.timedelta) -> list[dt.datetime]:
-    since = utcnow() - window
-    last_success = db.scalar(
-        select(func.max(AuditEvent.created_at)).where(
-            AuditEvent.action == "login", AuditEvent.object_id == email
-        )
-    )
-    if last_success and last_success > since:
-        since = last_success
-    return list(
-        db.scalars(
-            select(AuditEvent.created_at)
-            .where(
-                AuditEvent.action == "login_failed",
-                AuditEvent.object_id == email,
-                AuditEvent.created_at > since,
-            )
-            .order_by(AuditEvent.created_at)
-        )
-    )
-
-
-def check_throttle(db: Session, email: str, max_failures: int, lockout_seconds: int) -> None:
-    """Slow down guessing: after ``max_failures`` recent failures, wait, doubling each time."""
-    failures = _recent_failures(db, email, dt.timedelta(seconds=MAX_LOCKOUT_SECONDS))
-    if len(failures) < max_failures:
-        return
-    extra = len(failures) - max_failures
-    wait = min(lockout_seconds * (2**extra), MAX_LOCKOUT_SECONDS)
-    remaining = (failures[-1] + dt.timedelta(seconds=wait) - utcnow()).total_seconds()
-    if remaining > 0:
-        minutes = max(1, round(remaining / 60))
-        raise TooManyAttempts(
-            f"Too many failed logins for this account. Try again in about {minutes} minute"
-            f"{'s' if minutes != 1 else ''}.",
-            retry_after=int(remaining) + 1,
-        )
+def login_key(email: str, ip: str | None) -> str:
+    """Failures are counted per account *and* address: a guesser elsewhere cannot lock the
+    owner out, and the owner's own address keeps its own count."""
+    return f"login:{ip or '-'}:{email}"[:200]
 
 
 def authenticate(
@@ -103,9 +70,17 @@ def authenticate(
     max_failures: int,
     lockout_seconds: int,
 ) -> User | None:
-    """The user if the password is right; records the attempt either way."""
+    """The user if the password is right; records the attempt either way.
+
+    The attempt is counted before the password is checked (``throttle.reserve``), so parallel
+    guesses cannot outrun the limit; TooManyAttempts while this account and address must wait.
+    """
     email = email.strip().lower()
-    check_throttle(db, email, max_failures, lockout_seconds)
+    key = login_key(email, ip)
+    policy = throttle.Policy(
+        free=max_failures, delay_seconds=lockout_seconds, max_delay_seconds=MAX_LOCKOUT_SECONDS
+    )
+    throttle.reserve(db, key, policy, message="Too many failed logins for this account.")
     user = db.scalar(select(User).where(User.email == email))
     try:
         ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
@@ -115,10 +90,18 @@ def authenticate(
         audit.record(db, "login_failed", user=None, obj=("user", email), ip=ip)
         db.commit()
         return None
+    throttle.clear(db, key)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     audit.record(db, "login", user=user, obj=("user", email), ip=ip)
     return user
+
+
+def set_password(db: Session, user: User, password: str, *, actor: str, ip: str | None) -> None:
+    """A new password; every login session of the account ends (an admin reset or a change)."""
+    user.password_hash = hash_password(password)
+    db.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
+    audit.record(db, "password_changed", actor=actor, obj=("user", user.email), ip=ip)
 
 
 def start_session(db: Session, user: User, ip: str | None) -> str:

@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from ipr import auth
+from ipr import auth, twofactor
 from ipr import db as dbmod
 from ipr.errors import IPRError
 from ipr.models import Study, User
@@ -50,6 +50,36 @@ def create_user(email: str, role: str) -> None:
         except IPRError as exc:
             raise click.ClickException(exc.message) from None
         click.echo(f"Created {user.role} {user.email}.")
+
+
+@ipr_cli.command("set-password")
+@click.argument("email")
+def set_password(email: str) -> None:
+    """An admin's password reset: the new password comes from a prompt or standard input;
+    every login session of the account ends (audited)."""
+    password = _read_password(prompt=True)
+    with _db() as s:
+        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"No user with the email {email}.")
+        try:
+            auth.set_password(s, user, password, actor="cli", ip=None)
+        except IPRError as exc:
+            raise click.ClickException(exc.message) from None
+        s.commit()
+        click.echo(f"Password of {user.email} set; their sessions were ended.")
+
+
+@ipr_cli.command("reset-2fa")
+@click.argument("email")
+def reset_2fa(email: str) -> None:
+    """Turn off EMAIL's two-factor (a lost phone and lost recovery codes); audited."""
+    with _db() as s:
+        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"No user with the email {email}.")
+        twofactor.disable(s, user, ip=None, actor="cli")
+        click.echo(f"Two-factor of {user.email} is off; they can set it up again.")
 
 
 @ipr_cli.command("token")

@@ -78,7 +78,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LOGIN_MAX_FAILURES",
         5,
-        "Failed logins for one account within the lockout window before logins are slowed down.",
+        "Failed logins for one account from one address before further logins from there "
+        "must wait.",
         int,
     ),
     Setting(
@@ -86,6 +87,60 @@ SETTINGS: tuple[Setting, ...] = (
         60,
         "First wait imposed after too many failed logins; it doubles with each further failure "
         "(at most 15 minutes).",
+        int,
+    ),
+    Setting(
+        "PROXY_HOPS",
+        0,
+        "Reverse proxies in front of the app (1 behind nginx): their X-Forwarded-For and "
+        "X-Forwarded-Proto are trusted, so login and PIN counts are kept per real client "
+        "address. 0: the connecting address is the client.",
+        int,
+    ),
+    Setting(
+        "PIN_LOCK_AFTER",
+        10,
+        "Wrong PINs for one invitation before it locks until a researcher unlocks it.",
+        int,
+    ),
+    Setting(
+        "PIN_FREE_ATTEMPTS",
+        3,
+        "Wrong PINs for one invitation before each further try must wait (from one address: "
+        "PIN_LOCK_AFTER, across invitations).",
+        int,
+    ),
+    Setting(
+        "PIN_DELAY_SECONDS",
+        2.0,
+        "First wait after the free wrong PINs; it doubles with each further one (at most 15 "
+        "minutes).",
+        float,
+    ),
+    Setting(
+        "MOMENTS_PER_SESSION",
+        2000,
+        "Most moments one recall session may hold (deleted ones do not count).",
+        int,
+    ),
+    Setting(
+        "MOMENT_TEXT_MAX",
+        10_000,
+        "Most characters in a moment's text.",
+        int,
+    ),
+    Setting(
+        "VOICE_NOTE_MAX_BYTES",
+        20 * 1024**2,
+        "Largest voice note in bytes (checked while it streams in).",
+        int,
+    ),
+    Setting(
+        "WRITE_RATE_PER_MINUTE",
+        300,
+        "Writes per minute for one participant link (moments, positions, voice notes) or one "
+        "researcher (any change but upload chunks); more answer 429. Counted in Redis when "
+        "IPR_REDIS_URL is set (shared by all workers), else in the process (0: no limit).",
         int,
     ),
     Setting(

@@ -69,6 +69,15 @@ class TooManyAttempts(IPRError):
     status = 429
     code = "too_many_attempts"
 
-    def __init__(self, message: str = "", *, retry_after: int = 60) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str = "", *, retry_after: int = 60, params: dict | None = None
+    ) -> None:
+        super().__init__(message, params=params)
         self.retry_after = retry_after
+
+
+class TooLarge(IPRError):
+    """This is larger than allowed."""
+
+    status = 413
+    code = "too_large"

@@ -80,10 +80,45 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="researcher")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # TOTP two-factor: the secret is kept from enrolment; it counts once a code has been proved.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # a code is used only once
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def has_2fa(self) -> bool:
+        return self.totp_enabled_at is not None and self.totp_secret is not None
+
+
+class RecoveryCode(Base):
+    """A single-use two-factor recovery code, stored as a SHA-256 (it is long and random)."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Throttle(Base):
+    """Failed attempts under one key (an account at an address, an invitation's PIN, an address).
+
+    ``next_at`` is the earliest moment another attempt may be made; an attempt is *reserved*
+    (counted) before the password or PIN is checked, by a compare-and-set on ``failures``, so
+    parallel requests cannot all slip in under the limit.
+    """
+
+    __tablename__ = "throttles"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    locked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AuthSession(Base):
@@ -127,6 +162,7 @@ class Study(Base):
     participants_can_code: Mapped[bool] = mapped_column(Boolean, default=False)
     allow_early_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
     resume_after_save: Mapped[bool] = mapped_column(Boolean, default=True)
+    require_2fa: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
@@ -313,6 +349,25 @@ class RecallSession(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     participant: Mapped[Participant] = relationship()
     recording: Mapped[Recording] = relationship()
+
+
+class ParticipantDevice(Base):
+    """A browser (cookie) or client (device token) that opened a recall link and proved its PIN.
+
+    The participant's cookie or Bearer token holds a random secret; only its SHA-256 is stored.
+    Stop, revoke and a new link delete the rows, which ends every device at once.
+    """
+
+    __tablename__ = "participant_devices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recall_session_id: Mapped[int] = mapped_column(
+        ForeignKey("recall_sessions.id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8), default="cookie")
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Moment(Base):

@@ -10,19 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ipr import audit
 from ipr.auth import _hasher, hash_token
-from ipr.errors import N_, Conflict, NotFound, Unauthorized, ValidationError
+from ipr.errors import N_, Conflict, IPRError, NotFound, Unauthorized, ValidationError
 from ipr.models import (
     Moment,
     MomentRevision,
     Participant,
+    ParticipantDevice,
     RecallSession,
     Recording,
     ResearcherAnnotation,
@@ -35,6 +37,21 @@ from ipr.models import (
 MAX_TEXT = 10_000
 MAX_PEAKS = 20
 IDEMPOTENCY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one recall session may hold (settings MOMENTS_PER_SESSION and MOMENT_TEXT_MAX)."""
+
+    moments: int = 2000
+    text: int = MAX_TEXT
+
+
+class LimitReached(IPRError):
+    """This recall session holds as many moments as it may."""
+
+    status = 400
+    code = "limit_reached"
 
 
 class Locked(Conflict):
@@ -144,6 +161,7 @@ def issue_link(
     rs.token_hash = hash_token(token)
     rs.token_expires_at = utcnow() + dt.timedelta(days=days)
     rs.revoked_at = None
+    end_devices(db, rs)
     if pin is not None:
         pin = pin.strip()
         if pin and not re.fullmatch(r"\d{4,8}", pin):
@@ -161,8 +179,15 @@ def issue_link(
     return token
 
 
+def end_devices(db: Session, rs: RecallSession) -> None:
+    """Every browser and client that opened the link must open it again (Stop) or the new one
+    (a new link, a revoke). Does not commit."""
+    db.execute(delete(ParticipantDevice).where(ParticipantDevice.recall_session_id == rs.id))
+
+
 def revoke_link(db: Session, rs: RecallSession, user: User, *, ip: str | None = None) -> None:
     rs.revoked_at = utcnow()
+    end_devices(db, rs)
     audit.record(
         db, "invitation_revoked", user=user, study_id=rs.study_id,
         obj=("recall_session", rs.id), ip=ip,
@@ -199,7 +224,7 @@ def check_pin(rs: RecallSession, pin: str) -> bool:
 
 
 def cookie_binding(rs: RecallSession) -> str:
-    """Ties a participant's cookie to the current link: a new link or a revoke ends the cookie."""
+    """Ties a pending PIN prompt to the current link: a new link or a revoke ends it."""
     return (rs.token_hash or "")[:16]
 
 
@@ -273,7 +298,12 @@ def _int(value: Any, field: str) -> int:
 
 
 def clean_moment(
-    db: Session, rs: RecallSession, data: dict[str, Any], *, partial: bool
+    db: Session,
+    rs: RecallSession,
+    data: dict[str, Any],
+    *,
+    partial: bool,
+    limits: Limits = Limits(),  # noqa: B008 — frozen, so one shared default is safe
 ) -> dict[str, Any]:
     """Validate moment fields against the recording's length and the study's scales and codes."""
     rec: Recording = rs.recording
@@ -307,9 +337,11 @@ def clean_moment(
         out["peaks_ms"] = sorted(_int(p, "peaks_ms") for p in peaks)
     if "text" in data:
         text = data["text"] if data["text"] is not None else ""
-        if not isinstance(text, str) or len(text) > MAX_TEXT:
+        if not isinstance(text, str) or len(text) > limits.text:
             raise ValidationError(
-                N_("The text has at most %(n)s characters."), field="text", params={"n": MAX_TEXT}
+                N_("The text has at most %(n)s characters."),
+                field="text",
+                params={"n": limits.text},
             )
         out["text"] = text
     if "codes" in data:
@@ -418,6 +450,15 @@ def mark_correction(
     )  # fmt: skip
 
 
+def held_moments(db: Session, rs: RecallSession) -> int:
+    """The moments ``rs`` holds now (deleted ones do not count against its limit)."""
+    return db.scalar(
+        select(func.count(Moment.id)).where(
+            Moment.recall_session_id == rs.id, Moment.deleted_at.is_(None)
+        )
+    )
+
+
 def create_moment(
     db: Session,
     rs: RecallSession,
@@ -425,8 +466,12 @@ def create_moment(
     *,
     idempotency_key: str | None,
     user: User | None = None,
+    limits: Limits | None = None,
 ) -> tuple[Moment, bool]:
-    """(moment, created). A retried request with the same key returns the first result."""
+    """(moment, created). A retried request with the same key returns the first result.
+
+    ``limits`` bound what a participant's link or a researcher's request may add (the web and
+    the API pass the settings); an import, bounded by its own size, passes none."""
     if idempotency_key is not None and not IDEMPOTENCY_RE.match(idempotency_key):
         raise ValidationError("Idempotency-Key is 8–64 letters, digits or -_.:")
     if idempotency_key:
@@ -438,7 +483,12 @@ def create_moment(
         if previous is not None:
             return previous, False
     check_writable(rs, None, user)
-    fields = clean_moment(db, rs, data, partial=False)
+    fields = clean_moment(db, rs, data, partial=False, limits=limits or Limits())
+    if limits is not None and held_moments(db, rs) >= limits.moments:
+        raise LimitReached(
+            N_("This recall holds %(n)s moments, the most it may; change or delete one instead."),
+            params={"n": limits.moments},
+        )
     m = Moment(
         study_id=rs.study_id,
         recall_session_id=rs.id,
@@ -474,6 +524,7 @@ def update_moment(
     data: dict[str, Any],
     *,
     user: User | None = None,
+    limits: Limits = Limits(),  # noqa: B008
 ) -> Moment:
     """Change a moment; a stale ``version`` (another tab saved first) is a Conflict."""
     check_writable(rs, m, user)
@@ -482,7 +533,7 @@ def update_moment(
         raise ValidationError(N_("Send the version you are changing."), field="version")
     if version != m.version:
         raise Conflict(N_("This moment was changed elsewhere (another tab or device)."))
-    fields = clean_moment(db, rs, data, partial=True)
+    fields = clean_moment(db, rs, data, partial=True, limits=limits)
     changes_answer = "responds_to_id" in fields and fields["responds_to_id"] != m.responds_to_id
     if changes_answer and m.phase == "blind":  # a blind moment was made unseen: it answers nothing
         raise ValidationError(N_("Only a response can answer a moment."), field="responds_to_id")

@@ -87,6 +87,7 @@ SETTINGS_FIELDS = {
     "participants_can_code",
     "allow_early_reveal",
     "resume_after_save",
+    "require_2fa",
 }
 
 
@@ -122,6 +123,11 @@ def update_study(
             changes[key] = value
         else:
             changes[key] = value in (True, "true", "on", "1", 1)
+    if changes.get("require_2fa") and not study.require_2fa and not user.has_2fa:
+        raise ValidationError(
+            "Turn on two-factor authentication for your own account first (Account page).",
+            field="require_2fa",
+        )
     lo = changes.get("segment_min_ms", study.segment_min_ms)
     hi = changes.get("segment_max_ms", study.segment_max_ms)
     if lo > hi:

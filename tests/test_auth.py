@@ -10,7 +10,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from ipr.models import AuditEvent, AuthSession, User
+from ipr.models import AuditEvent, AuthSession, Throttle, User
 from tests.conftest import PASSWORD, ROOT, Web
 
 
@@ -73,8 +73,8 @@ def test_repeated_failures_are_slowed_down(app, db, make_user) -> None:
     assert int(resp.headers["Retry-After"]) >= 1
     assert b"Too many failed logins" in resp.data
     # Once the wait is over, the right password works again.
-    for e in db.scalars(select(AuditEvent).where(AuditEvent.action == "login_failed")):
-        e.created_at -= dt.timedelta(seconds=app.config["LOGIN_LOCKOUT_SECONDS"] + 1)
+    for row in db.scalars(select(Throttle)):
+        row.next_at -= dt.timedelta(seconds=app.config["LOGIN_LOCKOUT_SECONDS"] + 1)
     db.commit()
     assert web.post("/login", {"email": "r@example.org", "password": PASSWORD}).status_code == 302
 

@@ -273,6 +273,14 @@ UNSCOPED = {
     "exports.tokens",  # your own API tokens, no study object
     "exports.create_token",
     "recall.enter",  # a link token, not an id: unknown tokens answer 401 (tests/test_recall.py)
+    "auth.second_step",  # the login's second step, before any study is reachable
+    "auth.account",  # your own account: password and two-factor (tests/test_accounts.py)
+    "auth.change_password",
+    "auth.begin_2fa",
+    "auth.confirm_2fa",
+    "auth.new_codes_2fa",
+    "auth.disable_2fa",
+    "api.recall_device",  # an invitation token, not an id: anything else is 401 (test_door.py)
 }
 
 

@@ -11,11 +11,19 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
 
-from ipr import auth, recall, recordings, studies
+from ipr import auth, door, recall, recordings, studies
 from ipr.access import get_or_404, role_in, scoped
 from ipr.errors import Conflict, NotFound, Unauthorized, ValidationError
 from ipr.models import Dyad, Participant, RecallSession, Recording, Study, User
-from ipr.web.context import client_ip, db, huey, storage
+from ipr.web.context import (
+    client_ip,
+    db,
+    huey,
+    moment_limits,
+    pin_policy,
+    rate_limiter,
+    storage,
+)
 from ipr.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -38,6 +46,8 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if found is None:
             raise Unauthorized("This API token is not valid or has been revoked.")
         g.api_user = found
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            rate_limiter().hit(f"user:{found.id}")
         return view(*args, **kwargs)
 
     return wrapped
@@ -376,16 +386,23 @@ def reveal(recording_id: int) -> Any:
     return jsonify({"recording_id": rec.id, "revealed": True})
 
 
-def recall_caller(rs_id: int, *, write: bool) -> tuple[RecallSession, User | None]:
-    """A participant with their invitation token, or a researcher with an API token.
-
-    An invitation token opens exactly its own recall session: any other id is 404. A researcher
-    may read any session of their studies, and write only researcher-led ones.
-    """
+def _bearer(message: str) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Send your invitation token as 'Authorization: Bearer <token>'.")
+        raise Unauthorized(message)
+    return token
+
+
+def recall_caller(rs_id: int, *, write: bool) -> tuple[RecallSession, User | None]:
+    """A participant with a device token (or the link itself when it has no PIN), or a
+    researcher with an API token.
+
+    A participant's credential opens exactly its own recall session: any other id is 404. A
+    PIN-protected link is refused here until the PIN is proved at ``POST /recall/devices``. A
+    researcher may read any session of their studies, and write only researcher-led ones.
+    """
+    token = _bearer("Send your device or invitation token as 'Authorization: Bearer <token>'.")
     if token.startswith("ipr_"):
         researcher = auth.user_for_api_token(db(), token)
         if researcher is None:
@@ -393,11 +410,27 @@ def recall_caller(rs_id: int, *, write: bool) -> tuple[RecallSession, User | Non
         rs = get_or_404(db(), RecallSession, rs_id, researcher, "editor" if write else "viewer")
         if write and rs.mode != "researcher":
             raise NotFound()
+        if write:
+            rate_limiter().hit(f"user:{researcher.id}")
         return rs, researcher
-    rs = recall.session_for_token(db(), token)
-    if rs.id != rs_id:
-        raise NotFound()
+    rs = door.check_token(db(), rs_id, token)
+    if write:
+        rate_limiter().hit(f"rs:{rs.id}")
     return rs, None
+
+
+@bp.post("/recall/devices")
+def recall_device() -> Any:
+    """Exchange an invitation token (and its PIN) for a device token, counted like the page."""
+    rs = recall.session_for_token(db(), _bearer("Send your invitation token as Bearer."))
+    if rs.pin_hash:
+        pin = body().get("pin")
+        if not isinstance(pin, str) or not door.prove_pin(
+            db(), rs, pin, pin_policy(), ip=client_ip()
+        ):
+            raise Unauthorized("That PIN is not right.")
+    device = door.open_device(db(), rs, kind="token", ip=client_ip())
+    return jsonify({"device_token": device, "recall_session_id": rs.id}), 201
 
 
 @bp.get("/recall-sessions/<int:rs_id>/moments")
@@ -414,7 +447,12 @@ def recall_moments(rs_id: int) -> Any:
 def recall_create_moment(rs_id: int) -> Any:
     rs, researcher = recall_caller(rs_id, write=True)
     m, created = recall.create_moment(
-        db(), rs, body(), idempotency_key=request.headers.get("Idempotency-Key"), user=researcher
+        db(),
+        rs,
+        body(),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        user=researcher,
+        limits=moment_limits(),
     )
     return jsonify(recall.moment_dict(m)), 201 if created else 200
 
@@ -427,7 +465,7 @@ def recall_update_moment(rs_id: int, moment_id: int) -> Any:
     if "version" not in data:
         data["version"] = m.version  # a script without a version: last write wins
     try:
-        recall.update_moment(db(), rs, m, data, user=researcher)
+        recall.update_moment(db(), rs, m, data, user=researcher, limits=moment_limits())
     except Conflict as exc:
         db().rollback()
         current = recall.own_moment(db(), rs, moment_id)

@@ -26,8 +26,11 @@ from werkzeug.exceptions import HTTPException
 
 from ipr import auth
 from ipr.db import Database
+from ipr.door import PinPolicy
 from ipr.errors import IPRError, NotFound, Unauthorized
 from ipr.models import User
+from ipr.ratelimit import RateLimiter
+from ipr.recall import Limits
 from ipr.storage import Storage
 from ipr.web.media_grants import MediaGrants
 
@@ -38,8 +41,14 @@ CSP = (
 )
 
 
-def security_headers(resp: Any, cache: bool = False) -> None:
-    """The headers every answer carries; only static files may be cached."""
+HSTS = "max-age=63072000; includeSubDomains"
+
+
+def security_headers(resp: Any, cache: bool = False, hsts: bool = False) -> None:
+    """The headers every answer carries; only static files may be cached. ``hsts`` when the
+    app is served over HTTPS (SECURE_COOKIES): browsers must then never fall back to HTTP."""
+    if hsts:
+        resp.headers.setdefault("Strict-Transport-Security", HSTS)
     resp.headers.setdefault("Content-Security-Policy", CSP)
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -63,6 +72,26 @@ def storage() -> Storage:
 
 def huey() -> Huey:
     return current_app.extensions["ipr_huey"]
+
+
+def rate_limiter() -> RateLimiter:
+    return current_app.extensions["ipr_rate"]
+
+
+def pin_policy() -> PinPolicy:
+    c = current_app.config
+    return PinPolicy(
+        lock_after=c["PIN_LOCK_AFTER"],
+        free=c["PIN_FREE_ATTEMPTS"],
+        delay_seconds=c["PIN_DELAY_SECONDS"],
+    )
+
+
+def moment_limits() -> Limits:
+    return Limits(
+        moments=current_app.config["MOMENTS_PER_SESSION"],
+        text=current_app.config["MOMENT_TEXT_MAX"],
+    )
 
 
 def db() -> Session:
@@ -158,6 +187,16 @@ def init_app(app: Flask) -> None:
             return
         g.user = row.user
 
+    @app.before_request
+    def limit_writes() -> None:
+        """A researcher's writes per minute, on every route but uploads (tus sends many chunks)
+        and login (it has its own throttle). The API counts in ``token_required``."""
+        if request.method in ("GET", "HEAD", "OPTIONS") or g.user is None:
+            return
+        if (request.endpoint or "").startswith(("tus.", "auth.")):
+            return
+        rate_limiter().hit(f"user:{g.user.id}")
+
     @app.teardown_appcontext
     def close_db(_exc: BaseException | None) -> None:
         session_ = g.pop("db", None)
@@ -166,7 +205,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def add_headers(resp: Response) -> Response:
-        security_headers(resp, cache=request.path.startswith("/static/"))
+        security_headers(
+            resp, cache=request.path.startswith("/static/"), hsts=app.config["SECURE_COOKIES"]
+        )
         if request.htmx:
             resp.headers.add("Vary", "HX-Request")
         return resp

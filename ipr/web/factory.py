@@ -11,10 +11,12 @@ from flask import Flask, g
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ipr.config import load_config
 from ipr.db import Database
 from ipr.jobs import make_huey
+from ipr.ratelimit import RateLimiter
 from ipr.storage import Storage
 from ipr.web.media_grants import MediaFastPath, MediaGrants
 
@@ -44,7 +46,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     cfg = load_config(instance_path, test_config)
     app.config.update(cfg)
     app.config.update(
-        SESSION_COOKIE_NAME="ipr_session",
+        # Over HTTPS the __Host- prefix makes the browser refuse the cookie unless it is Secure,
+        # for this host only and for the whole path: no subdomain can set or shadow it.
+        SESSION_COOKIE_NAME="__Host-ipr_session" if cfg["SECURE_COOKIES"] else "ipr_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(cfg["SECURE_COOKIES"]),
@@ -57,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
+    app.extensions["ipr_rate"] = RateLimiter(cfg["WRITE_RATE_PER_MINUTE"], cfg["REDIS_URL"])
     grants = MediaGrants(cfg["MEDIA_GRANT_SECONDS"])
     app.extensions["ipr_media_grants"] = grants
     csrf.init_app(app)
@@ -67,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ipr.web import (
         api,
         auth_views,
+        banner,
         context,
         exports,
         media,
@@ -78,8 +84,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tus,
     )
 
+    banner.quiet()
     context.init_app(app)
-    app.wsgi_app = MediaFastPath(app.wsgi_app, grants, context.security_headers)  # type: ignore[method-assign]
+    hsts = bool(cfg["SECURE_COOKIES"])
+    app.wsgi_app = MediaFastPath(  # type: ignore[method-assign]
+        app.wsgi_app, grants, lambda resp: context.security_headers(resp, hsts=hsts)
+    )
+    if cfg["PROXY_HOPS"]:  # the client's own address, not nginx's, keys the login counts
+        hops = int(cfg["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)
     app.register_blueprint(recordings.bp)

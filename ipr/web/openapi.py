@@ -278,6 +278,21 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    return _rate_limited_writes(_document())
+
+
+def _rate_limited_writes(doc: dict[str, Any]) -> dict[str, Any]:
+    """Every write may answer 429: writes per minute are limited per user and per link."""
+    for item in doc["paths"].values():
+        for method in ("post", "put", "patch", "delete"):
+            if method in item:
+                item[method]["responses"].setdefault(
+                    "429", _json(_ref("Error"), "Too many writes in a minute (Retry-After)")
+                )
+    return doc
+
+
+def _document() -> dict[str, Any]:
     from ipr.web.exports import export_paths  # late, for the same reason
     from ipr.web.timeline import timeline_paths  # late: it imports ipr.web.api, which imports us
 
@@ -488,8 +503,11 @@ def recording_paths() -> dict[str, Any]:
 def recall_paths() -> dict[str, Any]:
     moment_id = _id("moment_id")
     participant_note = (
-        " Participants send their invitation token as the Bearer token and reach only their own "
-        "recall session; researchers may read any and write researcher-led ones."
+        " Participants send a device token from POST /recall/devices (or, for a link without a "
+        "PIN, the invitation token itself) as the Bearer token and reach only their own recall "
+        "session; a PIN-protected invitation token alone answers 401 pin_required. Researchers "
+        "may read any and write researcher-led ones. Writes beyond the per-minute limit answer "
+        "429 (Retry-After); a session at its moment limit answers 400 limit_reached."
     )
     return {
         "/recordings/{recording_id}/recall-sessions": {
@@ -529,6 +547,37 @@ def recall_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json({"type": "object"}),
                     **_errors(401, 403, 404, 422),
+                },
+            },
+        },
+        "/recall/devices": {
+            "post": {
+                "summary": "Exchange the invitation token (Bearer) and, when the link has one, "
+                "its PIN for a device token (shown once). Wrong PINs are counted per invitation "
+                "and per address with growing waits (429, Retry-After) and lock the invitation "
+                "after a number of failures until a researcher unlocks it. Stop, revoke and a "
+                "new link end every device token.",
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"pin": {"type": "string"}}}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "device_token": {"type": "string"},
+                                "recall_session_id": {"type": "integer"},
+                            },
+                        },
+                        "Created",
+                    ),
+                    "429": _json(_ref("Error"), "Wait, or locked after too many wrong PINs"),
+                    **_errors(401, 422),
                 },
             },
         },

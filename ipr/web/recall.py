@@ -1,8 +1,9 @@
 """The participant's side: invitation links, the recall page, moments, voice notes, media.
 
-A participant has no account. ``/r/<token>`` exchanges the link for a grant in the session
-cookie (bound to the current link, so a new link or a revoke ends it on the next request) and
-redirects to a URL without the token. Researcher-led sessions use the same page under the
+A participant has no account. ``/r/<token>`` (and the PIN prompt, when the link has a PIN)
+exchanges the link for a device secret in the session cookie and redirects to a URL without the
+token; every later request passes ``ipr.door.check``, so Stop, a revoke or a new link ends the
+cookie on its next request. Researcher-led sessions use the same page under the
 researcher's login. Everything here is scoped to the one recall session; nothing reaches the
 other participant's moments except ``recall.revealed_moments`` after a reveal.
 """
@@ -10,10 +11,12 @@ other participant's moments except ``recall.revealed_moments`` after a reveal.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from flask import (
     Blueprint,
+    current_app,
     g,
     jsonify,
     redirect,
@@ -24,19 +27,37 @@ from flask import (
 )
 from flask_babel import gettext
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from ipr import recall
+from ipr import door, recall
 from ipr.access import get_or_404
-from ipr.errors import N_, Conflict, IPRError, NotFound, Unauthorized, ValidationError
+from ipr.errors import (
+    N_,
+    Conflict,
+    IPRError,
+    NotFound,
+    TooLarge,
+    TooManyAttempts,
+    Unauthorized,
+    ValidationError,
+)
 from ipr.models import DEFAULT_STUDY_TEXTS, Clip, Moment, RecallSession, Study, User, VoiceNote
 from ipr.web import ranges
-from ipr.web.context import current_user, db, storage
+from ipr.web.context import (
+    client_ip,
+    current_user,
+    db,
+    media_grants,
+    moment_limits,
+    pin_policy,
+    rate_limiter,
+    storage,
+)
 from ipr.web.media import serve
 
 bp = Blueprint("recall", __name__)
 
 VOICE_TYPES = {"audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a"}
-MAX_VOICE_BYTES = 20 * 1024 * 1024
 
 
 def _grant() -> dict[str, Any] | None:
@@ -47,18 +68,19 @@ def _grant() -> dict[str, Any] | None:
 def access(rs_id: int) -> tuple[RecallSession, User | None]:
     """The recall session and who is acting: its participant (None) or a leading researcher.
 
-    Anything else is 404; a participant whose link was revoked or expired gets 401.
+    The participant passes ``door.check`` (device, link, expiry, revocation) on every request.
+    Anything else is 404; a participant whose device or link has ended gets 401.
     """
     grant = _grant()
     if grant and grant.get("rs") == rs_id:
         rs = db().get(RecallSession, rs_id)
         if rs is not None:  # even the "link ended" answer speaks the study's language
             g.locale = db().get(Study, rs.study_id).language
-        if rs is None or not recall.link_valid(rs) or recall.cookie_binding(rs) != grant.get("b"):
+        try:
+            rs = door.check(db(), rs_id, grant.get("d"))
+        except Unauthorized:
             session.pop("recall", None)
-            raise Unauthorized(
-                N_("This link no longer works. Please ask the researcher for a new one.")
-            )
+            raise
         return rs, None
     researcher = current_user()
     if researcher is None:
@@ -68,6 +90,13 @@ def access(rs_id: int) -> tuple[RecallSession, User | None]:
         raise NotFound()  # a self-guided participant's page is theirs alone
     g.locale = db().get(Study, rs.study_id).language
     return rs, researcher
+
+
+def _write(rs: RecallSession, researcher: User | None) -> None:
+    """Count a participant's write against the link's allowance per minute (a researcher's
+    writes are counted for every route in ``context``)."""
+    if researcher is None:
+        rate_limiter().hit(f"rs:{rs.id}")
 
 
 def _voice_url(rs: RecallSession, m: Moment) -> str | None:
@@ -90,22 +119,25 @@ def _revealed(rs: RecallSession) -> list[dict[str, Any]] | None:
 
 @bp.get("/r/<token>")
 def enter(token: str) -> Any:
-    """Exchange the link for a cookie grant and drop the token from the address bar."""
+    """Exchange the link for a device cookie (after the PIN, if any) and drop the token."""
     try:
         rs = recall.session_for_token(db(), token)
     except Unauthorized:
         return render_template("recall/ended.html"), 401
     session.clear()  # whoever used this browser before, this is now the participant's
-    binding = recall.cookie_binding(rs)
     if rs.pin_hash:
-        session["recall_pin"] = {"rs": rs.id, "b": binding}
+        session["recall_pin"] = {"rs": rs.id, "b": recall.cookie_binding(rs)}
         return redirect(url_for("recall.pin", rs_id=rs.id), 303)
-    session["recall"] = {"rs": rs.id, "b": binding}
+    session["recall"] = {
+        "rs": rs.id,
+        "d": door.open_device(db(), rs, kind="cookie", ip=client_ip()),
+    }
     return redirect(url_for("recall.page", rs_id=rs.id), 303)
 
 
 @bp.route("/recall/<int:rs_id>/pin", methods=["GET", "POST"])
 def pin(rs_id: int) -> Any:
+    """The PIN prompt. Wrong PINs are counted on the server (``door.prove_pin``), not here."""
     pending = session.get("recall_pin")
     if not isinstance(pending, dict) or pending.get("rs") != rs_id:
         raise NotFound()
@@ -115,20 +147,27 @@ def pin(rs_id: int) -> Any:
     language = g.get("locale", "en")
     if rs is None or not recall.link_valid(rs) or recall.cookie_binding(rs) != pending.get("b"):
         return render_template("recall/ended.html", page_lang=language), 401
-    error = None
-    if request.method == "POST":
-        tries = int(pending.get("tries", 0)) + 1
-        if tries > 5:
+    error, status = None, 200
+    if door.pin_locked(db(), rs):
+        error, status = gettext(door.PIN_LOCKED), 429
+    elif request.method == "POST":
+        try:
+            ok = door.prove_pin(db(), rs, request.form.get("pin", ""), pin_policy(), ip=client_ip())
+        except TooManyAttempts as exc:
+            if exc.template == door.PIN_LOCKED:
+                message = gettext(door.PIN_LOCKED)
+            else:
+                message = gettext(door.PIN_WAIT_SECONDS, s=exc.retry_after)
+            page = render_template("recall/pin.html", rs=rs, error=message, page_lang=language)
+            return page, 429, {"Retry-After": str(exc.retry_after)}
+        if ok:
             session.pop("recall_pin", None)
-            return render_template("recall/ended.html", page_lang=language), 401
-        if recall.check_pin(rs, request.form.get("pin", "")):
-            session.pop("recall_pin", None)
-            session["recall"] = {"rs": rs.id, "b": pending["b"]}
+            secret = door.open_device(db(), rs, kind="cookie", ip=client_ip())
+            session["recall"] = {"rs": rs.id, "d": secret}
             return redirect(url_for("recall.page", rs_id=rs.id), 303)
-        session["recall_pin"] = {**pending, "tries": tries}
-        error = True
+        error, status = gettext("That PIN is not right. Please try again."), 401
     page = render_template("recall/pin.html", rs=rs, error=error, page_lang=language)
-    return page, 401 if error else 200
+    return page, status
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -148,6 +187,7 @@ def participant_error(exc: IPRError) -> Any:
     body: dict[str, Any] = {"code": exc.code, "message": message}
     if exc.field:
         body["field"] = exc.field
+    headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else {}
     if (
         request.method == "GET"
         and request.accept_mimetypes.best_match(["text/html", "application/json"])
@@ -155,7 +195,7 @@ def participant_error(exc: IPRError) -> Any:
         and isinstance(exc, Unauthorized)
     ):
         return render_template("recall/ended.html", page_lang=g.get("locale", "en")), 401
-    return jsonify({"error": body}), exc.status
+    return jsonify({"error": body}), exc.status, headers
 
 
 @bp.get("/recall/<int:rs_id>")
@@ -214,12 +254,14 @@ def _json_body() -> dict[str, Any]:
 @bp.post("/recall/<int:rs_id>/moments")
 def create(rs_id: int) -> Any:
     rs, researcher = access(rs_id)
+    _write(rs, researcher)
     m, created = recall.create_moment(
         db(),
         rs,
         _json_body(),
         idempotency_key=request.headers.get("Idempotency-Key"),
         user=researcher,
+        limits=moment_limits(),
     )
     return jsonify(_m(rs, m)), 201 if created else 200
 
@@ -227,9 +269,10 @@ def create(rs_id: int) -> Any:
 @bp.patch("/recall/<int:rs_id>/moments/<int:moment_id>")
 def update(rs_id: int, moment_id: int) -> Any:
     rs, researcher = access(rs_id)
+    _write(rs, researcher)
     m = recall.own_moment(db(), rs, moment_id)
     try:
-        recall.update_moment(db(), rs, m, _json_body(), user=researcher)
+        recall.update_moment(db(), rs, m, _json_body(), user=researcher, limits=moment_limits())
     except Conflict as exc:
         if exc.code != "conflict":  # locked or frozen: the error handler says so in their language
             raise
@@ -243,6 +286,7 @@ def update(rs_id: int, moment_id: int) -> Any:
 @bp.delete("/recall/<int:rs_id>/moments/<int:moment_id>")
 def delete(rs_id: int, moment_id: int) -> Any:
     rs, researcher = access(rs_id)
+    _write(rs, researcher)
     m = recall.own_moment(db(), rs, moment_id)
     recall.delete_moment(db(), rs, m, storage(), user=researcher)
     return "", 204
@@ -250,7 +294,8 @@ def delete(rs_id: int, moment_id: int) -> Any:
 
 @bp.post("/recall/<int:rs_id>/position")
 def position(rs_id: int) -> Any:
-    rs, _ = access(rs_id)
+    rs, researcher = access(rs_id)
+    _write(rs, researcher)
     recall.save_position(db(), rs, _json_body().get("t_ms"))
     return "", 204
 
@@ -269,6 +314,9 @@ def stop(rs_id: int) -> Any:
     if researcher is not None:
         return redirect(url_for("recordings.show", recording_id=rs.recording_id), 303)
     language = g.get("locale", "en")
+    recall.end_devices(db(), rs)  # every browser and client of this link must open it again
+    db().commit()
+    media_grants().forget(request.environ)
     session.pop("recall", None)
     g.locale = language
     return render_template("recall/goodbye.html", page_lang=language)
@@ -289,6 +337,7 @@ def voice(rs_id: int, moment_id: int) -> Any:
         return ranges.send_range(storage().voice_path(key, note.storage_name), note.mime_type)
     recall.check_writable(rs, m, researcher)
     recall.mark_correction(db(), rs, m, researcher, "voice note")
+    _write(rs, researcher)
     if note is not None:  # a new recording replaces the old; DELETE just removes it
         storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
         db().delete(note)
@@ -296,18 +345,28 @@ def voice(rs_id: int, moment_id: int) -> Any:
     if request.method == "DELETE":
         db().commit()
         return "", 204
-    upload = request.files.get("audio")
+    limit = current_app.config["VOICE_NOTE_MAX_BYTES"]
+    too_large = TooLarge(
+        N_("A voice note can be at most %(mb)s MB."), params={"mb": round(limit / 1024**2)}
+    )
+    # The form parser stops reading past this, so an oversized body is never stored whole.
+    request.max_content_length = limit + 64 * 1024
+    try:
+        upload = request.files.get("audio")
+    except RequestEntityTooLarge:
+        raise too_large from None
     mime = (upload.mimetype if upload else "").split(";")[0]
     if upload is None or mime not in VOICE_TYPES:
         raise ValidationError(N_("Send the voice note as field 'audio' (WebM, Ogg or MP4 audio)."))
     name = f"{uuid.uuid4().hex}.{VOICE_TYPES[mime]}"
     path = storage().voice_path(key, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    upload.save(path)
-    size = path.stat().st_size
-    if size == 0 or size > MAX_VOICE_BYTES:
+    size = _copy_at_most(upload.stream, path, limit)
+    if size is None:
+        raise too_large
+    if size == 0:
         path.unlink(missing_ok=True)
-        raise ValidationError(N_("A voice note must be between 1 byte and 20 MB."))
+        raise ValidationError(N_("The voice note is empty."))
     db().add(
         VoiceNote(
             study_id=rs.study_id, moment_id=m.id, storage_name=name, mime_type=mime, size_bytes=size
@@ -315,6 +374,21 @@ def voice(rs_id: int, moment_id: int) -> Any:
     )
     db().commit()
     return jsonify(_m(rs, m)), 201
+
+
+def _copy_at_most(stream: Any, path: Path, limit: int) -> int | None:
+    """Copy ``stream`` to ``path`` in chunks; None (and no file) once it passes ``limit``."""
+    size = 0
+    with path.open("wb") as out:
+        while chunk := stream.read(256 * 1024):
+            size += len(chunk)
+            if size > limit:
+                break
+            out.write(chunk)
+    if size > limit:
+        path.unlink(missing_ok=True)
+        return None
+    return size
 
 
 # --- media -------------------------------------------------------------------------------------

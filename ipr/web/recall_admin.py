@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, request, url_for
 from sqlalchemy import select
 
-from ipr import recall, studies
+from ipr import door, recall, studies
 from ipr.access import get_or_404, role_in
 from ipr.errors import Conflict, NotFound, ValidationError
 from ipr.models import (
@@ -57,6 +57,7 @@ def lanes(rec: Recording) -> list[dict[str, Any]]:
                 "moments": moments,
                 "notes": notes,
                 "link_valid": bool(rs and recall.link_valid(rs)),
+                "pin_locked": bool(rs and rs.pin_hash and door.pin_locked(db(), rs)),
             }
         )
     return out
@@ -172,6 +173,14 @@ def reissue(rs_id: int) -> Any:
 def revoke(rs_id: int) -> Any:
     rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
     return _try(rs.recording, lambda: recall.revoke_link(db(), rs, user(), ip=client_ip()))
+
+
+@bp.post("/recall-sessions/<int:rs_id>/unlock")
+@login_required
+def unlock(rs_id: int) -> Any:
+    """Lift the lock that too many wrong PINs put on a participant's link (audited)."""
+    rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
+    return _try(rs.recording, lambda: door.unlock(db(), rs, user(), ip=client_ip()))
 
 
 @bp.post("/recall-sessions/<int:rs_id>/reopen")

@@ -255,7 +255,7 @@ def save_instructions(study_id: int) -> Any:
     )
 
 
-BOOL_SETTINGS = ("participants_can_code", "allow_early_reveal", "resume_after_save")
+BOOL_SETTINGS = ("participants_can_code", "allow_early_reveal", "resume_after_save", "require_2fa")
 
 
 @bp.post("/studies/<int:study_id>/settings")
