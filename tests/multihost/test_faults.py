@@ -8,13 +8,16 @@ them with the command that produced them.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
+from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,28 @@ def upload(topo: Topology, token: str, dyad_id: int, video: Path, label: str) ->
     return http(
         topo, "POST", f"/api/v1/dyads/{dyad_id}/recordings", token, body, {"Content-Type": ctype}
     )
+
+
+def media_range(topo: Topology, email: str, path: str, first: int, last: int) -> tuple:
+    """Log in as a researcher through nginx (either web host may answer: they share the secret
+    key and the database), then fetch a byte range of a media URL through nginx and straight
+    from web1: two (status, headers, body)."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(topo.base_url + "/login", timeout=30).read().decode()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {"csrf_token": csrf, "email": email, "password": "a long password"}
+    ).encode()
+    opener.open(topo.base_url + "/login", data=form, timeout=30).read()
+    ranged = {"Range": f"bytes={first}-{last}"}
+    with opener.open(urllib.request.Request(topo.base_url + path, headers=ranged)) as resp:
+        through_nginx = resp.status, dict(resp.headers), resp.read()
+    web1 = f"http://{topo.hosts['web1'].address}:8000"
+    cookies = {"Cookie": "; ".join(f"{c.name}={c.value}" for c in jar), **ranged}
+    with urllib.request.urlopen(urllib.request.Request(web1 + path, headers=cookies)) as resp:
+        from_web_host = resp.status, dict(resp.headers), resp.read()
+    return through_nginx, from_web_host
 
 
 def in_db(topo: Topology, fn: Callable[[Any], Any]) -> Any:
@@ -192,6 +217,19 @@ def test_worker_host_killed_during_ingest_finishes_on_the_other_once(
     assert clips == [(i + 1, 2000 * i, 2000 * (i + 1)) for i in range(6)]
     clip_files = sorted(p.name for p in (hosts.media / key / "derived" / "clips").glob("*.mp4"))
     assert clip_files == [f"{i + 1:03d}.mp4" for i in range(6)]
+
+    # the playable copy the surviving worker wrote to the shared folder, served by nginx itself
+    # (X-Accel-Redirect: the web host answers with headers only) after a web host's check
+    playable = (hosts.media / key / "derived" / "playable.mp4").read_bytes()
+    (status, headers, body), (web_status, web_headers, web_body) = hosts.in_client(
+        media_range, hosts, "ingest@example.org", f"/recordings/{rec['id']}/media/playable.mp4",
+        0, 1023,
+    )  # fmt: skip
+    assert (status, headers["Content-Range"]) == (206, f"bytes 0-1023/{len(playable)}")
+    assert body == playable[:1024]
+    assert "X-Accel-Redirect" not in headers
+    hand_off = f"/protected-media/{key}/derived/playable.mp4"
+    assert (web_status, web_headers["X-Accel-Redirect"], web_body) == (200, hand_off, b"")
 
 
 # --- 2. a web host dies while participants save ---------------------------------------------------
