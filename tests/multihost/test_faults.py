@@ -276,6 +276,7 @@ def test_web_host_killed_while_participants_save_nothing_lost_or_doubled(
 
     futures = [hosts.client.submit(participant, n, 30) for n in (1, 2)]
     wait_for("saves before the fault", lambda: len(acks) >= 10, 60)
+    unplugged_at = time.monotonic()
     hosts.unplug("web1")
     hosts.kill("web1")
     killed_at = time.monotonic()
@@ -284,8 +285,8 @@ def test_web_host_killed_while_participants_save_nothing_lost_or_doubled(
 
     keys = sorted(k for k, *_ in acks)
     assert keys == sorted(f"p{n}-moment-{i:04d}" for n in (1, 2) for i in range(30))
-    before = {up for _, _, up, t in acks if t < killed_at}
-    after = {up for _, _, up, t in acks if t > killed_at + 0.1}
+    before = {up for _, _, up, t in acks if t < unplugged_at}
+    after = {up for _, _, up, t in acks if t > killed_at + 1}  # (1 s: answers still in hand)
     assert before == {web1, web2}  # nginx shared the saves between both web hosts
     assert after == {web2}  # and moved on to the live one
     figure("web host killed -> all saves acknowledged", acks[-1][3] - killed_at)
