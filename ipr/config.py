@@ -171,7 +171,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WORKER_HEARTBEAT_SECONDS",
         30,
-        "A running job whose worker has not reported for 4x this long is picked up again.",
+        "A running job whose worker has not reported for 4x this long is picked up again; "
+        "each worker also sweeps this often for queued jobs missing from the queue.",
         int,
     ),
     Setting(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -80,7 +80,6 @@ def make_huey(config: dict[str, Any], instance_path: Path) -> Huey:
             "ipr", filename=str(instance_path / "queue.sqlite3"), results=False, timeout=30
         )
     huey._ipr_run_job = huey.task(name="ipr.run_job")(_run_job_task)  # type: ignore[attr-defined]
-    huey.periodic_task(crontab(minute="*"), name="ipr.reap_stale")(_reap_task)
     return huey
 
 
@@ -230,8 +229,9 @@ def _heartbeat(database: Database, job_id: int, stop: threading.Event, every: in
             s.commit()
 
 
-def reap_stale(db: Session, heartbeat_seconds: int) -> list[int]:
-    """Jobs whose worker stopped reporting: queue them again (or fail them after 3 tries)."""
+def reap_stale(db: Session, heartbeat_seconds: int, on_queue: set[int] | None = None) -> list[int]:
+    """Jobs to push (again): those whose worker stopped reporting (failed after 3 tries), and
+    queued ones missing from the queue. ``on_queue``: the job ids the queue holds now."""
     cutoff = utcnow() - dt.timedelta(seconds=4 * heartbeat_seconds)
     stale = db.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)).all()
     again: list[int] = []
@@ -247,20 +247,32 @@ def reap_stale(db: Session, heartbeat_seconds: int) -> list[int]:
             job.status = "queued"
             job.stage = "Waiting for a worker (the previous one stopped)"
             again.append(job.id)
-    # a queued job nobody has started for a long time may have lost its queue message (a
-    # flushed Redis, say): push it again; claim() makes a duplicate message harmless
-    lost = db.scalars(
+    # the database is the record of work: a queued job whose message is not on the queue (a
+    # Redis restarted without persistence, a push that failed after the commit) is pushed
+    # again; claim() makes a duplicate message harmless. Without a view of the queue, only
+    # jobs nobody has started for ten minutes count as lost.
+    grace = dt.timedelta(seconds=heartbeat_seconds if on_queue is not None else 600)
+    waiting = db.scalars(
         select(Job).where(
             Job.status == "queued",
-            Job.created_at < utcnow() - dt.timedelta(minutes=10),
-            (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < utcnow() - dt.timedelta(minutes=10)),
+            Job.created_at < utcnow() - grace,
+            (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < utcnow() - grace),
         )
     ).all()
-    for job in lost:
-        job.heartbeat_at = utcnow()
+    for job in waiting:
+        if on_queue is not None and job.id in on_queue:
+            continue
+        job.heartbeat_at = utcnow()  # when it was last pushed
         again.append(job.id)
     db.commit()
     return again
+
+
+def queued_job_ids(huey: Huey) -> set[int]:
+    """The ids of the jobs whose message waits on the queue now."""
+    return {
+        int(task.args[0]) for task in huey.pending() if task.name == "ipr.run_job" and task.args
+    }
 
 
 def _run_job_task(job_id: int) -> None:
@@ -272,8 +284,13 @@ def _reap_task() -> None:
     from ipr.uploads import cleanup_expired
 
     database: Database = _state["db"]
+    try:
+        on_queue: set[int] | None = queued_job_ids(_state["huey"])
+    except Exception:  # noqa: BLE001 — the queue is away: reap stale jobs all the same
+        log.warning("cannot read the queue; lost jobs are looked for again next sweep")
+        on_queue = None
     with database.session() as db:
-        ids = reap_stale(db, _state["config"]["WORKER_HEARTBEAT_SECONDS"])
+        ids = reap_stale(db, _state["config"]["WORKER_HEARTBEAT_SECONDS"], on_queue)
         storage = Storage(_state["config"]["RECORDINGS_DIR"])
         cleanup_expired(db, storage)
         storage.prune_exports(24 * 3600)  # prepared moment clips: kept a day
@@ -287,5 +304,25 @@ def run_worker(huey: Huey, config: dict[str, Any], database: Database, workers: 
 
     configure_worker(config, database)
     _state["huey"] = huey
-    _reap_task()  # pick up whatever a previous worker left behind
-    Consumer(huey, workers=workers, worker_type="thread", periodic=True).run()
+    stop = threading.Event()
+    sweeper = threading.Thread(
+        target=_sweep, args=(stop, max(1, config["WORKER_HEARTBEAT_SECONDS"])), daemon=True
+    )
+    sweeper.start()
+    try:
+        Consumer(huey, workers=workers, worker_type="thread", periodic=True).run()
+    finally:
+        stop.set()
+
+
+def _sweep(stop: threading.Event, every: int) -> None:
+    """Every heartbeat interval (and at once, for what a previous worker left behind): stale
+    and lost jobs back onto the queue. A thread, not a queued task, so it also runs while
+    the queue is away and catches up as soon as it is back."""
+    while True:
+        try:
+            _reap_task()
+        except Exception:  # noqa: BLE001 — the database may be restarting: try again later
+            log.warning("sweep for stale jobs failed: %s", traceback.format_exc(limit=1))
+        if stop.wait(every):
+            return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from collections.abc import Callable
@@ -21,6 +22,9 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 from huey import Huey
+from redis.exceptions import ConnectionError as QueueConnectionError
+from redis.exceptions import TimeoutError as QueueTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -39,6 +43,9 @@ CSP = (
     "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+# what a 503 tells clients while the database or the queue restarts (they come back in seconds)
+RETRY_AFTER_SECONDS = 2
 
 
 HSTS = "max-age=63072000; includeSubDomains"
@@ -223,6 +230,25 @@ def init_app(app: Flask) -> None:
             r = current_app.make_response((body, status))
             r.headers["Retry-After"] = str(retry)
             return r
+        return resp
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(QueueConnectionError)
+    @app.errorhandler(QueueTimeoutError)
+    def backend_unavailable(exc: Exception) -> Any:
+        """The database or the queue is away (a restart, a failover): 503 with Retry-After, so
+        clients (the participant's outbox, scripts, nginx) retry instead of giving up."""
+        app.logger.warning("backend unavailable: %s", str(exc).splitlines()[0][:200])
+        session_ = g.pop("db", None)
+        if session_ is not None:
+            with contextlib.suppress(Exception):  # its connection is already gone
+                session_.close()
+        body, status = _error_response(
+            503, "unavailable", "The server is briefly unavailable. Try again in a few seconds."
+        )
+        resp = current_app.make_response((body, status))
+        resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return resp
 
     @app.errorhandler(CSRFError)

@@ -106,6 +106,7 @@
 
   // ---------------------------------------------------------------- HTTP
   function Retry(reason) { this.reason = reason; }
+  var SAVE_TIMEOUT_MS = 15000;
   function api(method, url, opts) {
     opts = opts || {};
     var headers = { "X-CSRFToken": csrf, Accept: "application/json" };
@@ -113,9 +114,15 @@
     if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(opts.json); }
     if (opts.form) body = opts.form;
     if (opts.key) headers["Idempotency-Key"] = opts.key;
-    return fetch(url, { method: method, headers: headers, body: body, credentials: "same-origin", keepalive: !!opts.keepalive })
-      .catch(function () { throw new Retry("network"); })
+    // a request to a server that vanished mid-way (a web host lost power) is never answered:
+    // give up on it after SAVE_TIMEOUT_MS and retry (a create keeps its Idempotency-Key);
+    // not for voice notes, whose upload alone may take longer on a slow line
+    var ctl = window.AbortController && !opts.form ? new AbortController() : null;
+    var timer = ctl ? window.setTimeout(function () { ctl.abort(); }, SAVE_TIMEOUT_MS) : null;
+    return fetch(url, { method: method, headers: headers, body: body, credentials: "same-origin", keepalive: !!opts.keepalive, signal: ctl ? ctl.signal : undefined })
+      .catch(function () { window.clearTimeout(timer); throw new Retry("network"); })
       .then(function (resp) {
+        window.clearTimeout(timer);
         if (resp.status >= 500 || resp.status === 429 || resp.status === 408) throw new Retry(resp.status);
         if (resp.status === 401) { ended(); throw new Retry("ended"); }
         var ct = resp.headers.get("Content-Type") || "";
