@@ -66,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from ipr.web import (
         api,
+        api_imports,
         auth_views,
         context,
         exports,
@@ -91,6 +92,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(exports.bp)
     app.register_blueprint(timeline.bp)
     csrf.exempt(api.bp)
+    app.register_blueprint(api_imports.bp)
+    csrf.exempt(api_imports.bp)
 
     from ipr import cli
 

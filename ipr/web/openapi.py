@@ -257,6 +257,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    from ipr.web.api_imports import import_paths  # late, for the same reason
     from ipr.web.exports import export_paths  # late, for the same reason
     from ipr.web.timeline import timeline_paths  # late: it imports ipr.web.api, which imports us
 
@@ -290,6 +291,7 @@ def openapi_document() -> dict[str, Any]:
             **recall_paths(),
             **timeline_paths(),
             **export_paths(),
+            **import_paths(),
             "/studies": {
                 "get": {
                     "summary": "Studies you are a member of",
