@@ -124,6 +124,22 @@ SETTINGS: tuple[Setting, ...] = (
         "INFO",
         "Python logging level for the app and the worker.",
     ),
+    Setting(
+        "LOG_FORMAT",
+        "text",
+        "text, or json: one JSON object a line with the request id (X-Request-Id) and job id.",
+    ),
+    Setting(
+        "METRICS_ALLOW",
+        "127.0.0.1,::1",
+        "Addresses or networks (comma-separated) that may read /metrics without a token.",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "",
+        "A secret that also admits a /metrics scrape from anywhere as "
+        "'Authorization: Bearer <secret>'. Empty: only METRICS_ALLOW.",
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

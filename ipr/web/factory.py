@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
+from ipr import logs
 from ipr.config import load_config
 from ipr.db import Database
 from ipr.jobs import make_huey
@@ -53,7 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=0,
     )
-    logging.basicConfig(level=cfg["LOG_LEVEL"])
+    logs.configure(cfg["LOG_LEVEL"], cfg["LOG_FORMAT"])
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
@@ -71,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         context,
         exports,
         media,
+        ops,
         recall,
         recall_admin,
         recordings,
@@ -80,6 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     context.init_app(app)
+    ops.init_app(app)
     app.wsgi_app = MediaFastPath(app.wsgi_app, grants, context.security_headers)  # type: ignore[method-assign]
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)
@@ -93,6 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(timeline.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(api_imports.bp)
+    app.register_blueprint(ops.bp)
     csrf.exempt(api_imports.bp)
 
     from ipr import cli
