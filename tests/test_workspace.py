@@ -273,6 +273,11 @@ UNSCOPED = {
     "exports.tokens",  # your own API tokens, no study object
     "exports.create_token",
     "recall.enter",  # a link token, not an id: unknown tokens answer 401 (tests/test_recall.py)
+    "ops.healthz",  # probes and the scrape: no study object (tests/test_ops.py)
+    "ops.readyz",
+    "ops.metrics_view",
+    "ops.jobs_page",  # administrators only, every study's jobs (tests/test_ops.py)
+    "ops.retry_job",
 }
 
 
