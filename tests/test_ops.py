@@ -262,3 +262,27 @@ def test_admin_jobs_page_and_audited_retry(app, db, make_user, dyad, owner_web, 
     assert jobs.run_job(app.extensions["ipr_db"], dict(app.config), job.id) == "done"
     db.expire_all()
     assert db.get(Recording, rec.id).status == "ready"
+
+
+def test_multiprocess_mode_adds_up_the_processes(tmp_path, sqlite_url) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (gunicorn), counters of every process reach one scrape."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "prom"
+    folder.mkdir()
+    count = "from ipr import metrics; metrics.MOMENTS_SAVED.inc({n})"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PATH": "/usr/bin:/bin"}
+    for n in (2, 3):  # two processes, as two gunicorn workers
+        subprocess.run([sys.executable, "-c", count.format(n=n)], cwd=ROOT, env=env, check=True,
+                       timeout=120)  # fmt: skip
+    scrape_code = (
+        "from ipr import metrics; from ipr.db import Database; "
+        f"print(metrics.exposition(Database({sqlite_url!r}), 30).decode())"
+    )
+    out = subprocess.run([sys.executable, "-c", scrape_code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    assert "ipr_moments_saved_total 5.0" in out.splitlines()
+    assert "ipr_queue_depth 0.0" in out.splitlines()

@@ -80,8 +80,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tus,
     )
 
+    ops.init_app(app)  # first: the request id exists before anything else logs
     context.init_app(app)
-    ops.init_app(app)
     app.wsgi_app = MediaFastPath(app.wsgi_app, grants, context.security_headers)  # type: ignore[method-assign]
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(studies.bp)

@@ -268,7 +268,9 @@ def openapi_document() -> dict[str, Any]:
             "version": "1",
             "description": "Researchers authenticate with 'Authorization: Bearer <token>' from "
             "`flask --app app ipr token EMAIL`. No token: 401. An object outside your studies: "
-            "404, indistinguishable from a missing one. All times are integer milliseconds.",
+            "404, indistinguishable from a missing one. All times are integer milliseconds. "
+            "A recording's media_url and clip urls (paths on this server) accept the same "
+            "Bearer token, with Range requests.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
