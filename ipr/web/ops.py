@@ -144,7 +144,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def finish(resp: Response) -> Response:
         rid = g.get("request_id")
-        if rid:
+        # media bytes answer the same whether checked or granted (ipr.web.media_grants)
+        if rid and request.blueprint != "media":
             resp.headers["X-Request-Id"] = rid
         started = g.get("request_started")
         if started is not None:
