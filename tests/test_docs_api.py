@@ -89,6 +89,9 @@ def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
         )  # fmt: skip
         assert run.returncode == 0, run.stderr + (tmp_path / "server.log").read_text()
         result = json.loads(run.stdout.strip().splitlines()[-1])
+        # the live server's /metrics sees the worker process's ingest and its heartbeat
+        with urllib.request.urlopen(base + "/metrics", timeout=30) as resp:
+            scraped = resp.read().decode()
     finally:
         for proc in (worker, server):
             proc.terminate()
@@ -99,6 +102,10 @@ def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
                 proc.wait()
         log.close()
 
+    lines = scraped.splitlines()
+    assert 'ipr_jobs{kind="ingest",status="done"} 1.0' in lines
+    assert "ipr_queue_depth 0.0" in lines
+    assert "ipr_workers_alive 1.0" in lines
     assert result["duration_ms"] == 4000
     assert result["lags_ms"] == [500]  # therapist at 1000 ms, client at 1500 ms
     assert result["motion_rate_hz"] > 0
