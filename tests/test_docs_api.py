@@ -89,6 +89,20 @@ def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
         )  # fmt: skip
         assert run.returncode == 0, run.stderr + (tmp_path / "server.log").read_text()
         result = json.loads(run.stdout.strip().splitlines()[-1])
+        # the check, literally: curl with the token and a range on the media_url
+        ask = urllib.request.Request(
+            f"{base}/api/v1/recordings/{result['recording_id']}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(ask, timeout=30) as resp:
+            media_url = json.loads(resp.read())["media_url"]
+        curl = subprocess.run(
+            ["curl", "-s", "-o", str(tmp_path / "head.bin"), "-w", "%{http_code}",
+             "-H", f"Authorization: Bearer {token}", "-r", "0-1023", base + media_url],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert curl.stdout == "206"
+        assert (tmp_path / "head.bin").stat().st_size == 1024
         # the live server's /metrics sees the worker process's ingest and its heartbeat
         with urllib.request.urlopen(base + "/metrics", timeout=30) as resp:
             scraped = resp.read().decode()
