@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ipr import logs, metrics
@@ -332,6 +332,28 @@ def retry(db: Session, huey: Huey, job_id: int, *, user: Any, ip: str | None = N
     metrics.JOBS_RETRIED.labels(job.kind, "admin").inc()
     log.info("job %s (%s) retried by %s", job.id, job.kind, getattr(user, "email", user))
     return job
+
+
+def overview(db: Session, heartbeat_seconds: int) -> dict[str, Any]:
+    """What the admin jobs page shows: queue depth by kind, workers, running and failed jobs."""
+    now = utcnow()
+    queued = db.execute(
+        select(Job.kind, func.count()).where(Job.status == "queued").group_by(Job.kind)
+    ).all()
+    workers = []
+    for w in db.scalars(select(Worker).order_by(Worker.heartbeat_at.desc())):
+        age = (now - w.heartbeat_at).total_seconds()
+        workers.append({"name": w.name, "started_at": w.started_at, "age_s": age,
+                        "alive": age <= 4 * heartbeat_seconds})  # fmt: skip
+    return {
+        "queued": dict(queued),
+        "depth": sum(n for _, n in queued),
+        "workers": workers,
+        "running": db.scalars(select(Job).where(Job.status == "running").order_by(Job.id)).all(),
+        "failed": db.scalars(
+            select(Job).where(Job.status == "failed").order_by(Job.finished_at.desc()).limit(50)
+        ).all(),
+    }
 
 
 def beat(db: Session, name: str) -> None:

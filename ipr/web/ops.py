@@ -16,11 +16,9 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, url_for
-from sqlalchemy import func, select
 
 from ipr import health, jobs, logs, metrics
 from ipr.errors import NotFound, PermissionDenied
-from ipr.models import Job, Worker, utcnow
 from ipr.web.context import client_ip, database, db, huey, login_required, render, storage, user
 
 bp = Blueprint("ops", __name__)
@@ -86,31 +84,7 @@ def admin() -> Any:
 
 
 def jobs_overview() -> dict[str, Any]:
-    s = db()
-    heartbeat = int(current_app.config["WORKER_HEARTBEAT_SECONDS"])
-    now = utcnow()
-    queued = s.execute(
-        select(Job.kind, func.count()).where(Job.status == "queued").group_by(Job.kind)
-    ).all()
-    workers = [
-        {
-            "name": w.name,
-            "started_at": w.started_at,
-            "age_s": (now - w.heartbeat_at).total_seconds(),
-        }
-        for w in s.scalars(select(Worker).order_by(Worker.heartbeat_at.desc()))
-    ]
-    for w in workers:
-        w["alive"] = w["age_s"] <= 4 * heartbeat
-    return {
-        "queued": {kind: n for kind, n in queued},
-        "depth": sum(n for _, n in queued),
-        "workers": workers,
-        "running": s.scalars(select(Job).where(Job.status == "running").order_by(Job.id)).all(),
-        "failed": s.scalars(
-            select(Job).where(Job.status == "failed").order_by(Job.finished_at.desc()).limit(50)
-        ).all(),
-    }
+    return jobs.overview(db(), int(current_app.config["WORKER_HEARTBEAT_SECONDS"]))
 
 
 @bp.get("/admin/jobs")
