@@ -13,6 +13,7 @@ Two kinds of figure, on purpose:
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from ipr.db import Database
 from ipr.models import Job, Moment, Recording, Worker, utcnow
 
+log = logging.getLogger("ipr.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JOB_STATUSES = ("queued", "running", "done", "failed")
 
@@ -109,6 +111,17 @@ class WorkCollector(Collector):
         self.heartbeat_seconds = heartbeat_seconds
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("ipr_database_up", "1 when the database answered this scrape.")
+        try:
+            yield from self._collect()
+        except Exception:  # noqa: BLE001 — a scrape during an outage still answers
+            log.warning("metrics: the database did not answer", exc_info=True)
+            up.add_metric([], 0)
+        else:
+            up.add_metric([], 1)
+        yield up
+
+    def _collect(self) -> Iterator[GaugeMetricFamily]:
         with self.database.session() as db:
             by_status = db.execute(
                 select(Job.kind, Job.status, func.count(), func.sum(Job.attempts)).group_by(

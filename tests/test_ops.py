@@ -48,6 +48,8 @@ def test_healthz_needs_no_database(tmp_path) -> None:
     assert ready.json["failed"] == ["database"]
     assert ready.json["checks"]["database"]["ok"] is False
     assert ready.json["checks"]["database"]["detail"].startswith("OperationalError")
+    scraped = scrape(client)  # an outage still gets an answer, saying so
+    assert value(scraped, "ipr_database_up") == 0
 
 
 def test_readyz_names_each_failure(app, monkeypatch, tmp_path) -> None:
@@ -164,6 +166,7 @@ def test_metrics_follow_an_ingest_and_the_request_id_reaches_the_worker_log(
     ):
         assert value(done, name, **labels) == value(queued, name, **labels) + 1, name
     assert value(done, "ipr_ingest_realtime_factor_recent") > 0
+    assert value(done, "ipr_database_up") == 1
 
 
 def test_moments_saved_and_worker_heartbeats(app, db, recall_env) -> None:

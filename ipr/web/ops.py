@@ -58,8 +58,11 @@ def metrics_allowed() -> bool:
     except ValueError:
         return False
     for entry in str(current_app.config.get("METRICS_ALLOW", "")).split(","):
-        if entry.strip() and address in ipaddress.ip_network(entry.strip(), strict=False):
-            return True
+        try:
+            if entry.strip() and address in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+        except ValueError:
+            access_log.warning("IPR_METRICS_ALLOW: %r is not an address or network", entry)
     return False
 
 
