@@ -289,3 +289,31 @@ def test_multiprocess_mode_adds_up_the_processes(tmp_path, sqlite_url) -> None:
                          capture_output=True, text=True, timeout=120).stdout  # fmt: skip
     assert "ipr_moments_saved_total 5.0" in out.splitlines()
     assert "ipr_queue_depth 0.0" in out.splitlines()
+
+
+def test_work_figures_on_each_database(any_db_url, tmp_path) -> None:
+    """The scrape's database queries on SQLite and on PostgreSQL."""
+    app = make_app(tmp_path, any_db_url)
+    with app.extensions["ipr_db"].session() as db:
+        db.add_all(
+            [
+                Job(kind="ingest", status="queued"),
+                Job(kind="ingest", status="failed", attempts=3, error="x"),
+                Job(kind="moment_clips", status="running", attempts=2),
+            ]
+        )
+        db.commit()
+        jobs.beat(db, "pg-or-lite:7")
+    try:
+        got = scrape(app.test_client())
+    finally:
+        app.extensions["ipr_db"].dispose()
+    assert value(got, "ipr_jobs", kind="ingest", status="queued") == 1
+    assert value(got, "ipr_jobs", kind="ingest", status="failed") == 1
+    assert value(got, "ipr_jobs", kind="moment_clips", status="running") == 1
+    assert value(got, "ipr_jobs", kind="moment_clips", status="done") == 0
+    assert value(got, "ipr_job_retries", kind="ingest") == 2
+    assert value(got, "ipr_job_retries", kind="moment_clips") == 1
+    assert value(got, "ipr_queue_depth") == 1
+    assert value(got, "ipr_workers_alive") == 1
+    assert value(got, "ipr_database_up") == 1
