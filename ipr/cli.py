@@ -68,12 +68,19 @@ def token(email: str, name: str) -> None:
 
 @ipr_cli.command("worker")
 @click.option("--threads", default=1, show_default=True, help="Jobs run at once in this process.")
-def worker(threads: int) -> None:
+@click.option("--metrics-port", default=0, help="Serve this worker's Prometheus counters on "
+              "this port (0: none).")  # fmt: skip
+@click.option("--metrics-bind", default="127.0.0.1", show_default=True,
+              help="Address for --metrics-port.")  # fmt: skip
+def worker(threads: int, metrics_port: int, metrics_bind: str) -> None:
     """Run a background worker (the embedded queue, or Redis when IPR_REDIS_URL is set)."""
-    from ipr import jobs
+    from ipr import jobs, metrics
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     where = app.config["REDIS_URL"] or "the embedded queue"
+    if metrics_port:
+        metrics.serve_worker_metrics(metrics_port, metrics_bind)
+        click.echo(f"Worker metrics on http://{metrics_bind}:{metrics_port}/metrics.")
     click.echo(f"Worker started on {where}.")
     jobs.run_worker(app.extensions["ipr_huey"], dict(app.config), app.extensions["ipr_db"], threads)
 

@@ -199,3 +199,16 @@ def exposition(database: Database, heartbeat_seconds: int) -> bytes:
     work = CollectorRegistry(auto_describe=False)
     work.register(WorkCollector(database, heartbeat_seconds))
     return generate_latest(counted) + generate_latest(work)
+
+
+def serve_worker_metrics(port: int, bind: str = "127.0.0.1") -> None:
+    """A worker process's own counters (jobs it ran, ingest speed) on ``bind:port``, for a
+    worker host without a web process; the database's figures come from the web's /metrics."""
+    from prometheus_client import start_http_server
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    else:
+        registry = PROCESS
+    start_http_server(port, addr=bind, registry=registry)

@@ -55,7 +55,7 @@ def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
     flask("init-db")
     flask("create-user", "scripter@example.org", stdin=PASSWORD + "\n")
     token = flask("token", "scripter@example.org").strip()
-    port = free_port()
+    port, worker_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
@@ -65,7 +65,8 @@ def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "ipr", "worker"],
+        [sys.executable, "-m", "flask", "--app", "app", "ipr", "worker",
+         "--metrics-port", str(worker_port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -106,6 +107,8 @@ def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
         # the live server's /metrics sees the worker process's ingest and its heartbeat
         with urllib.request.urlopen(base + "/metrics", timeout=30) as resp:
             scraped = resp.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/metrics", timeout=30) as r:
+            from_worker = r.read().decode().splitlines()
     finally:
         for proc in (worker, server):
             proc.terminate()
@@ -120,6 +123,9 @@ def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
     assert 'ipr_jobs{kind="ingest",status="done"} 1.0' in lines
     assert "ipr_queue_depth 0.0" in lines
     assert "ipr_workers_alive 1.0" in lines
+    # the worker process's own counters, on its --metrics-port
+    assert 'ipr_jobs_finished_total{kind="ingest",status="done"} 1.0' in from_worker
+    assert "ipr_ingest_realtime_factor_count 1.0" in from_worker
     assert result["duration_ms"] == 4000
     assert result["lags_ms"] == [500]  # therapist at 1000 ms, client at 1500 ms
     assert result["motion_rate_hz"] > 0
