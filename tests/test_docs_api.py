@@ -30,6 +30,7 @@ def python_block(doc: Path) -> str:
     return blocks[0]
 
 
+@pytest.mark.slow
 def test_python_pipeline_in_docs_runs_against_a_live_server(tmp_path) -> None:
     (tmp_path / "recordings").mkdir()
     db_url = f"sqlite:///{tmp_path / 'ipr.sqlite3'}"
