@@ -186,6 +186,22 @@ SETTINGS: tuple[Setting, ...] = (
         "The commit every export cites (set it when building an image without .git). "
         "Empty: git rev-parse HEAD of the code's folder, else unknown. Read from the environment.",
     ),
+    Setting(
+        "LOG_FORMAT",
+        "text",
+        "text, or json: one JSON object a line with the request id (X-Request-Id) and job id.",
+    ),
+    Setting(
+        "METRICS_ALLOW",
+        "127.0.0.1,::1",
+        "Addresses or networks (comma-separated) that may read /metrics without a token.",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "",
+        "A secret that also admits a /metrics scrape from anywhere as "
+        "'Authorization: Bearer <secret>'. Empty: only METRICS_ALLOW.",
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

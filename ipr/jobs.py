@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ipr import logs, metrics
 from ipr.db import Database
-from ipr.models import Job, utcnow
+from ipr.models import Job, Recording, Worker, utcnow
 
 log = logging.getLogger("ipr.jobs")
 
@@ -101,17 +102,23 @@ def enqueue(
     """Create the job row, commit it, then put its id on the queue."""
     if kind not in HANDLERS:
         raise ValueError(f"unknown job kind {kind!r}")
+    params = dict(params or {})
+    request_id = logs.current_request_id()
+    if request_id and "request_id" not in params:
+        params["request_id"] = request_id  # the worker logs under the request's id
     job = Job(
         kind=kind,
         study_id=study_id,
         recording_id=recording_id,
-        params=params or {},
+        params=params,
         status="queued",
         stage="Waiting for a worker",
     )
     db.add(job)
     db.commit()
     _push(huey, job.id)
+    metrics.JOBS_QUEUED.labels(kind).inc()
+    log.info("job %s (%s) queued", job.id, kind)
     return job
 
 
@@ -148,7 +155,39 @@ def claim(db: Session, job_id: int, worker: str) -> Job | None:
 
 
 def run_job(database: Database, config: dict[str, Any], job_id: int) -> str:
-    """Run one job to its end; returns the final status."""
+    """Run one job to its end; returns the final status. Its log lines carry the job's id and
+    the id of the request that queued it."""
+    with database.session() as db:
+        found = db.execute(select(Job.kind, Job.params).where(Job.id == job_id)).first()
+    if found is None:
+        return "skipped"
+    kind, params = found
+    began = time.monotonic()
+    with logs.job_context(job_id, (params or {}).get("request_id")):
+        status = _run_job(database, config, job_id)
+        seconds = time.monotonic() - began
+        if status != "skipped":
+            log.info("job %s (%s) %s in %.1f s", job_id, kind, status, seconds)
+    if status != "skipped":
+        metrics.JOBS_STARTED.labels(kind).inc()
+        metrics.JOBS_FINISHED.labels(kind, status).inc()
+    if kind == "ingest" and status == "done":
+        _observe_ingest(database, job_id, seconds)
+    return status
+
+
+def _observe_ingest(database: Database, job_id: int, seconds: float) -> None:
+    with database.session() as db:
+        duration_ms = db.scalar(
+            select(Recording.duration_ms)
+            .join(Job, Job.recording_id == Recording.id)
+            .where(Job.id == job_id)
+        )
+    if duration_ms and seconds > 0:
+        metrics.INGEST_REALTIME.observe(duration_ms / 1000 / seconds)
+
+
+def _run_job(database: Database, config: dict[str, Any], job_id: int) -> str:
     worker = _worker_name()
     with database.session() as db:
         job = claim(db, job_id, worker)
@@ -247,6 +286,7 @@ def reap_stale(db: Session, heartbeat_seconds: int, on_queue: set[int] | None = 
             job.status = "queued"
             job.stage = "Waiting for a worker (the previous one stopped)"
             again.append(job.id)
+            metrics.JOBS_RETRIED.labels(job.kind, "worker_stopped").inc()
     # the database is the record of work: a queued job whose message is not on the queue (a
     # Redis restarted without persistence, a push that failed after the commit) is pushed
     # again; claim() makes a duplicate message harmless. Without a view of the queue, only
@@ -273,6 +313,81 @@ def queued_job_ids(huey: Huey) -> set[int]:
     return {
         int(task.args[0]) for task in huey.pending() if task.name == "ipr.run_job" and task.args
     }
+
+
+def retry(db: Session, huey: Huey, job_id: int, *, user: Any, ip: str | None = None) -> Job:
+    """An administrator's *Retry* of a failed job: queued again with fresh attempts (audited)."""
+    from ipr import audit
+    from ipr.errors import NotFound, ValidationError
+
+    job = db.get(Job, job_id)
+    if job is None:
+        raise NotFound()
+    if job.status != "failed":
+        raise ValidationError("Only a failed job can be retried.")
+    audit.record(
+        db, "job_retried", user=user, study_id=job.study_id, obj=("job", job.id), ip=ip,
+        details={"kind": job.kind, "error": job.error, "attempts": job.attempts},
+    )  # fmt: skip
+    job.status, job.error, job.attempts = "queued", None, 0
+    job.stage, job.progress, job.finished_at = "Waiting for a worker (retried)", 0.0, None
+    job.heartbeat_at = None
+    if job.kind == "ingest" and job.recording_id is not None:
+        # the recording shows "queued" again, as after the recording page's own Try again
+        db.execute(
+            update(Recording)
+            .where(Recording.id == job.recording_id)
+            .values(status="queued", error=None, error_code=None)
+        )
+    db.commit()
+    _push(huey, job.id)
+    metrics.JOBS_RETRIED.labels(job.kind, "admin").inc()
+    log.info("job %s (%s) retried by %s", job.id, job.kind, getattr(user, "email", user))
+    return job
+
+
+def overview(db: Session, heartbeat_seconds: int) -> dict[str, Any]:
+    """What the admin jobs page shows: queue depth by kind, workers, running and failed jobs."""
+    now = utcnow()
+    queued = db.execute(
+        select(Job.kind, func.count()).where(Job.status == "queued").group_by(Job.kind)
+    ).all()
+    workers = []
+    for w in db.scalars(select(Worker).order_by(Worker.heartbeat_at.desc())):
+        age = (now - w.heartbeat_at).total_seconds()
+        workers.append({"name": w.name, "started_at": w.started_at, "age_s": age,
+                        "alive": age <= 4 * heartbeat_seconds})  # fmt: skip
+    return {
+        "queued": dict(queued),
+        "depth": sum(n for _, n in queued),
+        "workers": workers,
+        "running": db.scalars(select(Job).where(Job.status == "running").order_by(Job.id)).all(),
+        "failed": db.scalars(
+            select(Job).where(Job.status == "failed").order_by(Job.finished_at.desc()).limit(50)
+        ).all(),
+    }
+
+
+def beat(db: Session, name: str) -> None:
+    """Record that the worker process ``name`` is alive (one row per process)."""
+    now = utcnow()
+    done = db.execute(update(Worker).where(Worker.name == name).values(heartbeat_at=now))
+    if done.rowcount == 0:
+        db.add(Worker(name=name, started_at=now, heartbeat_at=now))
+    # a process gone for a day is history, not a worker
+    db.execute(delete(Worker).where(Worker.heartbeat_at < now - dt.timedelta(days=1)))
+    db.commit()
+
+
+def _beat_forever(database: Database, name: str, every: int, stop: threading.Event) -> None:
+    while True:
+        try:
+            with database.session() as db:
+                beat(db, name)
+        except Exception:  # noqa: BLE001 — a database blip must not kill the heartbeat
+            log.warning("worker heartbeat failed", exc_info=True)
+        if stop.wait(every):
+            return
 
 
 def _run_job_task(job_id: int) -> None:
@@ -309,6 +424,9 @@ def run_worker(huey: Huey, config: dict[str, Any], database: Database, workers: 
         target=_sweep, args=(stop, max(1, config["WORKER_HEARTBEAT_SECONDS"])), daemon=True
     )
     sweeper.start()
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    every = max(1, int(config["WORKER_HEARTBEAT_SECONDS"]))
+    threading.Thread(target=_beat_forever, args=(database, name, every, stop), daemon=True).start()
     try:
         Consumer(huey, workers=workers, worker_type="thread", periodic=True).run()
     finally:

@@ -281,6 +281,11 @@ UNSCOPED = {
     "auth.new_codes_2fa",
     "auth.disable_2fa",
     "api.recall_device",  # an invitation token, not an id: anything else is 401 (test_door.py)
+    "ops.healthz",  # probes and the scrape: no study object (tests/test_ops.py)
+    "ops.readyz",
+    "ops.metrics_view",
+    "ops.jobs_page",  # administrators only, every study's jobs (tests/test_ops.py)
+    "ops.retry_job",
 }
 
 

@@ -186,6 +186,8 @@ def init_app(app: Flask) -> None:
         g.user = None
         if request.path.startswith("/api/"):
             return  # the API authenticates with Bearer tokens only, see ipr.web.api
+        if request.path in ("/healthz", "/readyz", "/metrics"):
+            return  # probes and scrapes: no login, no database (see ipr.web.ops)
         idle = dt.timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
         row = auth.load_session(db(), session.get("sid"), idle)
         if row is None:

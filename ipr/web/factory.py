@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ipr import logs
 from ipr.config import load_config
 from ipr.db import Database
 from ipr.jobs import make_huey
@@ -57,7 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=0,
     )
-    logging.basicConfig(level=cfg["LOG_LEVEL"])
+    logs.configure(cfg["LOG_LEVEL"], cfg["LOG_FORMAT"])
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
@@ -71,11 +71,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from ipr.web import (
         api,
+        api_imports,
         auth_views,
         banner,
         context,
         exports,
         media,
+        ops,
         recall,
         recall_admin,
         recordings,
@@ -84,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tus,
     )
 
+    ops.init_app(app)  # first: the request id exists before anything else logs
     banner.quiet()
     context.init_app(app)
     hsts = bool(cfg["SECURE_COOKIES"])
@@ -104,6 +107,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(exports.bp)
     app.register_blueprint(timeline.bp)
     csrf.exempt(api.bp)
+    app.register_blueprint(api_imports.bp)
+    app.register_blueprint(ops.bp)
+    csrf.exempt(api_imports.bp)
 
     from ipr import cli
 

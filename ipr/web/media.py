@@ -1,20 +1,25 @@
 """Researchers' media URLs: the playable copy, sprite, analysis data and clips of a recording.
 
-Every URL loads the recording through the permission rule first; only then are bytes served,
+Browsers come with their login cookie; scripts with the API's Bearer token (the same URLs the
+JSON API hands out as ``media_url`` and clip ``url``). Either way the caller is one researcher and
+every URL loads the recording through the permission rule first; only then are bytes served,
 by ``ranges.range_response`` or, with ``X_ACCEL_REDIRECT`` set, by nginx. A repeat of the same
 request is answered from a short-lived grant (``ipr.web.media_grants``).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
+from ipr import auth
 from ipr.access import get_or_404
-from ipr.errors import NotFound
+from ipr.errors import NotFound, Unauthorized
 from ipr.models import Recording
 from ipr.web import ranges
 from ipr.web.context import db, login_required, media_grants, storage, user
@@ -29,6 +34,24 @@ DERIVED = {
     "analysis.json": "application/json",
 }
 CLIP_KINDS = {"mp4": "video/mp4", "jpg": "image/jpeg"}
+
+
+def login_or_token(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A Bearer API token (scripts) or the login cookie (browsers); a bad token is a 401."""
+    browser = login_required(view)
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return browser(*args, **kwargs)
+        found = auth.user_for_api_token(db(), token.strip())
+        if found is None:
+            raise Unauthorized("This API token is not valid or has been revoked.")
+        g.user = found
+        return view(*args, **kwargs)
+
+    return wrapped
 
 
 def _ready(recording_id: int) -> Recording:
@@ -66,7 +89,7 @@ def download_name(dyad_code: str, session_label: str, index: int) -> str:
 
 
 @bp.get("/recordings/<int:recording_id>/media/<name>")
-@login_required
+@login_or_token
 def derived(recording_id: int, name: str) -> Any:
     if name not in DERIVED:
         raise NotFound()
@@ -75,7 +98,7 @@ def derived(recording_id: int, name: str) -> Any:
 
 
 @bp.get("/recordings/<int:recording_id>/clips/<int:index>.<ext>")
-@login_required
+@login_or_token
 def clip(recording_id: int, index: int, ext: str) -> Any:
     if ext not in CLIP_KINDS:
         raise NotFound()
@@ -84,7 +107,7 @@ def clip(recording_id: int, index: int, ext: str) -> Any:
 
 
 @bp.get("/recordings/<int:recording_id>/clips/<int:index>/download")
-@login_required
+@login_or_token
 def clip_download(recording_id: int, index: int) -> Any:
     rec = _ready(recording_id)
     name = download_name(rec.dyad.code, rec.session_label, index)

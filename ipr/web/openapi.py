@@ -293,6 +293,7 @@ def _rate_limited_writes(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _document() -> dict[str, Any]:
+    from ipr.web.api_imports import import_paths  # late, for the same reason
     from ipr.web.exports import export_paths  # late, for the same reason
     from ipr.web.timeline import timeline_paths  # late: it imports ipr.web.api, which imports us
 
@@ -303,7 +304,9 @@ def _document() -> dict[str, Any]:
             "version": "1",
             "description": "Researchers authenticate with 'Authorization: Bearer <token>' from "
             "`flask --app app ipr token EMAIL`. No token: 401. An object outside your studies: "
-            "404, indistinguishable from a missing one. All times are integer milliseconds.",
+            "404, indistinguishable from a missing one. All times are integer milliseconds. "
+            "A recording's media_url and clip urls (paths on this server) accept the same "
+            "Bearer token, with Range requests.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
@@ -326,6 +329,7 @@ def _document() -> dict[str, Any]:
             **recall_paths(),
             **timeline_paths(),
             **export_paths(),
+            **import_paths(),
             "/studies": {
                 "get": {
                     "summary": "Studies you are a member of",
