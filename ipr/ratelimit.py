@@ -6,6 +6,7 @@ them; without it (the embedded mode, one process) they live in this process's me
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from ipr.errors import N_, TooManyAttempts
 
 WINDOW_SECONDS = 60
+log = logging.getLogger("ipr.ratelimit")
 
 
 class RateLimited(TooManyAttempts):
@@ -34,11 +36,18 @@ class RateLimiter:
 
     def _count(self, key: str, window: int) -> int:
         if self._redis is not None:
+            import redis
+
             name = f"ipr:rate:{key}:{window}"
             pipe = self._redis.pipeline()
             pipe.incr(name)
             pipe.expire(name, WINDOW_SECONDS * 2)
-            return int(pipe.execute()[0])
+            try:
+                return int(pipe.execute()[0])
+            except redis.RedisError:
+                # Redis restarting: count in this process rather than refuse a participant's
+                # save (the database, not the counter, is what must be up for a write).
+                log.warning("rate counter unavailable; counting in this process meanwhile")
         with self._lock:
             if len(self._counts) > 10_000:  # drop the windows that have passed
                 self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}

@@ -90,3 +90,15 @@ def test_queued_job_survives_a_flushed_redis(tmp_path, sqlite_url) -> None:
         assert jobs.queued_job_ids(huey) == {lost.id, kept.id}
     redis.Redis.from_url(REDIS_URL).flushdb()
     app.extensions["ipr_db"].dispose()
+
+
+def test_write_counter_falls_back_to_the_process_while_redis_is_away() -> None:
+    """A participant's save must not fail because the rate counter's Redis is restarting; the
+    allowance still holds, counted in the process meanwhile."""
+    from ipr.ratelimit import RateLimited, RateLimiter
+
+    limiter = RateLimiter(3, f"redis://{CLOSED}/0")
+    for _ in range(3):
+        limiter.hit("rs:1")
+    with pytest.raises(RateLimited):
+        limiter.hit("rs:1")
