@@ -59,6 +59,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
     grants = MediaGrants(cfg["MEDIA_GRANT_SECONDS"])
     app.extensions["ipr_media_grants"] = grants
+    from ipr.web import limits
+
+    limits.init_app(app)  # before the CSRF check, which reads form bodies
     csrf.init_app(app)
     htmx.init_app(app)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
