@@ -31,6 +31,7 @@ from ipr.errors import N_, Conflict, IPRError, NotFound, Unauthorized, Validatio
 from ipr.models import DEFAULT_STUDY_TEXTS, Clip, Moment, RecallSession, Study, User, VoiceNote
 from ipr.web import ranges
 from ipr.web.context import current_user, db, storage
+from ipr.web.limits import BodyTooLarge, save_bounded
 from ipr.web.media import serve
 
 bp = Blueprint("recall", __name__)
@@ -300,9 +301,11 @@ def voice(rs_id: int, moment_id: int) -> Any:
     name = f"{uuid.uuid4().hex}.{VOICE_TYPES[mime]}"
     path = storage().voice_path(key, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    upload.save(path)
-    size = path.stat().st_size
-    if size == 0 or size > MAX_VOICE_BYTES:
+    try:
+        size = save_bounded(upload, path, MAX_VOICE_BYTES, "voice note")
+    except BodyTooLarge:
+        raise ValidationError(N_("A voice note must be between 1 byte and 20 MB.")) from None
+    if size == 0:
         path.unlink(missing_ok=True)
         raise ValidationError(N_("A voice note must be between 1 byte and 20 MB."))
     db().add(

@@ -38,6 +38,7 @@ from ipr.models import Dyad, Upload, User, utcnow
 from ipr.storage import Storage
 from ipr.uploads import EXPIRY, cleanup_expired  # noqa: F401 (re-exported for callers of tus)
 from ipr.web.context import client_ip, current_user, db, huey, storage, user
+from ipr.web.limits import BadHeaderNumber, header_number
 
 bp = Blueprint("tus", __name__)
 
@@ -140,10 +141,11 @@ def parse_metadata(header: str) -> dict[str, str]:
 
 
 def _int_header(name: str) -> int:
-    raw = request.headers.get(name, "")
-    if not raw.isdigit():
-        raise TusError(f"{name} must be a non-negative integer.")
-    return int(raw)
+    """Strict: ASCII digits only, bounded length (``limits.header_number``), else 400."""
+    try:
+        return header_number(name, request.headers.get(name))
+    except BadHeaderNumber as exc:
+        raise TusError(exc.message) from None
 
 
 def _part(up: Upload) -> Path:
