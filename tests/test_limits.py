@@ -77,7 +77,7 @@ def test_save_bounded_stops_at_the_limit_and_leaves_no_file(tmp_path) -> None:
     assert limits.save_bounded(ok, path, 10) == 10 and path.read_bytes() == b"b" * 10
 
 
-def test_a_voice_note_over_the_limit_is_refused_without_a_file(
+def test_a_refused_voice_note_writes_no_file_and_keeps_the_old_one(
     app, db, recall_env, monkeypatch
 ) -> None:
     monkeypatch.setattr(recall_views, "MAX_VOICE_BYTES", 1000)  # the 20 MB limit, scaled down
@@ -95,13 +95,25 @@ def test_a_voice_note_over_the_limit_is_refused_without_a_file(
             data={"audio": (io.BytesIO(b"\x1aE" + b"v" * (size - 2)), "n.webm", "audio/webm")},
         )
 
+    kept = send(1000)
+    assert kept.status_code == 201
+    note = db.scalar(select(VoiceNote))
+    files = _files_under(root)
+    assert len(files) == len(before) + 1
     resp = send(1001)
     assert resp.status_code == 422
     assert resp.json["error"]["message"] == "A voice note must be between 1 byte and 20 MB."
     assert send(limits.FORM_SLACK + 2000).status_code == 413  # over the endpoint's body cap
-    assert db.scalars(select(VoiceNote)).all() == []
-    assert _files_under(root) == before
-    assert send(1000).status_code == 201
+    wrong = web.client.post(
+        f"{base}/{mid}/voice", headers={"X-CSRFToken": web.csrf}, data={"other": "x"}
+    )
+    assert wrong.status_code == 422
+    # every refusal left the earlier note as it was, and no partial file
+    db.expire_all()
+    assert [n.id for n in db.scalars(select(VoiceNote))] == [note.id]
+    assert _files_under(root) == files
+    got = web.client.get(f"{base}/{mid}/voice")
+    assert got.status_code == 200 and got.data == b"\x1aE" + b"v" * 998
 
 
 # --- header numbers ----------------------------------------------------------------------------

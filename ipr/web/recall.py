@@ -287,12 +287,11 @@ def voice(rs_id: int, moment_id: int) -> Any:
         return ranges.send_range(storage().voice_path(key, note.storage_name), note.mime_type)
     if rs.status == "submitted":
         raise recall.Locked()
-    if note is not None:  # a new recording replaces the old; DELETE just removes it
-        storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
-        db().delete(note)
-        db().flush()
     if request.method == "DELETE":
-        db().commit()
+        if note is not None:
+            storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
+            db().delete(note)
+            db().commit()
         return "", 204
     upload = request.files.get("audio")
     mime = (upload.mimetype if upload else "").split(";")[0]
@@ -301,13 +300,17 @@ def voice(rs_id: int, moment_id: int) -> Any:
     name = f"{uuid.uuid4().hex}.{VOICE_TYPES[mime]}"
     path = storage().voice_path(key, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # the new note is stored whole before the old one is removed: a refusal keeps it
         size = save_bounded(upload, path, MAX_VOICE_BYTES, "voice note")
     except BodyTooLarge:
         raise ValidationError(N_("A voice note must be between 1 byte and 20 MB.")) from None
     if size == 0:
         path.unlink(missing_ok=True)
         raise ValidationError(N_("A voice note must be between 1 byte and 20 MB."))
+    if note is not None:  # a new recording replaces the old
+        storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
+        db().delete(note)
+        db().flush()
     db().add(
         VoiceNote(
             study_id=rs.study_id, moment_id=m.id, storage_name=name, mime_type=mime, size_bytes=size
