@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ipr.models import Recording
+from ipr.web import tus
 
 
 def test_dyad_timeline_with_a_recording_without_synchrony_is_not_a_500(
@@ -24,3 +27,16 @@ def test_dyad_timeline_with_a_recording_without_synchrony_is_not_a_500(
     resp = owner_web.get(f"/dyads/{dyad.id}/timeline")
     assert resp.status_code == 200
     assert "synchrony —" in resp.get_data(as_text=True)
+
+
+def test_upload_metadata_with_non_ascii_base64_is_a_400_not_a_500(owner_web, study) -> None:
+    with pytest.raises(tus.TusError, match="Upload-Metadata 'filename' is not valid base64"):
+        tus.parse_metadata("filename é")  # found by tests/test_fuzz_parsers.py
+    owner_web.post(f"/studies/{study.id}/dyads", {"code": "01"})
+    resp = owner_web.client.post(
+        f"/dyads/{study.dyads[0].id}/uploads",
+        headers={"Tus-Resumable": "1.0.0", "X-CSRFToken": owner_web.csrf,
+                 "Upload-Length": "10", "Upload-Metadata": "filename é"},
+    )  # fmt: skip
+    assert resp.status_code == 400
+    assert resp.get_data(as_text=True) == "Upload-Metadata 'filename' is not valid base64 UTF-8."

@@ -135,7 +135,7 @@ def parse_metadata(header: str) -> dict[str, str]:
         key, _, value = pair.partition(" ")
         try:
             meta[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error, non-ASCII text
             raise TusError(f"Upload-Metadata {key!r} is not valid base64 UTF-8.") from exc
     return meta
 
