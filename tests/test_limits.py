@@ -185,3 +185,11 @@ def test_range_numbers_that_are_not_ascii_digits_or_too_long_are_400(owner_web, 
         assert resp.status_code == 400, header
         assert resp.get_data(as_text=True).startswith("Bad Range header: ")
     assert owner_web.client.get(_media(rec), headers={"Range": "bytes=abc"}).status_code == 200
+
+
+def test_the_api_upload_documents_its_413(app) -> None:
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    responses = doc["paths"]["/dyads/{dyad_id}/recordings"]["post"]["responses"]
+    assert responses["413"]["description"] == (
+        "Larger than this server accepts (IPR_UPLOAD_MAX_BYTES)"
+    )
