@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ipr import audit, jobs, recall
@@ -55,6 +55,7 @@ from ipr.models import (
     Dyad,
     Job,
     Moment,
+    MomentRevision,
     Participant,
     RecallSession,
     Recording,
@@ -633,7 +634,8 @@ def read_import(
     return found
 
 
-IMPORT_BATCH = 1000  # rows per flush: ids for the revisions without one round trip per row
+IMPORT_BATCH = 1000  # rows per INSERT statement
+REVISION_FIELDS = ("t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings")  # recall._revision
 
 
 def import_moments(
@@ -723,32 +725,48 @@ def _insert_moments(
     rows: list[tuple[ImportedMoment, dict[str, Any], list[int]]],
     user: User,
 ) -> None:
-    """The moments with their first revision and the researcher's layer, flushed in batches."""
+    """The moments with their first revision and the researcher's layer, as bulk inserts.
+
+    Plain multi-row INSERTs (ids back through RETURNING), never one unit of work per row: the
+    rows are already checked, and the caller commits them all at once.
+    """
     phase = "response" if rs.recording.revealed_at is not None else "blind"
+    now = utcnow()
     for first in range(0, len(rows), IMPORT_BATCH):
         batch = rows[first : first + IMPORT_BATCH]
-        created = [
-            Moment(
-                study_id=rs.study_id,
-                recall_session_id=rs.id,
-                entered_by_id=user.id,
-                phase=phase,
-                **{"text": "", "peaks_ms": [], "codes": [], "ratings": {}, **fields},
-            )
+        values = [
+            {
+                "study_id": rs.study_id, "recall_session_id": rs.id, "entered_by_id": user.id,
+                "phase": phase, "version": 1, "created_at": now, "updated_at": now,
+                **{"end_ms": None, "text": "", "peaks_ms": [], "codes": [], "ratings": {}},
+                **fields,
+            }
             for _, fields, _ in batch
-        ]
-        db.add_all(created)
-        db.flush()
-        for moment, (m, _, codes) in zip(created, batch, strict=True):
-            recall._revision(db, moment, "create", user)
-            if codes or m.researcher_note:
-                db.add(
-                    ResearcherAnnotation(
-                        study_id=rs.study_id, moment_id=moment.id, user_id=user.id,
-                        codes=codes, note=m.researcher_note, updated_at=utcnow(),
-                    )
-                )  # fmt: skip
-        db.flush()
+        ]  # fmt: skip
+        ids = db.scalars(
+            insert(Moment).returning(Moment.id, sort_by_parameter_order=True), values
+        ).all()
+        db.execute(
+            insert(MomentRevision),
+            [
+                {
+                    "study_id": rs.study_id, "moment_id": mid, "version": 1, "action": "create",
+                    "changed_by_id": user.id, "changed_at": now,
+                    "data": {k: v[k] for k in REVISION_FIELDS},
+                }
+                for mid, v in zip(ids, values, strict=True)
+            ],
+        )  # fmt: skip
+        notes = [
+            {
+                "study_id": rs.study_id, "moment_id": mid, "user_id": user.id, "codes": codes,
+                "note": m.researcher_note, "updated_at": now,
+            }
+            for mid, (m, _, codes) in zip(ids, batch, strict=True)
+            if codes or m.researcher_note
+        ]  # fmt: skip
+        if notes:
+            db.execute(insert(ResearcherAnnotation), notes)
     if rows and rs.status == "invited":
         rs.status = "in_progress"
         rs.started_at = utcnow()

@@ -18,7 +18,14 @@ from werkzeug.test import encode_multipart
 from ipr import auth, dataset, studies
 from ipr.exports import import_csv
 from ipr.exports.imports import ImportTooLarge, ImportUnreadable
-from ipr.models import AuditEvent, Moment, MomentRevision, RecallSession, Recording
+from ipr.models import (
+    AuditEvent,
+    Moment,
+    MomentRevision,
+    RecallSession,
+    Recording,
+    ResearcherAnnotation,
+)
 from ipr.storage import Storage
 from tests.conftest import ROOT, Web, make_app
 
@@ -153,17 +160,17 @@ import json, sys, time
 from sqlalchemy import event
 from app import create_app
 from ipr import dataset
-from ipr.models import Moment, Participant, Recording, User
+from ipr.models import Participant, Recording, User
 
 cfg, ids, csv_path = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 app = create_app(cfg)
 with app.app_context():
     db = app.extensions["ipr_db"].session()
 
-    @event.listens_for(db, "after_flush")
-    def pause(session, ctx):
-        if any(isinstance(o, Moment) for o in session.new):
-            print("FLUSHED", flush=True)
+    @event.listens_for(app.extensions["ipr_db"].engine, "after_cursor_execute")
+    def pause(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO MOMENTS"):
+            print("INSERTED", flush=True)  # the first batch is in the open transaction
             time.sleep(60)
 
     rec = db.get(Recording, ids["rec"])
@@ -186,7 +193,7 @@ def test_an_import_killed_mid_transaction_leaves_nothing(any_db_url: str, tmp_pa
     db.commit()
     rec = _ready_recording(db, study, dyad)
     csv_path = tmp_path / "big.csv"
-    csv_path.write_bytes(_csv(3_000))  # three batches: killed after the first is flushed
+    csv_path.write_bytes(_csv(3_000))  # three batches: killed after the first is inserted
     cfg = {
         "INSTANCE_PATH": str(tmp_path / "instance"), "DATABASE_URL": any_db_url,
         "RECORDINGS_DIR": str(tmp_path / "recordings"), "SECRET_KEY": "kill-test",
@@ -198,7 +205,7 @@ def test_an_import_killed_mid_transaction_leaves_nothing(any_db_url: str, tmp_pa
     )  # fmt: skip
     try:
         assert child.stdout is not None
-        assert child.stdout.readline().strip() == "FLUSHED"
+        assert child.stdout.readline().strip() == "INSERTED"
         os.kill(child.pid, signal.SIGKILL)
         assert child.wait(timeout=10) == -signal.SIGKILL
     finally:
@@ -228,3 +235,34 @@ def test_the_same_import_not_killed_commits_every_row(any_db_url: str, tmp_path:
     assert db.scalar(select(func.count()).select_from(Moment)) == 3000
     db.close()
     app.extensions["ipr_db"].dispose()
+
+
+def test_imported_moments_carry_their_revision_and_the_researchers_layer(env, db, study) -> None:
+    studies.add_code(db, study, study.memberships[0].user, {"name": "Insight", "colour": "#123456"})
+    db.commit()
+    data = (
+        b"start_ms,end_ms,peaks_ms,text,rating_hat,researcher_codes,researcher_note\r\n"
+        b"1000,3000,2000,felt heard,8,Insight,key moment\r\n"
+        b"5000,,,plain,,,\r\n"
+    )
+    resp = _import(env["web"], env["rec"], env["client"], data)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    db.expire_all()
+    first, second = db.scalars(select(Moment).order_by(Moment.t_ms)).all()
+    assert (first.end_ms, first.peaks_ms, first.ratings, first.phase) == (
+        3000, [2000], {"hat": 8}, "blind"
+    )  # fmt: skip
+    revisions = db.scalars(select(MomentRevision).order_by(MomentRevision.moment_id)).all()
+    assert [(r.moment_id, r.version, r.action) for r in revisions] == [
+        (first.id, 1, "create"), (second.id, 1, "create")
+    ]  # fmt: skip
+    assert revisions[0].data == {
+        "t_ms": 1000, "end_ms": 3000, "peaks_ms": [2000], "text": "felt heard", "codes": [],
+        "ratings": {"hat": 8},
+    }  # fmt: skip
+    notes = db.scalars(select(ResearcherAnnotation)).all()
+    assert [(n.moment_id, n.codes, n.note) for n in notes] == [
+        (first.id, [study.codes[0].id], "key moment")
+    ]
+    rs = db.scalar(select(RecallSession).where(RecallSession.recording_id == env["rec"].id))
+    assert (rs.status, rs.mode) == ("in_progress", "researcher")
