@@ -7,6 +7,8 @@ the suite stays fast and a failure reproduces.
 
 from __future__ import annotations
 
+import io
+import uuid
 from xml.sax.saxutils import quoteattr
 
 import pytest
@@ -219,6 +221,34 @@ def test_eaf_import_returns_moments_or_lists_problems(data: bytes) -> None:
     else:
         for m in moments:
             assert m.t_ms >= 0 and (m.end_ms is None or m.end_ms >= m.t_ms)
+
+
+@pytest.fixture
+def ready(app, db, owner, study, dyad_id):
+    from ipr.models import Dyad, Recording
+
+    dyad = db.get(Dyad, dyad_id)
+    rec = Recording(
+        study_id=study.id, dyad_id=dyad.id, session_label="S1", storage_key=uuid.uuid4().hex,
+        status="ready", duration_ms=600_000,
+    )  # fmt: skip
+    db.add(rec)
+    db.commit()
+    return rec.id, dyad.participant("client").id
+
+
+@WEB
+@given(data=st.one_of(csv_files(), st.binary(max_size=200)), eaf=st.booleans())
+def test_import_requests_never_answer_500(owner_web, ready, data, eaf) -> None:
+    rec_id, participant_id = ready
+    resp = owner_web.post(
+        f"/recordings/{rec_id}/import",
+        {"participant_id": str(participant_id),
+         "file": (io.BytesIO(data), "f.eaf" if eaf else "f.csv")},
+        content_type="multipart/form-data",
+    )  # fmt: skip
+    resp.close()
+    assert resp.status_code in (200, 400, 413, 422), resp.status_code
 
 
 @pytest.mark.parametrize("value", ["-5", "1e3", "²", "9" * 13])
