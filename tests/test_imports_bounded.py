@@ -266,3 +266,8 @@ def test_imported_moments_carry_their_revision_and_the_researchers_layer(env, db
     ]
     rs = db.scalar(select(RecallSession).where(RecallSession.recording_id == env["rec"].id))
     assert (rs.status, rs.mode) == ("in_progress", "researcher")
+
+
+def test_the_import_page_states_its_limits(env) -> None:
+    page = env["web"].get(f"/recordings/{env['rec'].id}/import").get_data(as_text=True)
+    assert "(at most 10,000 moments and 16.0 MB)" in page

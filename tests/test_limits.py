@@ -193,3 +193,15 @@ def test_the_api_upload_documents_its_413(app) -> None:
     assert responses["413"]["description"] == (
         "Larger than this server accepts (IPR_UPLOAD_MAX_BYTES)"
     )
+
+
+def test_a_tus_chunk_larger_than_the_upload_limit_is_refused_before_it_is_read(
+    app, owner_web, dyad, db
+) -> None:
+    url = create(owner_web, dyad.id, 100).headers["Location"]
+    app.config["UPLOAD_MAX_BYTES"] = 100  # the body cap of PATCH follows the setting
+    resp = patch(owner_web, url, 0, b"y" * 5000)
+    assert resp.status_code == 413
+    head = call(owner_web, "HEAD", url)
+    assert head.headers["Upload-Offset"] == "0"  # nothing of it was kept
+    assert patch(owner_web, url, 0, b"z" * 100).status_code == 204
