@@ -127,7 +127,7 @@ def test_upload_length_and_offset_are_ascii_digits_of_bounded_length(owner_web, 
         resp = call(owner_web, "POST", f"/dyads/{dyad.id}/uploads", **{"Upload-Length": value})
         assert (resp.status_code, resp.get_data(as_text=True)) == (
             400,
-            "Upload-Length must be a whole number of bytes (0 to 18 digits).",
+            "Upload-Length must be a whole number of bytes (1 to 18 ASCII digits).",
         ), value
     url = create(owner_web, dyad.id, 10).headers["Location"]
     for value in BAD_NUMBERS:
@@ -137,7 +137,7 @@ def test_upload_length_and_offset_are_ascii_digits_of_bounded_length(owner_web, 
         )  # fmt: skip
         assert (resp.status_code, resp.get_data(as_text=True)) == (
             400,
-            "Upload-Offset must be a whole number of bytes (0 to 18 digits).",
+            "Upload-Offset must be a whole number of bytes (1 to 18 ASCII digits).",
         ), value
     assert patch(owner_web, url, 0, b"0123456789").status_code == 204
 

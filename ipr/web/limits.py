@@ -71,7 +71,7 @@ def header_number(name: str, raw: str | None) -> int:
     """
     raw = (raw or "").strip()
     if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_HEADER_DIGITS):
-        raise BadHeaderNumber(f"{name} must be a whole number of bytes (0 to 18 digits).")
+        raise BadHeaderNumber(f"{name} must be a whole number of bytes (1 to 18 ASCII digits).")
     return int(raw)
 
 
