@@ -198,10 +198,13 @@ def test_the_api_upload_documents_its_413(app) -> None:
 def test_a_tus_chunk_larger_than_the_upload_limit_is_refused_before_it_is_read(
     app, owner_web, dyad, db
 ) -> None:
-    url = create(owner_web, dyad.id, 100).headers["Location"]
-    app.config["UPLOAD_MAX_BYTES"] = 100  # the body cap of PATCH follows the setting
-    resp = patch(owner_web, url, 0, b"y" * 5000)
+    app.config["UPLOAD_MAX_BYTES"] = 1024**2  # the body cap of PATCH follows the setting
+    url = create(owner_web, dyad.id, 1024**2).headers["Location"]
+    resp = patch(owner_web, url, 0, b"y" * (1024**2 + 1))  # over the cap, not just the length
     assert resp.status_code == 413
+    assert resp.get_data(as_text=True) == (
+        "This request is larger than the largest upload allowed (1.0 MB)."
+    )
     head = call(owner_web, "HEAD", url)
     assert head.headers["Upload-Offset"] == "0"  # nothing of it was kept
     assert patch(owner_web, url, 0, b"z" * 100).status_code == 204

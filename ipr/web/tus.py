@@ -28,7 +28,7 @@ from flask import Blueprint, Response, current_app, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import http_date
 
 from ipr import audit, recordings
@@ -110,6 +110,14 @@ def tus_error(exc: IPRError) -> Response:
     """Plain-text errors: tus-js-client hands the body to the page, which shows it as is."""
     db().rollback()
     return _plain(exc.message, exc.status)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def tus_too_large(exc: RequestEntityTooLarge) -> Response:
+    """The body cap (ipr/web/limits.py) in tus's plain-text form, which the page shows as is."""
+    db().rollback()
+    limit = _gb(current_app.config["UPLOAD_MAX_BYTES"])
+    return _plain(f"This request is larger than the largest upload allowed ({limit}).", 413)
 
 
 @bp.errorhandler(CSRFError)
