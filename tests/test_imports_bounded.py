@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import select as io_select
 import signal
 import subprocess
 import sys
@@ -205,7 +206,8 @@ def test_an_import_killed_mid_transaction_leaves_nothing(any_db_url: str, tmp_pa
     )  # fmt: skip
     try:
         assert child.stdout is not None
-        assert child.stdout.readline().strip() == "INSERTED"
+        ready, _, _ = io_select.select([child.stdout], [], [], 60)  # never hang the suite
+        assert ready and child.stdout.readline().strip() == "INSERTED"
         os.kill(child.pid, signal.SIGKILL)
         assert child.wait(timeout=10) == -signal.SIGKILL
     finally:
