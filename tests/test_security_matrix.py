@@ -56,6 +56,10 @@ OTHER_SECRET = "the other participant's words"
 #   read / write / owner   a member of the study with at least viewer / editor / owner
 #   participant the participant of this self-guided session only
 #   recall-api  this participant's link token; members read; nobody else writes
+#   device      an invitation token as Bearer buys a device token (only a link without a PIN
+#               works without one: the other participant's); anything else is refused
+#   second-step the login's second factor: nobody in the matrix has a login pending
+#   admin       administrators only (every study's jobs); other researchers 404
 #   skip        not walked (logging out would end the identity's session): reason in a comment
 MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("static", "GET"): ("public", False),
@@ -171,6 +175,24 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("timeline.dyad", "GET"): ("read", False),
     ("timeline.dashboard", "GET"): ("read", False),
     ("timeline.api", "GET"): ("read", False),
+    # participant devices (the one door), accounts, operations
+    ("api.recall_device", "POST"): ("device", False),
+    ("auth.second_step", "GET"): ("second-step", False),
+    ("auth.second_step", "POST"): ("second-step", False),
+    ("auth.account", "GET"): ("account", False),
+    ("auth.change_password", "POST"): ("account", True),  # would change the identity's password
+    ("auth.begin_2fa", "POST"): ("account", False),
+    ("auth.confirm_2fa", "POST"): ("account", False),
+    ("auth.disable_2fa", "POST"): ("account", True),
+    ("auth.new_codes_2fa", "POST"): ("account", True),  # replaces the codes (password asked)
+    ("recall_admin.correct", "POST"): ("editor", True),  # rewrites a moment (audited)
+    ("recall_admin.unlock", "POST"): ("editor", False),
+    ("api_imports.create_import", "POST"): ("editor", False),
+    ("ops.healthz", "GET"): ("public", False),
+    ("ops.readyz", "GET"): ("public", False),
+    ("ops.metrics_view", "GET"): ("public", False),  # the test client is 127.0.0.1 (METRICS_ALLOW)
+    ("ops.jobs_page", "GET"): ("admin", False),
+    ("ops.retry_job", "POST"): ("admin", True),  # re-queues a job
 }
 
 
@@ -238,6 +260,12 @@ def expected(kind: str, who: str, method: str, api: bool) -> str | set[int]:
         return {401, 404}
     if kind == "account":
         return ALLOW if who in RESEARCHERS else login
+    if kind == "device":
+        return ALLOW if who == P_OTHER else {401, 404}
+    if kind == "second-step":
+        return login  # no login is pending: back to the login form
+    if kind == "admin":
+        return ALLOW if who == ADMIN else {404} if who in RESEARCHERS else login
     if kind == "own-token":
         return ALLOW if who == OWNER else {404} if who in RESEARCHERS else login
     if kind in ("read", "editor", "owner"):
@@ -365,9 +393,22 @@ def world(app, db, owner, owner_web, study, make_user):
     )  # fmt: skip
     assert upload.status_code == 201
     client_id = dyad.participant("client").id
+    # A PIN link's token alone opens nothing through the API (the one door): the participant
+    # proves the PIN once and calls with the device token it gets.
+    bare = client.get(
+        f"/api/v1/recall-sessions/{this['id']}/moments",
+        headers={"Authorization": f"Bearer {this['token']}"},
+    )
+    assert bare.status_code == 401
+    device = client.post(
+        "/api/v1/recall/devices",
+        json={"pin": "4711"},
+        headers={"Authorization": f"Bearer {this['token']}"},
+    )
+    assert device.status_code == 201, device.get_data(as_text=True)
     identities = {
         ANON: Identity(ANON, Web(app), None, client_id),
-        P_THIS: Identity(P_THIS, p_this, this["token"], client_id),
+        P_THIS: Identity(P_THIS, p_this, device.json["device_token"], client_id),
         P_OTHER: Identity(P_OTHER, p_other, other["token"], client_id),
         **{who: Identity(who, webs[who], tokens[who], client_id) for who in RESEARCHERS},
     }
@@ -380,7 +421,7 @@ def world(app, db, owner, owner_web, study, make_user):
         "filename": "css/app.css", "token": "not-a-real-link-token",
         "upload_id": upload.headers["Location"].rsplit("/", 1)[1],
         "code_id": study.codes[0].id, "scale_id": study.scales[0].id,
-        "membership_id": owner_membership, "token_id": spare_token,
+        "membership_id": owner_membership, "token_id": spare_token, "job_id": 1,
     }  # fmt: skip
     return {"identities": identities, "ids": ids, "rec_id": rec.id, "study_id": study.id}
 

@@ -201,7 +201,7 @@ def _read_csv(text: IO[str], checker: _Checker, max_rows: int | None) -> list[Im
     line = skipped + 1
     try:
         header = next(reader, None)
-        if header is None:
+        if not header:
             raise ImportValidationError([f"line {line}: the file is empty; a header row is needed"])
         header = [h.strip() for h in header]
         if "start_ms" not in header and "start_tc" not in header:

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, request
 from werkzeug.datastructures import FileStorage
 
-from ipr.errors import IPRError
+from ipr.errors import N_, IPRError, TooLarge
 
 CHUNK = 1024 * 1024
 FORM_SLACK = 64 * 1024  # multipart boundaries, part headers and the small fields beside a file
@@ -58,8 +58,15 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def body_limit() -> None:
         limit = BODY_LIMITS.get(request.endpoint or "")
-        if limit is not None:
-            request.max_content_length = limit(app.config)
+        if limit is None:
+            return
+        cap = limit(app.config)
+        request.max_content_length = cap
+        announced = request.content_length
+        if request.endpoint == "recall.voice" and announced is not None and announced > cap:
+            # the participant sees what the limit is, not Werkzeug's generic refusal
+            mb = round(app.config["VOICE_NOTE_MAX_BYTES"] / 1024**2)
+            raise TooLarge(N_("A voice note can be at most %(mb)s MB."), params={"mb": mb})
 
 
 def header_number(name: str, raw: str | None) -> int:
