@@ -3,7 +3,8 @@
 The exporters are pure functions of plain data; this module is the one place that reads the
 rows they need, so the UI, the API and the CLI export exactly the same thing. Only participant
 codes leave the database (never names, e-mails or upload file names), only moments that are not
-deleted, and pairs and figures come from `ipr.timeline` at the study's tolerance.
+deleted, and pairs and figures are the ones the worker stored at the study's tolerance
+(`ipr.figures`, blind-phase moments only).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ipr import audit, jobs, recall
+from ipr import figures as figures_layer
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
 from ipr.exports.data import (
@@ -62,9 +64,9 @@ from ipr.models import (
     VoiceNote,
 )
 from ipr.storage import Storage
-from ipr.timeline import Agreement, Mark, agreement
 
-# Figures copied from `ipr.timeline.Agreement` into every export (docs/exports.md, figures).
+# Figures copied from the stored figure set (ipr.figures) into every export
+# (docs/exports.md, figures).
 FIGURE_FIELDS = (
     "tolerance_ms",
     "n_therapist",
@@ -100,7 +102,17 @@ def study_for_dyad(db: Session, dyad: Dyad, *, exported_at: dt.datetime) -> Expo
 
 
 def study_for_study(db: Session, study: Study, *, exported_at: dt.datetime) -> ExportStudy:
-    return _build(db, study, [(d, _ready(d.recordings)) for d in study.dyads], exported_at)
+    """The whole study in a fixed number of statements, whatever its size."""
+    dyads = db.scalars(
+        select(Dyad)
+        .where(Dyad.study_id == study.id)
+        .order_by(Dyad.code)
+        .options(
+            selectinload(Dyad.participants),
+            selectinload(Dyad.recordings).selectinload(Recording.clips),
+        )
+    ).all()
+    return _build(db, study, [(d, _ready(d.recordings)) for d in dyads], exported_at)
 
 
 def _ready(recordings: Iterable[Recording]) -> list[Recording]:
@@ -113,6 +125,43 @@ def code_keys(study: Study) -> dict[int, str]:
     return {c.id: c.name for c in study.codes}
 
 
+@dataclass
+class _Rows:
+    """Everything the export reads, fetched once for all its recordings."""
+
+    moments: dict[int, list[Any]]
+    notes: dict[int, tuple[tuple[str, ...], str]]
+    voiced: set[int]
+    stored: dict[int, figures_layer.Stored]
+
+
+def _fetch(db: Session, study: Study, rec_ids: list[int], keys: dict[int, str]) -> _Rows:
+    """Moments, researcher layer, voice notes and stored figures: four statements in all."""
+    moments: dict[int, list[Any]] = defaultdict(list)
+    if not rec_ids:
+        return _Rows(moments, {}, set(), {})
+    live = (
+        select(Moment.id)
+        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
+        .where(RecallSession.recording_id.in_(rec_ids), Moment.deleted_at.is_(None))
+    )
+    for row in db.execute(
+        select(
+            Moment.id, Moment.t_ms, Moment.end_ms, Moment.peaks_ms, Moment.text, Moment.codes,
+            Moment.ratings, RecallSession.recording_id, Participant.role,
+            Participant.code.label("participant_code"),
+        )
+        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
+        .join(Participant, Participant.id == RecallSession.participant_id)
+        .where(RecallSession.recording_id.in_(rec_ids), Moment.deleted_at.is_(None))
+        .order_by(RecallSession.recording_id, Moment.t_ms, Moment.id)
+    ):  # fmt: skip
+        moments[row.recording_id].append(row)
+    notes = _researcher_layer(db, live, keys)
+    voiced = set(db.scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(live))))
+    return _Rows(moments, notes, voiced, figures_layer.read_sets(db, study, rec_ids))
+
+
 def _build(
     db: Session,
     study: Study,
@@ -121,6 +170,7 @@ def _build(
 ) -> ExportStudy:
     keys = code_keys(study)
     scale_keys = {s.key for s in study.scales}
+    rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys)
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
@@ -130,7 +180,7 @@ def _build(
                 therapist_code=therapist.code if therapist else "",
                 client_code=client.code if client else "",
                 recordings=tuple(
-                    _recording(db, study, dyad, rec, keys, scale_keys) for rec in recordings
+                    _recording(dyad, rec, rows, keys, scale_keys) for rec in recordings
                 ),
             )
         )
@@ -153,51 +203,34 @@ def _build(
 
 
 def _recording(
-    db: Session,
-    study: Study,
     dyad: Dyad,
     rec: Recording,
+    rows: _Rows,
     keys: dict[int, str],
     scale_keys: set[str],
 ) -> ExportRecording:
-    rows = db.execute(
-        select(Moment, RecallSession)
-        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
-        .where(RecallSession.recording_id == rec.id, Moment.deleted_at.is_(None))
-        .order_by(Moment.t_ms, Moment.id)
-    ).all()
-    ids = [m.id for m, _ in rows]
-    notes = _researcher_layer(db, ids, keys)
-    voiced = set(db.scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(ids))))
-    lanes: dict[str, list[Mark]] = defaultdict(list)
-    for m, rs in rows:
-        lanes[rs.participant.role].append(_mark(m, keys))
+    """One recording with the pairs and figures the worker stored (blind-phase moments only;
+    none while they were never computed)."""
     duration = rec.duration_ms or 0
-    pairs: list[Pair] = []
-    figures: dict[str, float] = {}
-    if duration > 0:
-        found = agreement(
-            lanes["therapist"],
-            lanes["client"],
-            study.alignment_tolerance_ms,
-            duration_ms=duration,
-        )
-        assert found.matching is not None
-        pairs = [Pair(p.therapist_id, p.client_id, p.lag_ms) for p in found.matching.pairs]
-        figures = _figures(found)
+    stored = rows.stored.get(rec.id)
+    data = stored.data if stored is not None and stored.data else {}
+    pairs = [
+        Pair(p["therapist_moment_id"], p["client_moment_id"], p["lag_ms"])
+        for p in data.get("pairs", ())
+    ]
     partner: dict[int, tuple[int, int]] = {}
     for p in pairs:
         partner[p.therapist_moment_id] = (p.client_moment_id, p.lag_ms)
         partner[p.client_moment_id] = (p.therapist_moment_id, p.lag_ms)
     moments = []
-    for m, rs in rows:
+    for m in rows.moments.get(rec.id, ()):
         match = partner.get(m.id)
-        r_codes, r_note = notes.get(m.id, ((), ""))
+        r_codes, r_note = rows.notes.get(m.id, ((), ""))
         moments.append(
             ExportMoment(
                 id=m.id,
-                lane=rs.participant.role,
-                participant_code=rs.participant.code,
+                lane=m.role,
+                participant_code=m.participant_code,
                 t_ms=m.t_ms,
                 end_ms=m.end_ms,
                 peaks_ms=tuple(m.peaks_ms or ()),
@@ -206,7 +239,7 @@ def _recording(
                 ratings={k: v for k, v in (m.ratings or {}).items() if k in scale_keys},
                 researcher_codes=r_codes,
                 researcher_note=r_note,
-                voice_note=m.id in voiced,
+                voice_note=m.id in rows.voiced,
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
             )
@@ -220,7 +253,7 @@ def _recording(
         clips=tuple(Clip(c.index, c.start_ms, c.end_ms) for c in rec.clips),
         moments=tuple(moments),
         pairs=tuple(pairs),
-        figures=figures,
+        figures=_figures(data),
     )
 
 
@@ -231,25 +264,16 @@ def _codes(code_ids: Iterable[int] | None, keys: dict[int, str]) -> tuple[str, .
     return tuple(keys[c] for c in known)
 
 
-def _mark(m: Moment, keys: dict[int, str]) -> Mark:
-    end = m.end_ms if m.end_ms is not None and m.end_ms > m.t_ms else None
-    return Mark(
-        id=m.id,
-        t_ms=m.t_ms,
-        end_ms=end,
-        peaks_ms=tuple(m.peaks_ms or ()) if end is not None else (),
-        codes=_codes(m.codes, keys),
-    )
-
-
 def _researcher_layer(
-    db: Session, moment_ids: list[int], keys: dict[int, str]
+    db: Session, moment_ids: Any, keys: dict[int, str]
 ) -> dict[int, tuple[tuple[str, ...], str]]:
     """Every researcher's codes (merged) and notes (joined, oldest annotator first) per moment."""
     codes: dict[int, set[int]] = defaultdict(set)
     notes: dict[int, list[str]] = defaultdict(list)
-    for row in db.scalars(
-        select(ResearcherAnnotation)
+    for row in db.execute(
+        select(
+            ResearcherAnnotation.moment_id, ResearcherAnnotation.codes, ResearcherAnnotation.note
+        )
         .where(ResearcherAnnotation.moment_id.in_(moment_ids))
         .order_by(ResearcherAnnotation.id)
     ):
@@ -261,17 +285,20 @@ def _researcher_layer(
     }
 
 
-def _figures(found: Agreement) -> dict[str, float]:
+def _figures(data: dict[str, Any]) -> dict[str, float]:
+    """The stored figures every export carries (docs/exports.md, figures)."""
     out: dict[str, float] = {}
     for name in FIGURE_FIELDS:
-        value = getattr(found, name)
+        value = data.get(name)
         if value is not None:
             out[name] = value
-    if found.kappa is not None and found.kappa.kappa is not None:
-        out["kappa"] = found.kappa.kappa
-    if found.chance is not None:
-        out["chance_expected_rate"] = found.chance.expected_rate
-        out["chance_p_value"] = found.chance.p_value
+    kappa = data.get("kappa") or {}
+    if kappa.get("kappa") is not None:
+        out["kappa"] = kappa["kappa"]
+    chance = data.get("chance") or {}
+    if chance:
+        out["chance_expected_rate"] = chance["expected_rate"]
+        out["chance_p_value"] = chance["p_value"]
     return {k: v for k, v in out.items() if isinstance(v, int) or math.isfinite(v)}
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ipr import audit
+from ipr import audit, figures
 from ipr.auth import _hasher, hash_token
 from ipr.errors import N_, Conflict, NotFound, Unauthorized, ValidationError
 from ipr.models import (
@@ -352,6 +352,13 @@ def _revision(db: Session, m: Moment, action: str, user: User | None) -> None:
     )
 
 
+def _figures_changed(db: Session, rs: RecallSession, m: Moment) -> None:
+    """Blind moments are what every figure is computed from: a change queues a recompute
+    (ipr.figures) in the same transaction. Response-phase moments are never counted."""
+    if m.phase == "blind":
+        figures.mark_stale(db, rs.recording_id, rs.study_id)
+
+
 def _writable(rs: RecallSession, *, response: bool = False) -> None:
     """A finished recall is locked, except for the second pass after a reveal: responses to
     the other's moments can still be written then."""
@@ -404,6 +411,7 @@ def create_moment(
         return previous, False
     _revision(db, m, "create", user)
     mark_started(db, rs)
+    _figures_changed(db, rs, m)
     db.commit()
     return m, True
 
@@ -430,6 +438,7 @@ def update_moment(
     m.version += 1
     m.updated_at = utcnow()
     _revision(db, m, "update", user)
+    _figures_changed(db, rs, m)
     db.commit()
     return m
 
@@ -446,6 +455,7 @@ def delete_moment(
     for note in db.scalars(select(VoiceNote).where(VoiceNote.moment_id == m.id)):
         storage.voice_path(rs.recording.storage_key, note.storage_name).unlink(missing_ok=True)
         db.delete(note)
+    _figures_changed(db, rs, m)
     db.commit()
 
 
@@ -547,5 +557,7 @@ def annotate(
             raise ValidationError(f"A note has at most {MAX_TEXT} characters.", field="note")
         row.note = note
     row.updated_at = utcnow()
+    if m.phase == "blind":
+        figures.mark_stale(db, m.recall_session.recording_id, m.study_id)
     db.commit()
     return row

@@ -56,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=cfg["LOG_LEVEL"])
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
+    app.extensions["ipr_db"].queue = app.extensions["ipr_huey"]
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
     grants = MediaGrants(cfg["MEDIA_GRANT_SECONDS"])
     app.extensions["ipr_media_grants"] = grants
