@@ -78,6 +78,30 @@ def worker(threads: int) -> None:
     jobs.run_worker(app.extensions["ipr_huey"], dict(app.config), app.extensions["ipr_db"], threads)
 
 
+@ipr_cli.command("figures")
+@click.option("--study", "study_id", type=int, help="Only this study's recordings (by id).")
+@click.option("--queue-only", is_flag=True, help="Queue the jobs for a worker; do not run here.")
+def figures_(study_id: int | None, queue_only: bool) -> None:
+    """Bring every ready recording's stored figures up to date (after an upgrade from a version
+    without stored figures, or in scripts that export right after writing moments)."""
+    from ipr import figures
+    from ipr.models import Recording
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _db() as s:
+        q = select(Recording.study_id, Recording.id).where(Recording.status == "ready")
+        if study_id is not None:
+            q = q.where(Recording.study_id == study_id)
+        by_study: dict[int, list[int]] = {}
+        for sid, rid in s.execute(q):
+            by_study.setdefault(sid, []).append(rid)
+        for sid, ids in by_study.items():
+            figures.ensure_queued(s, sid, ids)
+        s.commit()
+    ran = 0 if queue_only else figures.run_queued(app.extensions["ipr_db"], dict(app.config))
+    click.echo(json.dumps({"recordings": sum(map(len, by_study.values())), "computed": ran}))
+
+
 @ipr_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--study", "study_name", required=True, help="The study's name.")
