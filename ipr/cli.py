@@ -168,7 +168,7 @@ def export(
     """Export one recording to OUTPUT as the operator (audited as 'cli')."""
     import shutil
 
-    from ipr import dataset
+    from ipr import dataset, figures
     from ipr.models import Recording
     from ipr.storage import Storage
 
@@ -176,6 +176,11 @@ def export(
         rec = s.get(Recording, recording_id)
         if rec is None:
             raise click.ClickException(f"No recording with id {recording_id}.")
+        # the CLI is no web process: bring this recording's stored figures up to date first
+        figures.ensure_queued(s, rec.study_id, [rec.id] if rec.status == "ready" else [])
+        s.commit()
+        figures.run_queued(current_app.extensions["ipr_db"], dict(current_app.config), rec.id)
+        s.expire_all()
         try:
             result = dataset.export(
                 s, Storage(current_app.config["RECORDINGS_DIR"]), rec, fmt,

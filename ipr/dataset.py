@@ -30,6 +30,7 @@ from ipr import audit, jobs, recall
 from ipr import figures as figures_layer
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
+from ipr.exports.csv_ import iter_csv
 from ipr.exports.data import (
     Clip,
     Code,
@@ -332,6 +333,7 @@ class ExportResult:
     media_type: str
     content: bytes | None = None
     path: Path | None = None
+    chunks: Iterable[bytes] | None = None  # streamed as made (a study's CSV)
     keep: bool = False  # a prepared file from the export cache: send it, do not remove it
 
 
@@ -386,6 +388,7 @@ def export(
     ip: str | None = None,
     tmp_dir: Path | None = None,
     queue: Any | None = None,
+    stream: bool = False,
 ) -> ExportResult:
     """Make one export of a recording, dyad or study and add its audit event to the session.
 
@@ -429,7 +432,10 @@ def export(
     else:
         exporter, fmt_scope, media_type = FORMATS[fmt]
         ext = _EXTENSIONS.get(fmt, fmt)
-        if fmt_scope == "study":
+        if fmt == "csv" and stream:
+            chunks = iter_csv(data, include_text=include_text)
+            result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
+        elif fmt_scope == "study":
             result = ExportResult(
                 f"{stem}.{ext}", media_type, exporter(data, include_text=include_text)
             )
