@@ -251,3 +251,19 @@ def test_saves_while_a_researcher_opens_twenty_new_timelines(
     body = owner_web.get(f"/recordings/{rec.id}/timeline.json").json
     assert body["figures_status"]["state"] == "fresh" and body["figures"]["n_client"] == 20
     assert study.id != crowd.id
+
+
+def test_study_page_in_a_fixed_number_of_statements(app, db, owner, owner_web) -> None:
+    small, large = build_study(db, "One", 1), build_study(db, "Fifty", 50, recordings=2)
+    counts = []
+    for s in (small, large):
+        member(db, s, owner)
+        with statements(app) as seen:
+            resp = owner_web.get(f"/studies/{s.id}")
+        assert resp.status_code == 200
+        html = resp.get_data(as_text=True)
+        n = 1 if s is small else 50
+        assert html.count('name="code" value="t') == n  # one therapist code field per dyad
+        assert html.count("2 sessions<span") == (0 if s is small else 50)
+        counts.append(len(seen))
+    assert counts[0] == counts[1] <= 12, counts  # was 9 and 107
