@@ -267,3 +267,18 @@ def test_study_page_in_a_fixed_number_of_statements(app, db, owner, owner_web) -
         assert html.count("2 sessions<span") == (0 if s is small else 50)
         counts.append(len(seen))
     assert counts[0] == counts[1] <= 12, counts  # was 9 and 107
+
+
+def test_large_lanes_send_cut_texts() -> None:
+    from ipr import timeline_service as ts
+
+    def lane(n: int) -> list[ts.LaneMoment]:
+        return [ts.LaneMoment(i, 10 * i, None, (), "x" * 1000, (), {}, 1) for i in range(n)]
+
+    small = ts.Timeline(1, 60_000, 0, ts.Lanes(therapist=lane(ts.LANE_FULL_TEXT)), None, [], {})
+    big = ts.Timeline(1, 60_000, 0, ts.Lanes(client=lane(ts.LANE_FULL_TEXT + 1)), None, [], {})
+    assert {len(m["text"]) for m in small.to_dict()["lanes"]["therapist"]} == {1000}
+    body = big.to_dict()
+    assert len(body["lanes"]["client"]) == 2001
+    assert {len(m["text"]) for m in body["lanes"]["client"]} == {ts.TEXT_PREVIEW_CHARS}
+    assert body["figures"] is None and body["figures_status"] is None
