@@ -45,6 +45,7 @@ from ipr.exports.data import (
     safe_name,
 )
 from ipr.exports.imports import eaf_tier_names
+from ipr.exports.json_ import iter_json
 from ipr.exports.moment_clips import (
     DEFAULT_POST_ROLL_MS,
     DEFAULT_PRE_ROLL_MS,
@@ -432,8 +433,9 @@ def export(
     else:
         exporter, fmt_scope, media_type = FORMATS[fmt]
         ext = _EXTENSIONS.get(fmt, fmt)
-        if fmt == "csv" and stream:
-            chunks = iter_csv(data, include_text=include_text)
+        if fmt in ("csv", "json") and stream:
+            make = iter_csv if fmt == "csv" else iter_json
+            chunks = make(data, include_text=include_text)
             result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
         elif fmt_scope == "study":
             result = ExportResult(
