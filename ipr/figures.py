@@ -389,6 +389,31 @@ def summary_of(data: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def aggregate(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Dyad and study figures from the recordings' stored summaries (nothing recomputed):
+    co-marking pooled over every moment (2 × pairs / moments), synchrony as the mean of the
+    recordings that have one."""
+    n_t = n_c = n_p = k = 0
+    syncs: list[float] = []
+    for s in summaries:
+        if not s:
+            continue
+        k += 1
+        n_t += s.get("n_therapist") or 0
+        n_c += s.get("n_client") or 0
+        n_p += s.get("n_pairs") or 0
+        if s.get("synchrony") is not None:
+            syncs.append(s["synchrony"])
+    return {
+        "recordings": k,
+        "n_therapist": n_t,
+        "n_client": n_c,
+        "n_pairs": n_p,
+        "co_marking_rate": 2 * n_p / (n_t + n_c) if n_t + n_c else None,
+        "synchrony": sum(syncs) / len(syncs) if syncs else None,
+    }
+
+
 def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
     """Worker: bring every figure set of the recording to its current version.
 

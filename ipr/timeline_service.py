@@ -384,3 +384,17 @@ def study_dashboard(db: Session, study: Study) -> list[tuple[DyadRow, list[Sessi
                 setattr(row, name, stored.summary.get(name))
         dyad.rows.append(row)
     return [(d, d.rows) for d in dyads]
+
+
+def pooled(rows: Any) -> dict[str, Any]:
+    """The study's (or a dyad's) pooled figures from the dashboard rows' stored summaries."""
+    return fig.aggregate(
+        {
+            "n_therapist": r.n_therapist,
+            "n_client": r.n_client,
+            "n_pairs": r.n_pairs,
+            "synchrony": r.synchrony,
+        }
+        for r in rows
+        if r.n_pairs is not None
+    )

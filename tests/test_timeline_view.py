@@ -462,6 +462,7 @@ def test_dyad_page_shows_sessions_one_above_the_other(
         app, db, dyad_setup["study"], dyad_setup["dyad"], owner, sample_mp4, "Session 5"
     )
     waiting = owner_web.get(f"/dyads/{dyad_setup['dyad'].id}/timeline").get_data(as_text=True)
+    assert 'data-total="dyad"' not in waiting  # nothing stored yet
     assert "Some figures are being computed" in waiting and 'hx-trigger="every 3s"' in waiting
     dyad_setup["compute"]()
     resp = owner_web.get(f"/dyads/{dyad_setup['dyad'].id}/timeline")
@@ -475,6 +476,12 @@ def test_dyad_page_shows_sessions_one_above_the_other(
     assert "<strong>1 pair</strong>" in html and "<strong>0 pairs</strong>" in html
     assert 'co-marking <strong data-figure="co-marking">50%</strong>' in html
     assert "hx-trigger" not in html
+    syncs = [json.loads(m.group(1))["figures"]["synchrony"] for m in (first, second)]
+    total = re.search(r'<p data-total="dyad">(.*?)</p>', html, re.S).group(1)
+    assert " ".join(re.sub(r"<[^>]+>", "", total).split()) == (
+        "All 2 sessions: 1 pair among 2 therapist and 2 client moments · co-marking 50% "
+        "(pooled) · mean synchrony " + f"{np.mean([s['grand_mean'] for s in syncs]):.3f}"
+    )
 
 
 def test_dyad_page_with_a_recording_shorter_than_the_synchrony_window(
@@ -521,6 +528,12 @@ def test_dashboard_lists_every_dyad_and_session(app, db, owner, owner_web, dyad_
     html = owner_web.get(f"/studies/{study.id}/dashboard").get_data(as_text=True)
     assert "No recordings yet." in html  # dyad 02
     assert "hx-trigger" not in html
+    foot = re.search(r'<tr data-total="study">(.*?)</tr>', html, re.S).group(1)
+    cells = [
+        " ".join(re.sub(r"<[^>]+>", "", c).split())
+        for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", foot, re.S)
+    ]
+    assert cells[:4] == ["Study, pooled over 1 session", "2 / 2", "1", "50%"]
     study_page = owner_web.get(f"/studies/{study.id}").get_data(as_text=True)
     assert f'href="/studies/{study.id}/dashboard"' in study_page
     rec, dyad = dyad_setup["rec"], dyad_setup["dyad"]

@@ -109,7 +109,13 @@ def dyad(dyad_id: int) -> Any:
         else:
             sessions.append({"rec": rec, "tl": None})
     pending = any(s["tl"] is not None and s["tl"].pending for s in sessions)
-    return render("timeline/dyad.html", dyad=d, study=d.study, sessions=sessions, pending=pending)
+    total = ts.fig.aggregate(
+        ts.fig.summary_of(s["f"]) for s in sessions if s["tl"] is not None and s["f"] is not None
+    )
+    return render(
+        "timeline/dyad.html", dyad=d, study=d.study, sessions=sessions, pending=pending,
+        total=total,
+    )  # fmt: skip
 
 
 @bp.get("/studies/<int:study_id>/dashboard")
@@ -121,9 +127,10 @@ def dashboard(study_id: int) -> Any:
     study = get_or_404(db(), Study, study_id, user())
     rows = ts.study_dashboard(db(), study)
     pending = any(r.state in ("computing", "updating") for _, rs in rows for r in rs)
+    total = ts.pooled(r for _, rs in rows for r in rs)
     return render(
         "timeline/dashboard.html", "timeline/_dashboard_table.html", study=study, rows=rows,
-        pending=pending,
+        pending=pending, total=total,
     )  # fmt: skip
 
 
