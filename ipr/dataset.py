@@ -21,9 +21,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
 
 from ipr import audit, jobs, recall
@@ -137,7 +138,26 @@ class _Rows:
     stored: dict[int, figures_layer.Stored]
 
 
-def _fetch(db: Session, study: Study, rec_ids: list[int], keys: dict[int, str]) -> _Rows:
+class _Decoded:
+    """JSON column values decoded once per distinct text (moments share few shapes: "[]",
+    "[3]", '{"hat": 7}'), then mapped; a driver that already decoded them is passed through."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+        self.seen: dict[str, Any] = {}
+
+    def __call__(self, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return self.make(raw)
+        hit = self.seen.get(raw)
+        if hit is None:
+            hit = self.seen[raw] = self.make(json.loads(raw))
+        return hit
+
+
+def _fetch(
+    db: Session, study: Study, rec_ids: list[int], keys: dict[int, str], scale_keys: set[str]
+) -> _Rows:
     """Moments, researcher layer, voice notes and stored figures: four statements in all."""
     moments: dict[int, list[Any]] = defaultdict(list)
     if not rec_ids:
@@ -147,18 +167,24 @@ def _fetch(db: Session, study: Study, rec_ids: list[int], keys: dict[int, str]) 
         .join(RecallSession, Moment.recall_session_id == RecallSession.id)
         .where(RecallSession.recording_id.in_(rec_ids), Moment.deleted_at.is_(None))
     )
+    peaks = _Decoded(lambda v: tuple(v or ()))
+    codes = _Decoded(lambda v: _codes(v, keys))
+    ratings = _Decoded(
+        lambda v: MappingProxyType({k: r for k, r in (v or {}).items() if k in scale_keys})
+    )
     for row in db.execute(
         select(
-            Moment.id, Moment.t_ms, Moment.end_ms, Moment.peaks_ms, Moment.text, Moment.codes,
-            Moment.ratings, RecallSession.recording_id, Participant.role,
-            Participant.code.label("participant_code"),
+            Moment.id, Moment.t_ms, Moment.end_ms, type_coerce(Moment.peaks_ms, Text),
+            Moment.text, type_coerce(Moment.codes, Text), type_coerce(Moment.ratings, Text),
+            RecallSession.recording_id, Participant.role, Participant.code,
         )
         .join(RecallSession, Moment.recall_session_id == RecallSession.id)
         .join(Participant, Participant.id == RecallSession.participant_id)
         .where(RecallSession.recording_id.in_(rec_ids), Moment.deleted_at.is_(None))
         .order_by(RecallSession.recording_id, Moment.t_ms, Moment.id)
     ):  # fmt: skip
-        moments[row.recording_id].append(row)
+        mid, t, end, p, text, c, r, rec_id, role, code = row
+        moments[rec_id].append((mid, t, end, peaks(p), text, codes(c), ratings(r), role, code))
     notes = _researcher_layer(db, live, keys)
     voiced = set(db.scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(live))))
     return _Rows(moments, notes, voiced, figures_layer.read_sets(db, study, rec_ids))
@@ -172,7 +198,7 @@ def _build(
 ) -> ExportStudy:
     keys = code_keys(study)
     scale_keys = {s.key for s in study.scales}
-    rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys)
+    rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys, scale_keys)
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
@@ -225,23 +251,24 @@ def _recording(
         partner[p.therapist_moment_id] = (p.client_moment_id, p.lag_ms)
         partner[p.client_moment_id] = (p.therapist_moment_id, p.lag_ms)
     moments = []
-    for m in rows.moments.get(rec.id, ()):
-        match = partner.get(m.id)
-        r_codes, r_note = rows.notes.get(m.id, ((), ""))
+    no_note: tuple[tuple[str, ...], str] = ((), "")
+    for mid, t, end, peaks, text, codes, ratings, role, code in rows.moments.get(rec.id, ()):
+        match = partner.get(mid)
+        r_codes, r_note = rows.notes.get(mid, no_note)
         moments.append(
             ExportMoment(
-                id=m.id,
-                lane=m.role,
-                participant_code=m.participant_code,
-                t_ms=m.t_ms,
-                end_ms=m.end_ms,
-                peaks_ms=tuple(m.peaks_ms or ()),
-                text=m.text or "",
-                codes=_codes(m.codes, keys),
-                ratings={k: v for k, v in (m.ratings or {}).items() if k in scale_keys},
+                id=mid,
+                lane=role,
+                participant_code=code,
+                t_ms=t,
+                end_ms=end,
+                peaks_ms=peaks,
+                text=text or "",
+                codes=codes,
+                ratings=ratings,
                 researcher_codes=r_codes,
                 researcher_note=r_note,
-                voice_note=m.id in rows.voiced,
+                voice_note=mid in rows.voiced,
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
             )
