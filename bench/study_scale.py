@@ -219,14 +219,14 @@ def bench_backend(name: str, root: Path, db_url: str, args: argparse.Namespace) 
     best = min(warm, key=lambda x: x["wall_ms"])
     row("dashboard, warm (best of 5)", best, "< 150 ms, ≤ 10 statements")
     with measured(app) as m:
-        resp = web.get(f"/studies/{study}/export?format=csv")
+        resp = web.get(f"/studies/{study}/export?format=csv&include_text=1")
         streamed = resp.is_streamed
         body = resp.get_data()
     assert resp.status_code == 200 and streamed
     n_rows = body.count(b"\r\n") - 1
     row("study CSV export (streamed)", m, "< 2 s", f"{n_rows:,} rows, {len(body) / 1e6:.1f} MB")
     with measured(app) as m:
-        resp = web.get(f"/studies/{study}/export?format=bundle")
+        resp = web.get(f"/studies/{study}/export?format=bundle&include_text=1")
         body = resp.get_data()
     assert resp.status_code == 200
     row("study bundle", m, "< 5 s", f"{len(body) / 1e6:.1f} MB")

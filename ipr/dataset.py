@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Text, select, type_coerce
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session, selectinload
 
 from ipr import audit, jobs, recall
@@ -174,8 +174,8 @@ def _fetch(
     )
     for row in db.execute(
         select(
-            Moment.id, Moment.t_ms, Moment.end_ms, type_coerce(Moment.peaks_ms, Text),
-            Moment.text, type_coerce(Moment.codes, Text), type_coerce(Moment.ratings, Text),
+            Moment.id, Moment.t_ms, Moment.end_ms, cast(Moment.peaks_ms, Text),
+            Moment.text, cast(Moment.codes, Text), cast(Moment.ratings, Text),
             RecallSession.recording_id, Participant.role, Participant.code,
         )
         .join(RecallSession, Moment.recall_session_id == RecallSession.id)
