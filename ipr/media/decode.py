@@ -50,6 +50,7 @@ class Signals:
     peak: np.ndarray  # 10 ms audio windows, peak amplitude
     tiles: list[np.ndarray]  # sprite tiles, BGR
     keyframes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # frame indices
+    shapes: np.ndarray = field(default_factory=lambda: np.zeros(0))  # scores, level change removed
 
     @classmethod
     def collect(
@@ -69,6 +70,7 @@ class Signals:
             peak=audio.peak if audio is not None else np.zeros(0),
             tiles=tiles,
             keyframes=np.array(keyframes or [], np.int64),
+            shapes=frames.shapes,
         )
 
     def save(self, path: Path) -> None:
@@ -85,6 +87,7 @@ class Signals:
                 peak=self.peak,
                 tiles=tiles,
                 keyframes=self.keyframes,
+                shapes=self.shapes,
             )
 
     @classmethod
@@ -100,6 +103,7 @@ class Signals:
                 peak=z["peak"],
                 tiles=list(z["tiles"]),
                 keyframes=z["keyframes"],
+                shapes=z["shapes"],
             )
 
 

@@ -628,7 +628,7 @@ def _ingest_into(
     report("analysing", 1.0)
     duration_ms, width, height = _playable_facts(playable, settings.limits)
     scores = signals.scores
-    cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, signals.means)
+    cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, signals.means, signals.shapes)
     scene_cuts_ms = [frame_ms(i, p.fps_num, p.fps_den) for i in cut_frames]
     silences = detect_silences(signals.rms, duration_ms=duration_ms) if p.has_audio else []
     motion = _motion(signals, p)
