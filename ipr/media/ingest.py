@@ -515,15 +515,27 @@ def _write_sprite(signals: Signals, layout: _Layout, p: ProbeResult, dst: Path) 
     }
 
 
-def _playable_facts(playable: Path, limits: Limits) -> tuple[int, int, int]:
-    """Duration and display size of the finished MP4, as the browser will see them."""
+@dataclass(frozen=True)
+class _Facts:
+    """The finished MP4 as the browser will see it, and its video packets when asked for."""
+
+    duration_ms: int
+    width: int
+    height: int
+    packets: list[tuple[int, bool]] | None  # (pts_ms, is_keyframe), in presentation order
+
+
+def _playable_facts(playable: Path, limits: Limits, *, packets: bool = False) -> _Facts:
+    """Duration and display size of the finished MP4 (and, with ``packets``, every video
+    packet's time and keyframe flag) from one ffprobe run."""
+    entries = "format=duration:stream=width,height" + (":packet=pts_time,flags" if packets else "")
     args = ffprobe_base(limits) + [
         "-f",
         "mov",
         "-select_streams",
         "v:0",
         "-show_entries",
-        "format=duration:stream=width,height",
+        entries,
         "-of",
         "json",
         "-i",
@@ -532,7 +544,14 @@ def _playable_facts(playable: Path, limits: Limits) -> tuple[int, int, int]:
     info = json.loads(run(args, RunLimits(timeout_s=limits.probe_timeout_s)).stdout or b"{}")
     stream = (info.get("streams") or [{}])[0]
     duration = round(float(info.get("format", {}).get("duration", 0)) * 1000)
-    return duration, int(stream.get("width", 0)), int(stream.get("height", 0))
+    listed = None
+    if packets:
+        listed = sorted(
+            (round(float(pk["pts_time"]) * 1000), "K" in pk.get("flags", ""))
+            for pk in info.get("packets", [])
+            if "pts_time" in pk
+        )
+    return _Facts(duration, int(stream.get("width", 0)), int(stream.get("height", 0)), listed)
 
 
 def ingest(
@@ -626,7 +645,9 @@ def _ingest_into(
         report("transcoding", 0.0)
         signals = _transcode_with_analysis(p, playable, settings, limits, progress, cancelled)
     report("analysing", 1.0)
-    duration_ms, width, height = _playable_facts(playable, settings.limits)
+    # The packet list is needed only when the clips are cut after the copy, not by it.
+    facts = _playable_facts(playable, settings.limits, packets=split is None)
+    duration_ms, width, height = facts.duration_ms, facts.width, facts.height
     scores = signals.scores
     cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, signals.means, signals.shapes)
     scene_cuts_ms = [frame_ms(i, p.fps_num, p.fps_den) for i in cut_frames]
@@ -640,7 +661,10 @@ def _ingest_into(
         keyframes = [frame_ms(int(i), p.fps_num, p.fps_den) for i in signals.keyframes]
         clips = _clips_from_split(split, keyframes, duration_ms)
     if clips is None:
-        clips = _make_clips(playable, work, duration_ms, settings, scene_cuts_ms, silences, report)
+        packets = facts.packets if facts.packets is not None else video_packets(playable)
+        clips = _make_clips(
+            playable, work, duration_ms, settings, scene_cuts_ms, silences, packets, report
+        )
     result = IngestResult(
         duration_ms=duration_ms,
         width=width,
@@ -709,6 +733,7 @@ def _make_clips(
     settings: IngestSettings,
     scene_cuts_ms: list[int],
     silences: list[tuple[int, int]],
+    packets: list[tuple[int, bool]],
     report: Callable[[str, float], None],
 ) -> list[Clip]:
     bounds = segment(
@@ -720,12 +745,18 @@ def _make_clips(
         scene_cuts_ms=scene_cuts_ms,
         silences_ms=silences,
     )
-    packets = video_packets(playable)
     bounds = snap_to_keyframes(bounds, [t for t, key in packets if key])
-    write_clips(
-        playable, work / "clips", bounds, packets=packets,
-        progress=lambda done, total: report("clips", done / total),
-    )  # fmt: skip
+    if len(bounds) == 1:
+        # One clip is the whole playable copy: the same bytes a stream copy would give, copied
+        # as a file (no ffmpeg run; not a hard link, so no write to a clip reaches the copy).
+        (work / "clips").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(playable, work / "clips" / "001.mp4")
+        extract_thumbnail(playable, work / "clips" / "001.jpg", 0)
+    else:
+        write_clips(
+            playable, work / "clips", bounds, packets=packets,
+            progress=lambda done, total: report("clips", done / total),
+        )  # fmt: skip
     return [
         Clip(i, start, end, f"clips/{i:03d}.mp4", f"clips/{i:03d}.jpg")
         for i, (start, end) in enumerate(bounds, start=1)
