@@ -207,14 +207,17 @@ def write_clips(
     *,
     packets: Sequence[tuple[int, bool]] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    thumbnails: bool = True,
 ) -> None:
     """Cut each (start, end) of ``bounds`` into ``folder``/NNN.mp4 with its NNN.jpg thumbnail
-    (NNN from 001): the clip files of a recording, at ingest and when re-segmented."""
+    (NNN from 001): the clip files of a recording, at ingest and when re-segmented. With
+    ``thumbnails=False`` the caller makes the thumbnails."""
     if packets is None:
         packets = video_packets(playable)
     folder.mkdir(parents=True, exist_ok=True)
     for i, (start, end) in enumerate(bounds, start=1):
         cut_clip(playable, folder / f"{i:03d}.mp4", start, end, packets=packets)
-        extract_thumbnail(playable, folder / f"{i:03d}.jpg", start)
+        if thumbnails:
+            extract_thumbnail(playable, folder / f"{i:03d}.jpg", start)
         if progress is not None:
             progress(i, len(bounds))

@@ -61,6 +61,8 @@ TILE_SIDE = 160  # longer side of a sprite tile
 SPRITE_COLUMNS = 10
 MAX_SPRITE_TILES = 300
 SPLIT_TOLERANCE_MS = 100  # a segment listed this close to its keyframe was cut there
+THUMB_WIDTH = 320  # clip thumbnails (extract_thumbnail's default width)
+FIRST_THUMB = "first.jpg"  # the first frame, written by the remux path's decode child
 
 Progress = Callable[[str, float], None]
 Cancelled = Callable[[], bool]
@@ -443,9 +445,11 @@ def _analyse(
     limits: RunLimits,
     progress: Progress | None,
     cancelled: Cancelled | None,
+    thumbnail: Path | None = None,
 ) -> Signals:
     """The analysis decode of a file that is played as it is: ``ipr.media.decode`` in a child
-    process, under the same limits, deadline and kill switch as ffmpeg."""
+    process, under the same limits, deadline and kill switch as ffmpeg. With ``thumbnail``
+    the child also writes the first frame there (THUMB_WIDTH wide, as ``extract_thumbnail``)."""
     layout = _Layout.of(p)
     out = work / f"signals-{uuid.uuid4().hex}.npz"
     boxes = [[r.name, r.x, r.y, r.w, r.h] for r in regions]
@@ -458,6 +462,9 @@ def _analyse(
         "--tile-every", str(layout.tile_every),
         "--regions", json.dumps(boxes),
     ]  # fmt: skip
+    if thumbnail is not None:
+        size = f"{THUMB_WIDTH}x{_even(THUMB_WIDTH * p.height / max(1, p.width))}"
+        args += ["--thumbnail", str(thumbnail), "--thumbnail-size", size]
     child = StreamingRun(limits)
     proc = child.start(args, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     expected = max(1, p.duration_ms * p.fps_num // (1000 * p.fps_den))
@@ -634,8 +641,9 @@ def _ingest_into(
             copy = pool.submit(_remux, p, playable, limits, split)
             try:
                 signals = _analyse(
-                    src, p.format_name, p, settings.regions, work, limits, progress, cancelled
-                )
+                    src, p.format_name, p, settings.regions, work, limits, progress, cancelled,
+                    thumbnail=work / FIRST_THUMB,
+                )  # fmt: skip
             except BaseException:
                 wait([copy])  # the decode's reason is the one to report; the copy just ends
                 raise
@@ -719,6 +727,8 @@ def _clips_from_split(
         shutil.rmtree(split.folder, ignore_errors=True)
         return None
     for i in range(1, len(bounds) + 1):
+        if i == 1 and _take_first_thumbnail(split.folder.parent, split.folder / "001.jpg"):
+            continue
         extract_thumbnail(split.folder / f"{i:03d}.mp4", split.folder / f"{i:03d}.jpg", 0)
     return [
         Clip(i, start, end, f"clips/{i:03d}.mp4", f"clips/{i:03d}.jpg")
@@ -751,16 +761,28 @@ def _make_clips(
         # as a file (no ffmpeg run; not a hard link, so no write to a clip reaches the copy).
         (work / "clips").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(playable, work / "clips" / "001.mp4")
-        extract_thumbnail(playable, work / "clips" / "001.jpg", 0)
     else:
         write_clips(
-            playable, work / "clips", bounds, packets=packets,
+            playable, work / "clips", bounds, packets=packets, thumbnails=False,
             progress=lambda done, total: report("clips", done / total),
         )  # fmt: skip
+    for i, (start, _) in enumerate(bounds, start=1):
+        thumb = work / "clips" / f"{i:03d}.jpg"
+        if not (i == 1 and _take_first_thumbnail(work, thumb)):
+            extract_thumbnail(playable, thumb, start)
     return [
         Clip(i, start, end, f"clips/{i:03d}.mp4", f"clips/{i:03d}.jpg")
         for i, (start, end) in enumerate(bounds, start=1)
     ]
+
+
+def _take_first_thumbnail(work: Path, dst: Path) -> bool:
+    """Use the first frame the decode child wrote (remux path) as the first clip's thumbnail."""
+    first = work / FIRST_THUMB
+    if not first.is_file():
+        return False
+    os.replace(first, dst)
+    return True
 
 
 def _motion(signals: Signals, p: ProbeResult) -> MotionEnergy:

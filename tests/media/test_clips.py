@@ -170,4 +170,6 @@ def test_clips_of_a_file_whose_first_keyframe_is_after_0_are_copied(
         assert [size for _, size, _ in got] == [size for _, size, _ in wanted]
         assert got[0][2]
         counts.append(len(got))
+        thumb = ffprobe_json(tmp_path / "out" / clip.thumbnail_path, "-show_streams")
+        assert (thumb["streams"][0]["width"], thumb["streams"][0]["height"]) == (320, 240)
     assert counts == frames
