@@ -217,11 +217,14 @@ def decode(
 
 
 def _write_jpeg(frame, path: Path, width: int, height: int) -> None:  # noqa: ANN001 - av frame
+    """Best effort: without the file the parent makes the thumbnail with ffmpeg instead."""
     import cv2
 
     picture = frame.reformat(width, height, format="bgr24", interpolation="AREA").to_ndarray()
-    if not cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 85]):
-        raise OSError(f"could not write {path}")
+    try:
+        cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    except (cv2.error, OSError):
+        Path(path).unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,3 +173,22 @@ def test_clips_of_a_file_whose_first_keyframe_is_after_0_are_copied(
         thumb = ffprobe_json(tmp_path / "out" / clip.thumbnail_path, "-show_streams")
         assert (thumb["streams"][0]["width"], thumb["streams"][0]["height"]) == (320, 240)
     assert counts == frames
+
+
+def test_the_decode_child_writes_the_first_thumbnail_or_leaves_it_to_ffmpeg(
+    left_moves: Path, tmp_path: Path
+) -> None:
+    from fractions import Fraction
+
+    from ipr.media import DEFAULT_REGIONS
+    from ipr.media.decode import decode
+
+    args = (left_moves, "mov", Fraction(25), (160, 60), list(DEFAULT_REGIONS), 25, (160, 60))
+    thumb = tmp_path / "first.jpg"
+    assert decode(*args, thumbnail=(thumb, 320, 120)).frames == 100
+    info = ffprobe_json(thumb, "-show_streams")
+    assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (320, 120)
+    # A thumbnail that cannot be written is no reason to fail the analysis.
+    missing = tmp_path / "no-such-folder" / "first.jpg"
+    assert decode(*args, thumbnail=(missing, 320, 120)).frames == 100
+    assert not missing.exists()
