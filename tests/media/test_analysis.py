@@ -16,10 +16,8 @@ from ipr.media import Region, analyze_audio, compute_motion_energy
 from ipr.media.analysis import detect_cuts
 
 FPS_TESTVIDEO = 30000 / 1001
-# PySceneDetect goldens (SOURCES.md): ContentDetector [30, 180, 394]; HistogramDetector
-# [30, 180, 211, 332, 347, 394, 665, 681].
+# PySceneDetect's ContentDetector golden (SOURCES.md), the true cuts of testvideo.mp4.
 CONTENT_GOLDEN = (30, 180, 394)
-HISTOGRAM_GOLDEN = (30, 180, 211, 332, 347, 394, 665, 681)
 
 
 @pytest.mark.corpus
