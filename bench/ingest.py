@@ -1,6 +1,6 @@
 """Benchmark: whole ingest vs plain decode, transcode and PySceneDetect, measured in one run.
 
-    .venv/bin/python bench/ingest.py [--minutes 50] [--skip-long]
+    .venv/bin/python bench/ingest.py [--minutes 50] [--skip-long | --skip-short] [--skip-transcode]
 
 Generates 720p25 H.264/AAC MP4s once into bench/out/ (git-ignored): a 10-second and a 2-minute
 file whose video starts at 66 ms (its first keyframe is not at 0), the long file (default 50
@@ -214,10 +214,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=50)
     parser.add_argument("--skip-transcode", action="store_true", help="remux path only")
     parser.add_argument("--skip-long", action="store_true", help="only the short files")
+    parser.add_argument("--skip-short", action="store_true", help="only the long file")
     args = parser.parse_args()
     settings = IngestSettings()
     print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
-    short_files(settings)
+    if not args.skip_short:
+        short_files(settings)
     if args.skip_long:
         return
     src = make_source(args.minutes)
