@@ -425,3 +425,17 @@ def test_progress_shows_the_furthest_point_watched_not_the_last(app, db, recall_
     # the participant comes back where they were, not where they had got to
     page = web.client.get(f"/recall/{created['id']}").get_data(as_text=True)
     assert '"last_position_ms": 1000' in page
+
+
+def test_a_finished_participant_sees_no_break_stop_or_mark(app, db, recall_env) -> None:
+    created = recall_env["invite"]("client")
+    web = participant(app, created["url"])
+    page = f"/recall/{created['id']}"
+    before = web.client.get(page).get_data(as_text=True)
+    assert all(f'id="{b}"' in before for b in ("break-btn", "stop-btn", "finish-btn", "mark-btn"))
+    jpost(web, f"/recall/{created['id']}/finish", {})
+    after = web.client.get(page).get_data(as_text=True)
+    assert not any(
+        f'id="{b}"' in after for b in ("break-btn", "stop-btn", "finish-btn", "mark-btn")
+    )
+    assert 'id="locked-note"' in after

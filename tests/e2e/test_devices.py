@@ -99,6 +99,15 @@ def test_client_recalls_at_each_size(
     for target in (page.locator("#video"), play, mark):
         assert in_view(page, target), f"{target} is out of view at {size}"
     shoot(page, size, "player")
+    if size == "phone":  # the same phone held sideways: the video and the moments side by side
+        page.set_viewport_size({"width": 844, "height": 390})
+        video_box = page.locator("#video").bounding_box()
+        side_box = page.locator(".side").bounding_box()
+        assert video_box and side_box and side_box["x"] >= video_box["x"] + video_box["width"]
+        for target in (page.locator("#video"), play, mark):
+            assert in_view(page, target), f"{target} is out of view on a phone held sideways"
+        shoot(page, "phone-landscape", "player")
+        page.set_viewport_size(SIZES[size])
 
     # a point, at about 2 s
     play.click()
