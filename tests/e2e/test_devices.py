@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import LiveServer, check_a11y
+from tests.e2e.conftest import LiveServer, check_a11y, log_in
 from tests.e2e.test_recall_journey import (  # noqa: F401 (fixtures)
     current_ms,
     media_browser,
@@ -184,3 +184,31 @@ def test_client_recalls_at_each_size(
         expect(page.get_by_role("button", name=gone)).to_have_count(0)
     expect(page.get_by_text(re.compile(f"^{size}: a span"))).to_be_visible()
     shoot(page, size, "finished")
+
+
+def test_researcher_pages_pass_axe_on_a_phone(
+    new_page: Callable[..., Page], live_server: LiveServer
+) -> None:
+    """The researcher's pages at phone size: no serious or critical axe finding on any of them.
+    (How they are laid out on a phone is the researcher-page layout's business.)"""
+    page = new_page(viewport=SIZES["phone"], name="researcher-phone")
+    who = live_server.new_researcher("phone")
+    page.goto("/login")
+    assert check_a11y(page, "login") == []
+    log_in(page, who)
+    study_id = live_server.seed_study(who)
+    visited = {
+        "studies": "/studies",
+        "study": f"/studies/{study_id}",
+        "dashboard": f"/studies/{study_id}/dashboard",
+        "audit": f"/studies/{study_id}/audit",
+        "account": "/account",
+    }
+    for name, url in visited.items():
+        page.goto(url)
+        expect(page.get_by_role("heading", level=1).first).to_be_visible()
+        assert check_a11y(page, name) == [], name
+    page.goto(f"/studies/{study_id}")
+    page.locator("#dyads tbody a").first.click()
+    expect(page.get_by_role("heading", level=1).first).to_be_visible()
+    assert check_a11y(page, "dyad") == []
