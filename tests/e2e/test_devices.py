@@ -133,8 +133,11 @@ def test_client_recalls_at_each_size(
     expect(form.locator("#peaks li")).to_have_count(1)
     expect(form.locator("#form-error")).to_be_hidden()
     play_until(page, start_ms + 2000)
-    form.get_by_role("button", name="It ended here").click()
-    page.get_by_role("button", name="Pause", exact=True).click()
+    if size == "phone":  # no end given: Save ends the span where playback stopped, peak and all
+        page.get_by_role("button", name="Pause", exact=True).click()
+    else:
+        form.get_by_role("button", name="It ended here").click()
+        page.get_by_role("button", name="Pause", exact=True).click()
     expect(form.locator("#peaks li")).to_have_count(1)  # the peak is kept
 
     # a voice note on the same moment, then Save: in sight without scrolling

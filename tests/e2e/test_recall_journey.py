@@ -600,6 +600,7 @@ def test_two_blinded_participants_recall_one_session(
     expect(recall_section.locator(".lane-therapist")).to_contain_text("T-alpha (edited)")
     expect(recall_section.locator(".lane-client")).to_contain_text("C-one: I felt judged here")
     recall_section.scroll_into_view_if_needed()
+    check_a11y(researcher, "both lanes, with code chips")
     researcher.screenshot(path=str(SHOTS / "recall-researcher-lanes.png"))
 
     # --- the reveal: each sees the other's moments and can respond
