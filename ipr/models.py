@@ -345,6 +345,8 @@ class RecallSession(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     pin_hash: Mapped[str | None] = mapped_column(String(255))
     last_position_ms: Mapped[int] = mapped_column(Integer, default=0)
+    # The furthest point watched: what the researcher reads as progress (seeking back keeps it).
+    furthest_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

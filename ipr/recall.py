@@ -591,6 +591,7 @@ def correct_moment(db: Session, m: Moment, user: User, data: dict[str, Any]) -> 
 def save_position(db: Session, rs: RecallSession, t_ms: Any) -> None:
     t = _int(t_ms, "t_ms")
     rs.last_position_ms = max(0, min(t, rs.recording.duration_ms or 0))
+    rs.furthest_ms = max(rs.furthest_ms or 0, rs.last_position_ms)
     mark_started(db, rs)
     db.commit()
 
