@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, redirect, request, url_for
 from sqlalchemy import select
 
-from ipr import audit, studies
+from ipr import audit, studies, study_texts
 from ipr.access import get_or_404, require_role, role_in, scoped
 from ipr.errors import NotFound, ValidationError
 from ipr.models import Code, Dyad, Membership, Participant, RatingScale, Study
@@ -20,6 +20,7 @@ SECTIONS = {
     "codebook": "studies/_codebook.html",
     "scales": "studies/_scales.html",
     "instructions": "studies/_instructions.html",
+    "texts": "studies/_texts.html",
     "settings": "studies/_settings.html",
     "members": "studies/_members.html",
 }
@@ -35,6 +36,8 @@ def _study_ctx(study: Study, **extra: Any) -> dict[str, Any]:
         "languages": studies.LANGUAGES,
         "strategies": studies.SEGMENTATION_STRATEGIES,
         "roles": studies.STUDY_ROLES,
+        "offered": study_texts.languages(study),
+        "missing_texts": study_texts.missing(study),
     }
     ctx.update(extra)
     return ctx
@@ -253,6 +256,23 @@ def save_instructions(study_id: int) -> Any:
         "instructions",
         lambda s: studies.update_study(db(), s, user(), data, ip=client_ip()),
     )
+
+
+@bp.post("/studies/<int:study_id>/texts")
+@login_required
+def save_texts(study_id: int) -> Any:
+    """The study's languages and its texts in each of them (audited)."""
+    data: dict[str, Any] = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    data["languages"] = request.form.getlist("languages")
+
+    def action(study: Study) -> None:
+        study_texts.apply(study, data)
+        audit.record(
+            db(), "study_texts_updated", user=user(), study_id=study.id,
+            obj=("study", study.id), ip=client_ip(), details={"languages": study.languages},
+        )  # fmt: skip
+
+    return _edit(study_id, "texts", action)
 
 
 BOOL_SETTINGS = ("participants_can_code", "allow_early_reveal", "resume_after_save", "require_2fa")

@@ -128,6 +128,23 @@
   document.addEventListener("focusin", function (ev) {
     if (ev.target.matches && ev.target.matches("[data-select-on-focus]")) ev.target.select();
   });
+  // Copy a link box's text; the button says "Copied" so the researcher knows it worked.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest && ev.target.closest("[data-copy]");
+    if (!btn) return;
+    var box = document.getElementById(btn.getAttribute("data-copy"));
+    if (!box) return;
+    box.focus();
+    box.select();
+    var done = function () { btn.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(box.value).then(done, function () {
+        if (document.execCommand("copy")) done();
+      });
+    } else if (document.execCommand("copy")) {
+      done();
+    }
+  });
   document.addEventListener("keydown", function (ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     var tag = (ev.target.tagName || "").toLowerCase();
