@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from ipr import invitations, jobs, mail, recall, study_texts
@@ -16,34 +12,13 @@ from ipr.auth import hash_token
 from ipr.cli import printed_base_url
 from ipr.models import AuditEvent, Job, RecallSession, Study
 from tests.conftest import Web, make_app, participant
-from tests.e2e.conftest import free_port
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.arrived = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 — aiosmtpd's name
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(msg)
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        self.arrived.set()
-        return "250 OK"
+from tests.smtp_inbox import smtp_server
 
 
 @pytest.fixture
 def smtp():
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    inbox.url = f"smtp://127.0.0.1:{port}"
-    yield inbox
-    controller.stop()
+    with smtp_server() as inbox:
+        yield inbox
 
 
 def _nb_study(db, study: Study) -> Study:
