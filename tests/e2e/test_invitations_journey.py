@@ -40,10 +40,18 @@ NB_INSTRUCTIONS = "Se opptaket av timen din. Trykk Marker øyeblikk når noe bet
 NB_CODES = ["Følte meg forstått", "Innsikt", "Brudd", "Reparasjon", "Vonde følelser"]
 
 
+WIDEST = """() => Array.from(document.querySelectorAll('main *'))
+  .filter(el => el.getBoundingClientRect().right > innerWidth + 1)
+  .map(el => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))
+  .slice(-6)"""
+
+
 def fits(page: Page, name: str) -> None:
     """Nothing scrolls sideways; then the page is saved for a person to look at."""
     width = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{name} is {width[0]}px wide in a {width[1]}px window"
+    if width[0] > width[1]:
+        wide = page.evaluate(WIDEST)
+        raise AssertionError(f"{name} is {width[0]}px wide in a {width[1]}px window: {wide}")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
