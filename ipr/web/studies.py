@@ -51,8 +51,9 @@ def _section(study: Study, name: str, status: int = 200, **extra: Any) -> Any:
     return render("studies/study.html", SECTIONS[name], status=status, section=name, **ctx)
 
 
-def _edit(study_id: int, section: str, action: Any) -> Any:
-    """Run a change as an editor; a validation error re-renders the section with its message."""
+def _edit(study_id: int, section: str, action: Any, target: str | None = None) -> Any:
+    """Run a change as an editor; a validation error re-renders the section with its message.
+    ``target`` names the input the change came from: it shows *Saved*, or is outlined."""
     study = get_or_404(db(), Study, study_id, user(), "editor")
     try:
         action(study)
@@ -60,8 +61,11 @@ def _edit(study_id: int, section: str, action: Any) -> Any:
     except ValidationError as exc:
         db().rollback()
         study = get_or_404(db(), Study, study_id, user(), "editor")
-        return _section(study, section, status=422, error=exc.message, error_field=exc.field)
-    return _section(study, section)
+        return _section(
+            study, section, status=422, error=exc.message, error_field=exc.field,
+            error_target=target,
+        )  # fmt: skip
+    return _section(study, section, saved_target=target)
 
 
 @bp.get("/")
@@ -147,6 +151,7 @@ def update_dyad(dyad_id: int) -> Any:
         dyad.study_id,
         "dyads",
         lambda s: studies.update_dyad(db(), dyad, user(), dict(request.form), ip=client_ip()),
+        f"dyad-{dyad.id}",
     )
 
 
@@ -160,6 +165,7 @@ def rename_participant(participant_id: int) -> Any:
         lambda s: studies.rename_participant(
             db(), p, user(), request.form.get("code", ""), ip=client_ip()
         ),
+        f"participant-{p.id}",
     )
 
 
