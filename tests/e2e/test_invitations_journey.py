@@ -133,7 +133,7 @@ def test_invitations_by_email_and_qr_reach_the_norwegian_participant_page(
     missing = page.locator("#missing-texts li")
     expect(missing).to_have_count(7)  # instructions, five codes, the extra scale
     expect(missing.first).to_have_text("Instructions in Norsk bokmål")
-    fits(page, "study-languages-tablet")
+    fits(page, "invitations-study-languages-768")
     translate_to_norwegian(live_server, study_id)
     page.reload()
     expect(page.locator("#missing-texts")).to_have_count(0)
@@ -156,7 +156,7 @@ def test_invitations_by_email_and_qr_reach_the_norwegian_participant_page(
     expect(client_box).to_have_value(client_link)  # the client's link stays on screen
     client_row.get_by_text("Show as QR code").click()
     assert decode_qr(page, "#invite-client .qr-code svg") == client_link
-    fits(page, "invitations-panel-tablet")
+    fits(page, "invitations-panel-768")
 
     # e-mail the client an invitation, then a reminder; each carries a fresh link
     client_row.get_by_label(re.compile("e-mail address")).fill("c01@example.org")
@@ -193,3 +193,4 @@ def test_invitations_by_email_and_qr_reach_the_norwegian_participant_page(
     html = phone.content()
     assert [e for e in english if e in text or e in html] == []
     assert "Innsikt" in html and "Hvor sterkt kjente du dette?" in html
+    phone.screenshot(path=str(SHOTS / "invitations-participant-nb-390.png"))
