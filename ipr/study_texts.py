@@ -114,7 +114,7 @@ def missing(study: Study) -> list[str]:
             if not n or (code.description and not d):
                 out.append(f"Code “{code.name}” in {name}")
         for scale in study.scales:
-            if _app_written(scale):
+            if app_written(scale):
                 continue  # the app's own HAT scale is translated with the app
             n, labels = scale_text(scale, lang, main)
             if not n or set(scale.labels or {}) - set(labels):
@@ -127,7 +127,7 @@ def missing(study: Study) -> list[str]:
     return out
 
 
-def _app_written(scale: RatingScale) -> bool:
+def app_written(scale: RatingScale) -> bool:
     texts = [scale.name, *(scale.labels or {}).values()]
     return all(t in DEFAULT_STUDY_TEXTS for t in texts)
 

@@ -246,3 +246,29 @@ def _email_journey(app, smtp) -> None:
     assert page.landing == f"/recall/{rs_id}"
     panel = web.get(f"/recordings/{rec_id}/recall", htmx=True).get_data(as_text=True)
     assert "Invitation e-mail: sent" in panel and "E-mail a reminder" in panel
+
+
+def test_study_page_saves_languages_and_flags_missing_texts(owner_web, study, db) -> None:
+    from ipr import studies
+    from ipr.models import User
+
+    owner = db.scalar(select(User).where(User.email == "owner@example.org"))
+    studies.add_code(db, study, owner, {"name": "Insight"})
+    db.commit()
+    resp = owner_web.post(
+        f"/studies/{study.id}/texts", {"languages": "nb", "instructions.nb": ""}, htmx=True
+    )
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert '<span class="saved" role="status">Saved</span>' in html
+    assert "<li>Code “Insight” in Norsk bokmål</li>" in html
+    code_id = study.codes[0].id
+    resp = owner_web.post(
+        f"/studies/{study.id}/texts", {"languages": "nb", f"code.{code_id}.nb.name": "Innsikt"},
+        htmx=True,
+    )  # fmt: skip
+    assert 'id="missing-texts"' not in resp.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Study, study.id).languages == ["en", "nb"]
+    action = db.scalar(select(AuditEvent.action).order_by(AuditEvent.id.desc()))
+    assert action == "study_texts_updated"

@@ -38,6 +38,7 @@ def _study_ctx(study: Study, **extra: Any) -> dict[str, Any]:
         "roles": studies.STUDY_ROLES,
         "offered": study_texts.languages(study),
         "missing_texts": study_texts.missing(study),
+        "app_scales": {sc.id for sc in study.scales if study_texts.app_written(sc)},
     }
     ctx.update(extra)
     return ctx
