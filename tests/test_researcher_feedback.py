@@ -55,3 +55,20 @@ def test_processing_and_uploading_recordings_show_in_the_dyad_table(owner_web, s
     assert "Making the playable copy · 42%" in html
     assert 'uploading</span> <span class="muted progress-note">25% received' in html
     assert 'hx-trigger="every 2s"' in html  # it keeps itself up to date while busy
+
+
+def test_a_codebook_error_outlines_the_field_it_is_about(owner_web, study, db) -> None:
+    from ipr.models import Code
+
+    owner_web.post(f"/studies/{study.id}/codes", {"name": "Insight", "shortcut": "i"})
+    resp = owner_web.post(
+        f"/studies/{study.id}/codes", {"name": "Rupture", "shortcut": "i"}, htmx=True
+    )
+    assert resp.status_code == 422
+    html = resp.get_data(as_text=True)
+    assert re.findall(r'<input id="([^"]+)"[^>]*aria-invalid="true"', html) == ["new-code-key"]
+    code = db.scalar(select(Code).where(Code.study_id == study.id))
+    resp = owner_web.post(f"/codes/{code.id}", {"name": "Insight!", "shortcut": "i"}, htmx=True)
+    html = resp.get_data(as_text=True)
+    row = re.search(rf'id="code-key-{code.id}".*?</tr>', html, flags=re.S).group(0)
+    assert '<span class="saved" role="status">Saved</span>' in row

@@ -191,6 +191,7 @@ def update_code(code_id: int) -> Any:
         code.study_id,
         "codebook",
         lambda s: studies.update_code(db(), code, user(), dict(request.form), ip=client_ip()),
+        f"code-{code.id}",
     )
 
 
