@@ -24,7 +24,7 @@ from sqlalchemy import select
 from ipr import invitations, jobs, study_texts
 from ipr.config import load_config
 from ipr.demo import CODES, INSTRUCTIONS
-from ipr.models import Dyad, Job, Recording, Study
+from ipr.models import HAT_LABELS, HAT_NAME, Dyad, Job, Recording, Study
 from ipr.storage import Storage
 from tests.conftest import ROOT, make_video
 from tests.e2e.conftest import LiveServer, expect_status, log_in
@@ -187,7 +187,7 @@ def test_invitations_by_email_and_qr_reach_the_norwegian_participant_page(
     text = phone.locator("body").inner_text()
     assert NB_INSTRUCTIONS in text
     english = [INSTRUCTIONS.split("\n")[0], "How strongly did you feel this?", "Barely"]
-    english += [c[0] for c in CODES]
+    english += [c[0] for c in CODES] + [HAT_NAME, *HAT_LABELS.values()]
     phone.locator("#start-btn").click()
     text += phone.locator("body").inner_text()
     html = phone.content()
