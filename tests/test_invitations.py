@@ -272,3 +272,41 @@ def test_study_page_saves_languages_and_flags_missing_texts(owner_web, study, db
     assert db.get(Study, study.id).languages == ["en", "nb"]
     action = db.scalar(select(AuditEvent.action).order_by(AuditEvent.id.desc()))
     assert action == "study_texts_updated"
+
+
+def test_a_refused_email_keeps_the_old_link_and_says_why(tmp_path, sqlite_url) -> None:
+    from ipr import auth, studies
+    from ipr.models import Recording
+    from ipr.storage import Storage
+
+    with smtp_server() as inbox:  # started and stopped: nothing listens on its port now
+        url = inbox.url
+    app = make_app(tmp_path / "deadmail", sqlite_url, SMTP_URL=url, SMTP_FROM="ipr@x.example")
+    database = app.extensions["ipr_db"]
+    try:
+        with database.session() as db:
+            user = auth.create_user(db, "m2@example.org", "pw-pw-pw-pw-pw", "researcher")
+            study = studies.create_study(db, user, "Dead mail")
+            dyad = studies.create_dyad(db, study, user, "01")
+            rec = Recording(
+                study_id=study.id, dyad_id=dyad.id, session_label="S1",
+                storage_key=Storage.new_key(), status="ready", duration_ms=6000,
+            )  # fmt: skip
+            db.add(rec)
+            db.flush()
+            rs, token = recall.create_session(
+                db, rec, dyad.participant("client"), "self", user, days=14
+            )
+            db.commit()
+            job = invitations.queue_email(
+                db, app.extensions["ipr_huey"], rs, user, kind="reminder",
+                to="c@example.org", base_url="http://h/",
+            )  # fmt: skip
+            job_id, rs_id = job.id, rs.id
+        assert jobs.run_job(database, dict(app.config), job_id) == "failed"
+        with database.session() as db:
+            job = db.get(Job, job_id)
+            assert job.error.startswith(f"The e-mail server 127.0.0.1:{url.rsplit(':', 1)[1]}")
+            assert db.get(RecallSession, rs_id).token_hash == hash_token(token)
+    finally:
+        database.dispose()
