@@ -191,7 +191,6 @@ def _email_journey(app, smtp) -> None:
         study = studies.create_study(db, user, "Mail study")
         study.languages = ["nb"]
         dyad = studies.create_dyad(db, study, user, "01")
-        dyad.participant("client").language = "nb"
         rec = Recording(
             study_id=study.id, dyad_id=dyad.id, session_label="S1",
             storage_key=Storage.new_key(), status="ready", duration_ms=6000, width=320,
@@ -204,7 +203,7 @@ def _email_journey(app, smtp) -> None:
     assert web.login("mailer@example.org", "pw-pw-pw-pw-pw").status_code == 302
     resp = web.post(
         f"/recordings/{rec_id}/recall-sessions",
-        {"participant_id": client_id, "mode": "self", "language": "nb"},
+        {"participant_id": client_id, "mode": "self", "language": "en"},
         htmx=True,
     )
     html = resp.get_data(as_text=True)
@@ -218,7 +217,8 @@ def _email_journey(app, smtp) -> None:
     assert 'id="email-' in bad.get_data(as_text=True)
     assert 'aria-invalid="true" aria-describedby="recall-error"' in bad.get_data(as_text=True)
     ok = web.post(
-        f"/recall-sessions/{rs_id}/email", {"email": "c01@example.org", "kind": "invitation"}
+        f"/recall-sessions/{rs_id}/email",
+        {"email": "c01@example.org", "kind": "invitation", "language": "nb"},
     )
     assert ok.status_code == 200
     assert "The invitation to C01 is queued." in ok.get_data(as_text=True)

@@ -213,6 +213,9 @@ def email(rs_id: int) -> Any:
 
     def action() -> dict[str, Any]:
         kind = request.form.get("kind", "invitation")
+        language = request.form.get("language")
+        if language in study_texts.languages(rs.recording.dyad.study):
+            rs.participant.language = language  # the e-mail and the page speak it
         invitations.queue_email(
             db(), huey(), rs, user(), kind=kind, to=request.form.get("email", ""),
             base_url=base_url(), ip=client_ip(),
