@@ -36,8 +36,29 @@
     showFlash.timer = window.setTimeout(function () { flash.hidden = true; }, 8000);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { paintSwatches(document); });
-  document.addEventListener("htmx:afterSwap", function (ev) { paintSwatches(ev.target); });
+  // Below tablet width a table becomes a stack of cards (app.css): each cell is labelled
+  // with its column's heading, so a card still says what each value is.
+  function labelCells(root) {
+    root.querySelectorAll("table.table").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      table.querySelectorAll("tbody tr").forEach(function (tr) {
+        Array.prototype.forEach.call(tr.children, function (cell, i) {
+          if (heads[i] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[i]);
+        });
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    paintSwatches(document);
+    labelCells(document);
+  });
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    paintSwatches(ev.target);
+    labelCells(ev.target.closest("table") ? ev.target.closest("table").parentNode : ev.target);
+  });
 
   // Errors htmx does not swap (403, 404, 5xx, network): tell the user instead of failing silently.
   document.addEventListener("htmx:responseError", function (ev) {

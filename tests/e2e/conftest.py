@@ -39,6 +39,7 @@ from ipr.demo import STUDY_NAME as DEMO_STUDY
 from ipr.demo import seed_study
 from ipr.models import User
 from tests.conftest import PASSWORD, ROOT, skip_or_fail
+from tests.smtp_inbox import Inbox, smtp_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -130,7 +131,16 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def smtp_inbox() -> Iterator[Inbox]:
+    """A real local SMTP server the live server sends invitation e-mails to."""
+    with smtp_server() as inbox:
+        yield inbox
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, smtp_inbox: Inbox
+) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
     (root / "recordings").mkdir()
     db_url = f"sqlite:///{root / 'ipr.sqlite3'}"
@@ -141,6 +151,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "IPR_RECORDINGS_DIR": str(root / "recordings"),
         "IPR_SECRET_KEY": "e2e-" + uuid.uuid4().hex,
         "IPR_REDIS_URL": "",
+        "IPR_SMTP_URL": smtp_inbox.url,
+        "IPR_SMTP_FROM": "ipr@clinic.example.org",
         "PYTHONUNBUFFERED": "1",
     }
     port = free_port()
