@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ipr import figures
 from ipr.models import Recording
 from ipr.web import tus
 
@@ -24,6 +25,9 @@ def test_dyad_timeline_with_a_recording_without_synchrony_is_not_a_500(
     out = storage.derived_dir(rec.storage_key)
     out.mkdir(parents=True)
     (out / "analysis.json").write_text("{}")  # no motion curves: synchrony is an error
+    figures.mark_stale(db, rec.id, study.id)
+    db.commit()
+    figures.run_queued(app.extensions["ipr_db"], dict(app.config), rec.id)  # the worker's part
     resp = owner_web.get(f"/dyads/{dyad.id}/timeline")
     assert resp.status_code == 200
     assert "synchrony —" in resp.get_data(as_text=True)

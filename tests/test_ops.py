@@ -158,7 +158,9 @@ def test_metrics_follow_an_ingest_and_the_request_id_reaches_the_worker_log(
     done = scrape(client)
     assert value(done, "ipr_jobs", kind="ingest", status="queued") == 0
     assert value(done, "ipr_jobs", kind="ingest", status="done") == 1
-    assert value(done, "ipr_queue_depth") == 0
+    # the ingest's last step queued the recording's figures (ipr.figures): that job waits now
+    assert value(done, "ipr_jobs", kind="figures", status="queued") == 1
+    assert value(done, "ipr_queue_depth") == 1
     for name, labels in (
         ("ipr_jobs_started_total", {"kind": "ingest"}),
         ("ipr_jobs_finished_total", {"kind": "ingest", "status": "done"}),
