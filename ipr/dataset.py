@@ -52,6 +52,10 @@ from ipr.exports.moment_clips import (
     ZIP_DATE,
     write_moment_clips,
 )
+from ipr.exports.peers import Choice as PeerChoice
+from ipr.exports.peers import choices as peer_choices
+from ipr.exports.peers import detect as detect_format
+from ipr.exports.peers import moments as peer_moments
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
@@ -722,8 +726,12 @@ def read_import(
                     )
                 tier = tiers[0]
             found = import_eaf(data, tier, codebook=codebook, scales=scales)
+        elif kind in ("textgrid", "boris", "boris-table"):
+            found = peer_moments(data, kind, tier, codebook=codebook, scales=scales)
         else:
-            raise ImportProblems([f"unknown file kind {kind!r}: use csv or eaf"])
+            raise ImportProblems(
+                [f"unknown file kind {kind!r}: use csv, eaf, textgrid, boris or boris-table"]
+            )
     except ImportValidationError as exc:
         raise ImportProblems(list(exc.problems)) from None
     except ExportError as exc:
@@ -736,6 +744,25 @@ def read_import(
             ["the file holds moments of both lanes; choose which lane's moments to import"]
         )
     return found
+
+
+def import_kind(data: bytes, filename: str) -> str:
+    """The import kind of a file by its content and name, or ImportProblems naming the format
+    it recognised and why it stops (subtitles, a BORIS time budget, …)."""
+    try:
+        return detect_format(data, filename)
+    except ImportValidationError as exc:
+        raise ImportProblems(list(exc.problems)) from None
+
+
+def preview_import(data: bytes, kind: str) -> list[PeerChoice]:
+    """What each tier / lane / BORIS subject of the file would import as; nothing is written."""
+    try:
+        return peer_choices(data, kind)
+    except ImportValidationError as exc:
+        raise ImportProblems(list(exc.problems)) from None
+    except ExportError as exc:
+        raise ImportProblems([str(exc)]) from None
 
 
 def import_moments(

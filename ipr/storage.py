@@ -83,6 +83,12 @@ class Storage:
                     removed += 1
         return removed
 
+    def staged_import(self, token: str) -> Path:
+        """An import file kept between its preview and the researcher's confirm."""
+        if not re.fullmatch(r"[0-9a-f]{32}", token):
+            raise NotFound()
+        return self.root / ".imports" / token
+
     def uploads_dir(self) -> Path:
         return self.root / ".uploads"
 
