@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from ipr import audit, jobs, recall
 from ipr.coders import PARTICIPANT, Layer, coder_agreement
 from ipr.errors import IPRError, NotFound, ValidationError
-from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
+from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
 from ipr.exports.data import (
     Clip,
     Code,
@@ -55,6 +55,7 @@ from ipr.exports.moment_clips import (
 from ipr.exports.peers import Choice as PeerChoice
 from ipr.exports.peers import choices as peer_choices
 from ipr.exports.peers import detect as detect_format
+from ipr.exports.peers import import_eaf_lane
 from ipr.exports.peers import moments as peer_moments
 from ipr.media.errors import MediaError
 from ipr.models import (
@@ -725,7 +726,7 @@ def read_import(
                         [f"choose the tier to import; this file has: {', '.join(tiers) or 'none'}"]
                     )
                 tier = tiers[0]
-            found = import_eaf(data, tier, codebook=codebook, scales=scales)
+            found = import_eaf_lane(data, tier, codebook=codebook, scales=scales)
         elif kind in ("textgrid", "boris", "boris-table"):
             found = peer_moments(data, kind, tier, codebook=codebook, scales=scales)
         else:

@@ -11,10 +11,11 @@ written; `moments` gives the rows of one choice for `ipr.dataset.import_moments`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from ipr.exports.data import Code, ExportError, Scale
+from ipr.exports.data import LANES, Code, ExportError, Scale
 from ipr.exports.import_boris import (
     PROJECT,
     TABULAR,
@@ -97,6 +98,31 @@ def detect(data: bytes, filename: str = "") -> str:
     return "csv"
 
 
+def eaf_layers(names: Iterable[str], lane: str) -> list[str]:
+    """A lane's tier and its overflow layers (`therapist`, `therapist 2`, …) in layer order."""
+    pattern = re.compile(re.escape(lane) + r" ([2-9]|[1-9]\d+)")
+    extra = [(int(m.group(1)), n) for n in names if (m := pattern.fullmatch(n))]
+    return ([lane] if lane in names else []) + [n for _, n in sorted(extra)]
+
+
+def import_eaf_lane(
+    data: bytes,
+    tier: str,
+    *,
+    codebook: Iterable[Code] | None = None,
+    scales: Iterable[Scale] | None = None,
+) -> list[ImportedMoment]:
+    """One EAF tier; a lane's tier (`therapist`) with its overflow layers read back together."""
+    names = eaf_tier_names(data)
+    if tier not in LANES or tier not in names:
+        return import_eaf(data, tier, codebook=codebook, scales=scales)
+    found: list[ImportedMoment] = []
+    for name in eaf_layers(names, tier):
+        found += [replace(m, lane=tier)
+                  for m in import_eaf(data, name, codebook=codebook, scales=scales)]  # fmt: skip
+    return list(_sorted(found))
+
+
 def read_tiers(data: bytes, kind: str) -> list[PeerTier]:
     """The tiers of a TextGrid or BORIS file."""
     if kind == "textgrid":
@@ -159,13 +185,18 @@ def choices(data: bytes, kind: str) -> list[Choice]:
         ]
     if kind == "eaf":
         out = []
-        for name in eaf_tier_names(data):
+        names = eaf_tier_names(data)
+        layered = {n for lane in LANES for n in eaf_layers(names, lane)[1:] if lane in names}
+        for name in names:
+            if name in layered:
+                continue  # read with its lane
             try:
-                rows, problems = import_eaf(data, name), ()
+                rows, problems = import_eaf_lane(data, name), ()
             except ImportValidationError as exc:
                 rows, problems = [], tuple(exc.problems)
-            out.append(Choice(name, lane_of(name) if name in ("therapist", "client") else None,
-                              (name,), _sorted(rows), problems))  # fmt: skip
+            tiers = tuple(eaf_layers(names, name)) if name in LANES else (name,)
+            lane = name if name in LANES else None
+            out.append(Choice(name, lane, tiers, _sorted(rows), problems))
         return out
     grouped: dict[str, list[PeerTier]] = {}
     for tier in read_tiers(data, kind):
