@@ -323,3 +323,20 @@ def test_unaligned_slots_of_the_elan_sample_are_spaced_evenly():
         (9800, 10400, "annotation a413"),
         (10400, 11000, "annotation a414"),
     ]
+
+
+def test_previewed_files_never_confirmed_are_pruned(tmp_path):
+    import os
+
+    from ipr.storage import Storage
+
+    storage = Storage(tmp_path)
+    old, fresh = storage.staged_import("a" * 32), storage.staged_import("b" * 32)
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (1_000_000, 1_000_000))
+    assert storage.prune_staged_imports(3600) == 1
+    assert (old.exists(), fresh.exists()) == (False, True)
+    with pytest.raises(Exception, match="Not Found|not found|NotFound|"):
+        storage.staged_import("../../etc/passwd")
