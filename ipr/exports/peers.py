@@ -165,6 +165,17 @@ def _sorted(moments: Iterable[ImportedMoment]) -> tuple[ImportedMoment, ...]:
     return tuple(sorted(moments, key=lambda m: (m.t_ms, m.end_ms or m.t_ms)))
 
 
+def _group(name: str) -> str:
+    """A lane's tiers go together (`therapist points`, `therapist spans 2` → `therapist`); our
+    export's answers after the reveal (`therapist responses points`) stay apart from them."""
+    lane = lane_of(name)
+    if lane is None:
+        return name
+    if name.lower().startswith(lane + " responses"):
+        return lane + " responses"
+    return lane
+
+
 def choices(data: bytes, kind: str) -> list[Choice]:
     """Every choice in the file, lanes' tiers grouped (`therapist points` + `therapist spans 2`
     → `therapist`), in file order."""
@@ -200,11 +211,11 @@ def choices(data: bytes, kind: str) -> list[Choice]:
         return out
     grouped: dict[str, list[PeerTier]] = {}
     for tier in read_tiers(data, kind):
-        grouped.setdefault(lane_of(tier.name) or tier.name, []).append(tier)
+        grouped.setdefault(_group(tier.name), []).append(tier)
     return [
         Choice(
             name=key,
-            lane=lane_of(key) if lane_of(key) == key else None,
+            lane=key if key in LANES else None,
             tiers=tuple(t.name for t in tiers),
             moments=_sorted(m for t in tiers for m in t.moments),
             problems=tuple(p for t in tiers for p in t.problems),

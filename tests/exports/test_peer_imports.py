@@ -340,3 +340,22 @@ def test_previewed_files_never_confirmed_are_pruned(tmp_path):
     assert (old.exists(), fresh.exists()) == (False, True)
     with pytest.raises(Exception, match="Not Found|not found|NotFound|"):
         storage.staged_import("../../etc/passwd")
+
+
+def test_our_textgrid_keeps_responses_apart_from_the_blind_lane():
+    from ipr.exports.data import ExportMoment
+    from ipr.exports.textgrid import to_textgrid
+    from tests.exports.conftest import make_study
+
+    moments = (
+        ExportMoment(1, "therapist", "T05", 1000, text="blind"),
+        ExportMoment(2, "therapist", "T05", 2000, 2500, text="answer", phase="response",
+                     responds_to_id=1),
+    )  # fmt: skip
+    grid = to_textgrid(make_study(moments=moments, pairs=()).only_recording())
+    found = peers.choices(grid, "textgrid")
+    assert [(c.name, c.lane, len(c.moments)) for c in found] == [
+        ("therapist", "therapist", 1),
+        ("client", "client", 0),
+        ("therapist responses", None, 1),
+    ]
