@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import IO
 
 from ipr.exports.data import LANES, Code, ExportError, Scale
 from ipr.exports.import_boris import (
@@ -28,6 +29,7 @@ from ipr.exports.import_textgrid import FORMAT as TEXTGRID
 from ipr.exports.import_textgrid import looks_like_textgrid, read_textgrid
 from ipr.exports.imports import (
     ImportedMoment,
+    ImportTooLarge,
     ImportValidationError,
     eaf_tier_names,
     import_csv,
@@ -49,9 +51,15 @@ def _refuse(fmt: str, why: str) -> ImportValidationError:
     return ImportValidationError([f"{fmt}: {why}"])
 
 
+HEAD_BYTES = 65536
+"""How much of a file `detect` looks at."""
+
+
 def detect(data: bytes, filename: str = "") -> str:
-    """The kind of an import file (one of KINDS), or a refusal naming what it is and why."""
+    """The kind of an import file (one of KINDS) from its first `HEAD_BYTES` and its name, or a
+    refusal naming what it is and why."""
     name = filename.lower()
+    data = data[:HEAD_BYTES]
     head = data[:4000]
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if looks_like_textgrid(data) or data.startswith(b"ooBinaryFile"):
@@ -69,12 +77,14 @@ def detect(data: bytes, filename: str = "") -> str:
     if b"<ANNOTATION_DOCUMENT" in head or name.endswith(".eaf"):
         return "eaf"
     if stripped.startswith((b"{", b"[")):
-        if looks_like_boris_project(data):
+        if looks_like_boris_project(data) or (
+            stripped.startswith(b"{") and (name.endswith(".boris") or b'"observations"' in data)
+        ):
             return "boris"
         try:
             parsed = json.loads(data)
         except ValueError:
-            raise _refuse("JSON", "the file is not valid JSON") from None
+            raise _refuse("JSON", "not a BORIS project (no observations and ethogram)") from None
         first = parsed[0] if isinstance(parsed, list) and parsed else None
         if isinstance(first, dict) and {"behavior", "duration"} <= set(first):
             raise _refuse(
@@ -98,7 +108,7 @@ def detect(data: bytes, filename: str = "") -> str:
     return "csv"
 
 
-def eaf_layers(names: Iterable[str], lane: str) -> list[str]:
+def eaf_layers(names: list[str], lane: str) -> list[str]:
     """A lane's tier and its overflow layers (`therapist`, `therapist 2`, …) in layer order."""
     pattern = re.compile(re.escape(lane) + r" ([2-9]|[1-9]\d+)")
     extra = [(int(m.group(1)), n) for n in names if (m := pattern.fullmatch(n))]
@@ -106,20 +116,26 @@ def eaf_layers(names: Iterable[str], lane: str) -> list[str]:
 
 
 def import_eaf_lane(
-    data: bytes,
+    data: bytes | IO[bytes],
     tier: str,
     *,
     codebook: Iterable[Code] | None = None,
     scales: Iterable[Scale] | None = None,
+    max_rows: int | None = None,
 ) -> list[ImportedMoment]:
     """One EAF tier; a lane's tier (`therapist`) with its overflow layers read back together."""
     names = eaf_tier_names(data)
     if tier not in LANES or tier not in names:
-        return import_eaf(data, tier, codebook=codebook, scales=scales)
+        return import_eaf(data, tier, codebook=codebook, scales=scales, max_rows=max_rows)
     found: list[ImportedMoment] = []
     for name in eaf_layers(names, tier):
-        found += [replace(m, lane=tier)
-                  for m in import_eaf(data, name, codebook=codebook, scales=scales)]  # fmt: skip
+        rows = import_eaf(data, name, codebook=codebook, scales=scales, max_rows=max_rows)
+        found += [replace(m, lane=tier) for m in rows]
+        if max_rows is not None and len(found) > max_rows:
+            raise ImportTooLarge(
+                [f"the file holds more than {max_rows} moments, the most one import may add "
+                 "(setting IPR_IMPORT_MAX_ROWS); split it into smaller files"]
+            )  # fmt: skip
     return list(_sorted(found))
 
 

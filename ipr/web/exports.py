@@ -11,7 +11,16 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from ipr import audit, auth, dataset, studies
@@ -222,12 +231,18 @@ def import_preview(recording_id: int) -> Any:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationError("Choose a file to import.", field="file")
-    data = upload.read()
+    limit = current_app.config["IMPORT_MAX_BYTES"]
     try:
+        if _part_size(upload) > limit:
+            raise dataset.ImportTooLarge(
+                [f"the file is larger than {limit} bytes, the most one import may read "
+                 "(setting IPR_IMPORT_MAX_BYTES); split it into smaller files"]
+            )  # fmt: skip
+        data = upload.read()
         kind = dataset.import_kind(data, upload.filename)
         found = dataset.preview_import(data, kind)
     except dataset.ImportProblems as exc:
-        return _import_page(rec, 422, problems=exc.problems, filename=upload.filename)
+        return _import_page(rec, exc.status, problems=exc.problems, filename=upload.filename)
     token = uuid.uuid4().hex
     path = storage().staged_import(token)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,19 +265,29 @@ def import_post(recording_id: int) -> Any:
         db(), Participant, request.form.get("participant_id", type=int), user()
     )
     token = request.form.get("token", "").strip()
+    cfg = current_app.config
     staged = None
-    if token:
-        staged = storage().staged_import(token)
-        if not staged.is_file():
-            raise ValidationError("The previewed file has expired; choose it again.", field="file")
-        filename = request.form.get("filename", "").strip() or "import"
-        data = staged.read_bytes()
-    else:
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
-            raise ValidationError("Choose a CSV or ELAN (.eaf) file to import.", field="file")
-        filename, data = upload.filename, upload.read()
+    filename = ""
     try:
+        if token:
+            staged = storage().staged_import(token)
+            if not staged.is_file():
+                raise ValidationError(
+                    "The previewed file has expired; choose it again.", field="file"
+                )
+            filename = request.form.get("filename", "").strip() or "import"
+            size = staged.stat().st_size
+            data: Any = staged.read_bytes() if size <= cfg["IMPORT_MAX_BYTES"] else b""
+        else:
+            upload = request.files.get("file")
+            if upload is None or not upload.filename:
+                raise ValidationError("Choose a CSV or ELAN (.eaf) file to import.", field="file")
+            filename, data, size = upload.filename, upload.stream, _part_size(upload)
+        if size > cfg["IMPORT_MAX_BYTES"]:
+            raise dataset.ImportTooLarge(
+                [f"the file is larger than {cfg['IMPORT_MAX_BYTES']} bytes, the most one import "
+                 "may read (setting IPR_IMPORT_MAX_BYTES); split it into smaller files"]
+            )  # fmt: skip
         kind = dataset.import_kind(data, filename)
         found = dataset.read_import(
             rec.dyad.study,
@@ -270,6 +295,7 @@ def import_post(recording_id: int) -> Any:
             kind,
             tier=request.form.get("tier", "").strip(),
             source_lane=request.form.get("source_lane", "").strip(),
+            max_rows=cfg["IMPORT_MAX_ROWS"],
         )
         rs = dataset.import_moments(
             db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip(),
@@ -277,10 +303,19 @@ def import_post(recording_id: int) -> Any:
         )  # fmt: skip
     except dataset.ImportProblems as exc:
         db().rollback()
-        return _import_page(rec, 422, problems=exc.problems, filename=filename)
+        return _import_page(rec, exc.status, problems=exc.problems, filename=filename)
     if staged is not None:
         staged.unlink(missing_ok=True)
     return _import_page(rec, imported=len(found), into=participant, rs=rs)
+
+
+def _part_size(upload: Any) -> int:
+    """Bytes in an uploaded part, already spooled by the form parser (seek, never read)."""
+    stream = upload.stream
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(0)
+    return size
 
 
 # --- API tokens ---------------------------------------------------------------------------------
