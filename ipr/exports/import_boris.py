@@ -25,11 +25,15 @@ NO_SUBJECT = "No focal subject"
 
 
 def _ms(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"time {value!r} is not a number of seconds")
     try:
         seconds = Decimal(str(value).strip())
+        if not seconds.is_finite() or abs(seconds) > 10**9:
+            raise InvalidOperation
+        return int((seconds * 1000).to_integral_value(rounding="ROUND_HALF_UP"))
     except InvalidOperation:
-        raise ValueError(f"time {value!r} is not a number of seconds") from None
-    return int((seconds * 1000).to_integral_value(rounding="ROUND_HALF_UP"))
+        raise ValueError(f"time {str(value)[:30]!r} is not a number of seconds") from None
 
 
 def _modifiers(text: str) -> tuple[str, ...]:
@@ -96,22 +100,32 @@ def read_boris_project(data: bytes) -> list[PeerTier]:
         project = json.loads(decode_text(data, PROJECT))
     except json.JSONDecodeError as exc:
         raise ImportValidationError([f"{PROJECT}: not valid JSON (line {exc.lineno})"]) from None
-    if not isinstance(project, dict) or "observations" not in project:
-        raise ImportValidationError([f"{PROJECT}: the file has no observations"])
+    observations = project.get("observations") if isinstance(project, dict) else None
+    behaviors = project.get("behaviors_conf") if isinstance(project, dict) else None
+    if not isinstance(observations, dict) or not isinstance(behaviors, dict):
+        raise ImportValidationError([f"{PROJECT}: the file has no observations and ethogram"])
     kinds = {
-        b.get("code", ""): ("point" if "point" in str(b.get("type", "")).lower() else "state")
-        for b in (project.get("behaviors_conf") or {}).values()
+        str(b.get("code", "")): ("point" if "point" in str(b.get("type", "")).lower() else "state")
+        for b in behaviors.values()
+        if isinstance(b, dict)
     }
     pairs = _Pairs(PROJECT)
-    for obs_id, observation in (project.get("observations") or {}).items():
-        for n, event in enumerate(observation.get("events") or [], start=1):
+    for obs_id, observation in observations.items():
+        events = observation.get("events") if isinstance(observation, dict) else None
+        if not isinstance(events, list):
+            continue
+        for n, event in enumerate(events, start=1):
             where = f"observation {obs_id!r} event {n}"
             try:
+                if not isinstance(event, list) or len(event) < 3:
+                    raise ValueError("an event needs a time, a subject and a behaviour")
                 t_ms = _ms(event[0])
+                if t_ms < 0:
+                    raise ValueError(f"time {event[0]!r} is negative")
                 subject, behavior = str(event[1]), str(event[2])
                 mods = _modifiers(str(event[3]) if len(event) > 3 else "")
                 comment = str(event[4]).strip() if len(event) > 4 else ""
-            except (IndexError, ValueError) as exc:
+            except ValueError as exc:
                 pairs.problem(f"{obs_id} / ?", f"{where}: {exc}")
                 continue
             tier = f"{obs_id} / {subject or NO_SUBJECT}"

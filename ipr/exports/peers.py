@@ -51,6 +51,8 @@ def _refuse(fmt: str, why: str) -> ImportValidationError:
     return ImportValidationError([f"{fmt}: {why}"])
 
 
+MAX_MS = 2**31 - 1
+"""The latest time a moment can have (the database holds 32-bit ms)."""
 HEAD_BYTES = 65536
 """How much of a file `detect` looks at."""
 
@@ -270,6 +272,13 @@ def moments(
         picked = match[0]
     if picked.problems:
         raise ImportValidationError(list(picked.problems))
+    bad = [
+        f"{m.source}: times {m.t_ms}–{m.end_ms} ms are not within 0 ms–{MAX_MS} ms in order"
+        for m in picked.moments
+        if not 0 <= m.t_ms <= MAX_MS or (m.end_ms is not None and not m.t_ms <= m.end_ms <= MAX_MS)
+    ]
+    if bad:
+        raise ImportValidationError(bad)
     known = None if codebook is None else {c.key for c in codebook}
     del scales  # TextGrid and BORIS carry no ratings
     out = []

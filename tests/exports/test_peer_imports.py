@@ -359,3 +359,13 @@ def test_our_textgrid_keeps_responses_apart_from_the_blind_lane():
         ("client", "client", 0),
         ("therapist responses", None, 1),
     ]
+
+
+def test_negative_or_reversed_times_are_refused_by_moment():
+    grid = SHORT.replace("1.25\n2.0\n", "1.25\n-2.0\n").encode()
+    with pytest.raises(ImportValidationError) as caught:
+        peers.moments(grid, "textgrid", "therapist")
+    assert caught.value.problems == [
+        "tier 'therapist spans' interval 2: times 1250–-2000 ms are not within "
+        "0 ms–2147483647 ms in order"
+    ]
