@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ipr import audit, jobs
+from ipr import audit, figures, jobs
 from ipr.errors import ValidationError
 from ipr.models import Clip, Dyad, Job, Recording, Study, User, utcnow
 from ipr.storage import Storage
@@ -229,16 +229,9 @@ def ingest_job(ctx: jobs.Context) -> None:
         storage.remove_recording(key)
         return
     apply_result(db, rec, result.to_dict())
+    # a new analysis (synchrony) and duration: the figures job recomputes (ipr.figures)
+    figures.mark_stale(db, rec.id, rec.study_id)
     db.commit()
-    # nonverbal synchrony and its surrogate baseline take seconds: done here, in the worker,
-    # so the timeline page only reads them
-    ctx.report("synchrony", 0.0)
-    try:
-        from ipr import timeline_service
-
-        timeline_service.synchrony_figures(storage, rec, surrogates="compute")
-    except Exception:  # noqa: BLE001 — the recording is ready; the page can compute it later
-        log.exception("synchrony for recording %s failed", rec.id)
 
 
 def apply_result(db: Session, rec: Recording, result: dict[str, Any]) -> None:
