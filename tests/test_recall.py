@@ -421,7 +421,7 @@ def test_progress_shows_the_furthest_point_watched_not_the_last(app, db, recall_
     db.refresh(rs)
     assert (rs.last_position_ms, rs.furthest_ms) == (1000, 4200)
     html = owner_web.get(f"/recordings/{recall_env['rec'].id}").get_data(as_text=True)
-    assert "reached 0:04" in html and "reached 0:01" not in html
+    assert "watched to 0:04" in html and "watched to 0:01" not in html
     # the participant comes back where they were, not where they had got to
     page = web.client.get(f"/recall/{created['id']}").get_data(as_text=True)
     assert '"last_position_ms": 1000' in page
