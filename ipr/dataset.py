@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 from ipr import audit, jobs, recall
 from ipr import figures as figures_layer
 from ipr.errors import IPRError, NotFound, ValidationError
-from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
+from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
 from ipr.exports.csv_ import iter_csv
 from ipr.exports.data import (
     Clip,
@@ -58,6 +58,11 @@ from ipr.exports.moment_clips import (
     ZIP_DATE,
     write_moment_clips,
 )
+from ipr.exports.peers import HEAD_BYTES, import_eaf_lane
+from ipr.exports.peers import Choice as PeerChoice
+from ipr.exports.peers import choices as peer_choices
+from ipr.exports.peers import detect as detect_format
+from ipr.exports.peers import moments as peer_moments
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
@@ -823,9 +828,19 @@ def read_import(
                         [f"choose the tier to import; this file has: {', '.join(tiers) or 'none'}"]
                     )
                 tier = tiers[0]
-            found = import_eaf(data, tier, codebook=codebook, scales=scales, max_rows=max_rows)
+            found = import_eaf_lane(data, tier, codebook=codebook, scales=scales, max_rows=max_rows)
+        elif kind in ("textgrid", "boris", "boris-table"):
+            raw = data if isinstance(data, bytes) else _read_all(data)
+            found = peer_moments(raw, kind, tier, codebook=codebook, scales=scales)
+            if max_rows is not None and len(found) > max_rows:
+                raise ImportTooLarge(
+                    [f"the file holds more than {max_rows} moments, the most one import may add "
+                     "(setting IPR_IMPORT_MAX_ROWS); split it into smaller files"]
+                )  # fmt: skip
         else:
-            raise ImportProblems([f"unknown file kind {kind!r}: use csv or eaf"])
+            raise ImportProblems(
+                [f"unknown file kind {kind!r}: use csv, eaf, textgrid, boris or boris-table"]
+            )
     except ImportUnreadableFile as exc:
         raise ImportUnreadable(list(exc.problems)) from None
     except ImportTooManyRows as exc:
@@ -842,6 +857,37 @@ def read_import(
             ["the file holds moments of both lanes; choose which lane's moments to import"]
         )
     return found
+
+
+def _read_all(stream: IO[bytes]) -> bytes:
+    """The whole upload (its size was checked against IPR_IMPORT_MAX_BYTES before)."""
+    stream.seek(0)
+    return stream.read()
+
+
+def import_kind(data: bytes | IO[bytes], filename: str) -> str:
+    """The import kind of a file by its first 64 KiB and its name, or ImportProblems naming the
+    format it recognised and why it stops (subtitles, a BORIS time budget, …)."""
+    if isinstance(data, bytes):
+        head = data[:HEAD_BYTES]
+    else:
+        data.seek(0)
+        head = data.read(HEAD_BYTES)
+        data.seek(0)
+    try:
+        return detect_format(head, filename)
+    except ImportValidationError as exc:
+        raise ImportProblems(list(exc.problems)) from None
+
+
+def preview_import(data: bytes, kind: str) -> list[PeerChoice]:
+    """What each tier / lane / BORIS subject of the file would import as; nothing is written."""
+    try:
+        return peer_choices(data, kind)
+    except ImportValidationError as exc:
+        raise ImportProblems(list(exc.problems)) from None
+    except ExportError as exc:
+        raise ImportProblems([str(exc)]) from None
 
 
 IMPORT_BATCH = 1000  # rows per INSERT statement

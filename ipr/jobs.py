@@ -409,6 +409,7 @@ def _reap_task() -> None:
         storage = Storage(_state["config"]["RECORDINGS_DIR"])
         cleanup_expired(db, storage)
         storage.prune_exports(24 * 3600)  # prepared moment clips: kept a day
+        storage.prune_staged_imports(24 * 3600)  # previewed imports never confirmed
     for job_id in ids:
         _push(_state["huey"], job_id)
 

@@ -83,6 +83,25 @@ class Storage:
                     removed += 1
         return removed
 
+    def staged_import(self, token: str) -> Path:
+        """An import file kept between its preview and the researcher's confirm."""
+        if not re.fullmatch(r"[0-9a-f]{32}", token):
+            raise NotFound()
+        return self.root / ".imports" / token
+
+    def prune_staged_imports(self, max_age_s: float) -> int:
+        """Remove import files previewed but never confirmed, older than ``max_age_s``."""
+        import time
+
+        folder = self.root / ".imports"
+        removed = 0
+        if folder.exists():
+            for path in folder.iterdir():
+                if time.time() - path.stat().st_mtime > max_age_s:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def uploads_dir(self) -> Path:
         return self.root / ".uploads"
 

@@ -88,3 +88,30 @@ def test_documented_in_openapi(app) -> None:
     doc = app.test_client().get("/api/v1/openapi.json").json
     op = doc["paths"]["/recordings/{recording_id}/imports"]["post"]
     assert sorted(op["responses"]) == ["201", "401", "403", "404", "422", "429"]
+
+
+def test_boris_events_export_through_the_api(ready, db) -> None:
+    """A BORIS tabular export: START/STOP pairs are spans, the subject is the `tier`."""
+    therapist = ready["dyad"].participant("therapist")
+    data = (
+        b"Observation id\tobs 1\n\n"
+        b"Time\tMedia file path\tTotal length\tFPS\tSubject\tBehavior\tBehavioral category\t"
+        b"Comment\tStatus\n"
+        b"1.250\tv.mp4\t9.0\t25.0\tT\tgaze\t\t\tSTART\n"
+        b"2.000\tv.mp4\t9.0\t25.0\tT\tnod\t\tslow\tPOINT\n"
+        b"3.500\tv.mp4\t9.0\t25.0\tT\tgaze\t\t\tSTOP\n"
+    )
+    form = {"participant_id": str(therapist.id), "tier": "obs 1 / T",
+            "file": (io.BytesIO(data), "events.tsv")}  # fmt: skip
+    resp = ready["post"](form)
+    assert resp.status_code == 201, resp.json
+    assert (resp.json["format"], resp.json["imported"]) == ("boris-table", 2)
+    rows = db.execute(select(Moment.t_ms, Moment.end_ms, Moment.text).order_by(Moment.t_ms)).all()
+    assert [tuple(r) for r in rows] == [(1250, 3500, "[gaze]"), (2000, None, "[nod] slow")]
+    data_unpaired = data.replace(b"3.500\tv.mp4\t9.0\t25.0\tT\tgaze\t\t\tSTOP\n", b"")
+    form["file"] = (io.BytesIO(data_unpaired), "events.tsv")
+    resp = ready["post"](form)
+    assert resp.status_code == 422
+    assert resp.json["error"]["problems"] == [
+        "BORIS tabular events: line 4: state 'gaze' started at 1250 ms is never stopped"
+    ]

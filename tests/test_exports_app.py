@@ -400,3 +400,50 @@ def test_api_tokens_created_once_listed_and_revoked(app, owner_web, owner, db, m
     assert list(actions) == ["api_token_created", "api_token_revoked"]
     assert owner_web.post(f"/account/tokens/{row.id}/revoke").status_code == 404
     assert owner_web.post("/account/tokens", {"name": " "}).status_code == 422
+
+
+def test_textgrid_import_previews_then_writes_only_on_confirm(setup, owner_web, db, app) -> None:
+    rec2, client = setup["rec2"], setup["dyad"].participant("client")
+    grid = (
+        'File type = "ooTextFile"\nObject class = "TextGrid"\n\n0\n9\n<exists>\n2\n'
+        '"IntervalTier"\n"client spans"\n0\n9\n3\n0\n1.5\n""\n1.5\n2.25\n"[Insight] felt seen"\n'
+        '2.25\n9\n""\n"TextTier"\n"client points"\n0\n9\n1\n4\n"tea"\n'
+    ).encode("utf-16")
+    resp = owner_web.post(
+        f"/recordings/{rec2.id}/import/preview",
+        {"file": (io.BytesIO(grid), "talk.TextGrid")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    page = resp.get_data(as_text=True)
+    assert "Preview: talk.TextGrid (Praat TextGrid)" in page
+    assert "client spans, client points" in page
+    assert "<td>0:01–0:04</td>" in page
+    moments = select(Moment).join(RecallSession).where(RecallSession.recording_id == rec2.id)
+    assert db.scalars(moments).all() == []  # nothing written by the preview
+    token = page.split('name="token" value="')[1].split('"')[0]
+    staged = Storage(app.config["RECORDINGS_DIR"]).staged_import(token)
+    assert staged.read_bytes() == grid
+    resp = owner_web.post(
+        f"/recordings/{rec2.id}/import",
+        {"participant_id": str(client.id), "token": token, "filename": "talk.TextGrid",
+         "tier": "client"},
+    )  # fmt: skip
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    got = db.scalars(moments.order_by(Moment.t_ms)).all()
+    assert [(m.t_ms, m.end_ms, m.text, m.import_source) for m in got] == [
+        (1500, 2250, "felt seen", "textgrid:talk.TextGrid"),
+        (4000, None, "tea", "textgrid:talk.TextGrid"),
+    ]
+    assert got[0].codes == [setup["study"].codes[0].id]  # the codebook's code, by its key
+    assert not staged.exists()
+
+
+def test_unreadable_import_names_the_format_it_recognised(setup, owner_web) -> None:
+    resp = owner_web.post(
+        f"/recordings/{setup['rec2'].id}/import/preview",
+        {"file": (io.BytesIO(b"WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n"), "c.vtt")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 422
+    assert "WebVTT subtitles: captions are not moments" in resp.get_data(as_text=True)

@@ -168,6 +168,7 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("exports.api_recording_export", "GET"): ("read", False),
     ("exports.import_form", "GET"): ("editor", False),
     ("exports.import_post", "POST"): ("editor", False),
+    ("exports.import_preview", "POST"): ("editor", False),
     ("timeline.page", "GET"): ("read", False),
     ("timeline.data", "GET"): ("read", False),
     ("timeline.chance", "GET"): ("read", False),

@@ -135,6 +135,8 @@ class ExportMoment:
             not isinstance(self.end_ms, int) or self.end_ms < self.t_ms
         ):
             raise ExportDataError(f"{where}: end_ms {self.end_ms!r} is before t_ms {self.t_ms}")
+        if self.end_ms == self.t_ms:  # a zero-length span is a point, the same in every format
+            object.__setattr__(self, "end_ms", None)
         for peak in self.peaks_ms:
             hi = self.t_ms if self.end_ms is None else self.end_ms
             if not isinstance(peak, int) or not self.t_ms <= peak <= hi:

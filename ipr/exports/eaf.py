@@ -12,6 +12,10 @@ Layout, per lane (`therapist`, `client`):
   include_text=False). Data without per-coder codings gets one `<lane> researcher codes` /
   `<lane> researcher note` pair with ANNOTATOR="researcher", as before.
 
+ELAN allows no overlapping annotations on a time-aligned tier, so moments of one lane that
+overlap go onto extra layers `<lane> 2`, `<lane> 3`, … each with the same child tiers (as the
+TextGrid export splits clashes); importing the lane reads its layers back together.
+
 Responses written after the reveal (phase `response`) are not on the blind tier: they get the
 same set of tiers under `<lane> responses`, plus `<lane> responses answers`, a symbolic
 association whose value names the moment answered (`m12 (client 00:00:01.750)`).
@@ -205,12 +209,37 @@ def _coding(moment: ExportMoment, coder: str) -> Coding:
     return Coding(coder)
 
 
+def layers(moments: list[ExportMoment]) -> list[list[ExportMoment]]:
+    """ELAN allows no overlap on a time-aligned tier: a moment that clashes with one before it
+    goes to the first extra layer where it fits (`therapist 2`, …), as in the TextGrid export.
+    A moment covers [t_ms, end) with at least `POINT_MS`; touching ends do not clash."""
+    out: list[list[ExportMoment]] = []
+    ends: list[int] = []
+    for moment in sorted(moments, key=lambda m: (m.t_ms, m.end_ms or m.t_ms, m.id)):
+        end = max(moment.end_ms if moment.end_ms is not None else moment.t_ms,
+                  moment.t_ms + POINT_MS)  # fmt: skip
+        for n, last_end in enumerate(ends):
+            if moment.t_ms >= last_end:
+                out[n].append(moment)
+                ends[n] = end
+                break
+        else:
+            out.append([moment])
+            ends.append(end)
+    return out or [[]]
+
+
+def layer_name(name: str, n: int) -> str:
+    """The tier of layer n (from 1): `therapist`, `therapist 2`, …"""
+    return name if n == 1 else f"{name} {n}"
+
+
 def _response_tiers(
-    ctx: RecordingContext, builder: _Builder, lane: str, moments: list[ExportMoment], text: bool
-) -> None:
+    ctx: RecordingContext, builder: _Builder, lane: str, moments: list[ExportMoment], text: bool,
+    name: str,
+) -> None:  # fmt: skip
     """A participant's responses after the reveal, kept off the blind tier: `<lane> responses`
     with the same child tiers, and `<lane> responses answers` naming the moment answered."""
-    name = lane + RESPONSES_SUFFIX
     _lane_tiers(ctx, builder, name, moments, text, role=lane)
     answers = builder.tier(
         name + ANSWERS_SUFFIX, "note", PARENT_REF=name, PARTICIPANT=ctx.lane_code(lane)
@@ -261,11 +290,14 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     moments = recording.sorted_moments()
     for lane in LANES:
         lane_moments = [m for m in moments if m.lane == lane and m.phase == "blind"]
-        _lane_tiers(ctx, builder, lane, lane_moments, include_text)
+        for n, layer in enumerate(layers(lane_moments), start=1):
+            _lane_tiers(ctx, builder, layer_name(lane, n), layer, include_text, role=lane)
     for lane in LANES:
         responses = [m for m in moments if m.lane == lane and m.phase == "response"]
         if responses:
-            _response_tiers(ctx, builder, lane, responses, include_text)
+            for n, layer in enumerate(layers(responses), start=1):
+                name = layer_name(lane + RESPONSES_SUFFIX, n)
+                _response_tiers(ctx, builder, lane, layer, include_text, name)
 
     # Time slots are numbered in time order, as ELAN writes them.
     order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])

@@ -34,6 +34,7 @@ from ipr.exports.eaf import (
     RESEARCHER_CODES_SUFFIX,
     RESEARCHER_NOTE_SUFFIX,
 )
+from ipr.exports.import_elan import annotation_times, time_origin
 from ipr.exports.table import LIST_SEPARATOR, RATING_PREFIX
 
 _PEAK_ID = re.compile(r"^(m\d+)p\d+$")
@@ -327,13 +328,17 @@ def import_eaf(
     scales: Iterable[Scale] | None = None,
     max_rows: int | None = None,
 ) -> list[ImportedMoment]:
-    """Moments from one time-aligned ELAN tier (annotation value = moment text).
+    """Moments from one ELAN tier (annotation value = moment text), at the times ELAN shows:
+    time subdivisions and symbolic tiers interpolated, TIME_ORIGIN added (`import_elan`).
 
     A 1 ms annotation (`POINT_MS`) is a point moment. When the file came from our own export the
     tier's child tiers (codes, ratings, peaks, researcher codes and note) are read back as well.
     """
     root = _eaf_tree(data)
     checker = _Checker(codebook, scales)
+    # ELAN's times: unaligned slots interpolated, reference tiers from parents, TIME_ORIGIN added
+    times = annotation_times(root)
+    origin = time_origin(root)
     slots: dict[str, int | None] = {}
     for slot in root.iter("TIME_SLOT"):
         value = (slot.get("TIME_VALUE") or "").strip()
@@ -342,27 +347,22 @@ def import_eaf(
             raise ImportUnreadable(
                 [f"time slot {slot.get('TIME_SLOT_ID', '?')}: {value[:20]!r} is not a time in ms"]
             )
-        slots[slot.get("TIME_SLOT_ID", "")] = int(value) if value else None
+        slots[slot.get("TIME_SLOT_ID", "")] = int(value) + origin if value else None
     tiers = {t.get("TIER_ID"): t for t in root.iter("TIER")}
     tier = tiers.get(tier_name)
     if tier is None:
         names = ", ".join(repr(n) for n in tiers) or "none"
         raise ImportValidationError([f"there is no tier {tier_name!r}; the file has {names}"])
-    if tier.find("ANNOTATION/REF_ANNOTATION") is not None:
-        raise ImportValidationError(
-            [f"tier {tier_name!r} holds reference annotations; choose a time-aligned tier"]
-        )
     if max_rows is not None and len(tier.findall("ANNOTATION")) > max_rows:
         raise _too_many(max_rows)
     children = _child_values(tiers, tier_name)
     peaks = _peaks(tiers.get(tier_name + PEAKS_SUFFIX), slots)
     moments: list[ImportedMoment] = []
-    for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
+    for node in tier.iterfind("ANNOTATION/*"):
         ann_id = node.get("ANNOTATION_ID", "?")
         where = f"annotation {ann_id}"
         before = len(checker.problems)
-        start = slots.get(node.get("TIME_SLOT_REF1", ""))
-        end = slots.get(node.get("TIME_SLOT_REF2", ""))
+        start, end = times.get(ann_id, (None, None))
         if start is None or end is None:
             checker.problem(where, "its time slots are missing or unaligned")
             continue

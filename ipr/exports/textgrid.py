@@ -118,7 +118,8 @@ def _interval_tier(name: str, moments: list[ExportMoment], xmax: int, text: bool
         assert end is not None
         if moment.t_ms > cursor:
             intervals.append((cursor, moment.t_ms, ""))
-        intervals.append((moment.t_ms, end, label(moment, text)))
+        # an empty interval is a gap to Praat: a span with no label is written "[]" (no codes)
+        intervals.append((moment.t_ms, end, label(moment, text) or "[]"))
         cursor = end
     if cursor < xmax or not intervals:
         intervals.append((cursor, max(xmax, cursor + 1), ""))

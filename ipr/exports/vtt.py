@@ -1,7 +1,8 @@
 """WebVTT and SRT: each lane's moments as captions that play over the video.
 
 A point moment shows for `POINT_CAPTION_MS` (3 s, cut at the end of the recording) so it can be
-read. Therapist captions sit at the top of the picture and client captions at the bottom, so
+read; a point at the very end shows for the last `MIN_CAPTION_MS` (1 s), ending at the end.
+Therapist captions sit at the top of the picture and client captions at the bottom, so
 moments that overlap in time stay readable.
 """
 
@@ -11,18 +12,26 @@ from ipr.exports import provenance
 from ipr.exports.data import ExportMoment, RecordingContext, format_timecode
 
 POINT_CAPTION_MS = 3000
+MIN_CAPTION_MS = 1000
 TOP_LANE = "therapist"
 
 
 def caption_span(ctx: RecordingContext, moment: ExportMoment) -> tuple[int, int]:
-    """Start and end of the caption: the span itself, or a few seconds for a point."""
+    """Start and end of the caption: the span itself, or a few seconds for a point.
+
+    A point caption is cut at the end of the recording; one that would then last less than
+    `MIN_CAPTION_MS` (a point in the last second, or at the very end) starts earlier, so it
+    still shows for `MIN_CAPTION_MS` and ends at the end."""
     if moment.end_ms is not None and moment.end_ms > moment.t_ms:
         return moment.t_ms, moment.end_ms
-    end = moment.t_ms + POINT_CAPTION_MS
+    start, end = moment.t_ms, moment.t_ms + POINT_CAPTION_MS
     duration = ctx.recording.duration_ms
-    if duration > moment.t_ms:
-        end = min(end, duration)
-    return moment.t_ms, end
+    if duration > 0 and end > duration:
+        end = max(duration, moment.t_ms)
+        if end - start < MIN_CAPTION_MS:
+            start = max(0, end - MIN_CAPTION_MS)
+            end = max(end, start + 1)
+    return start, end
 
 
 def caption_lines(ctx: RecordingContext, moment: ExportMoment, include_text: bool) -> list[str]:

@@ -115,7 +115,7 @@ def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str],
     pairs, figures = [], []
     for ctx in data.recordings():
         rec = ctx.recording
-        where = [ctx.dyad.code, rec.session_label, str(rec.id)]
+        where = [ctx.dyad.code, rec.session_label, rec.id]
         start = {m.id: m.t_ms for m in rec.moments}
         for p in rec.pairs:
             pairs.append(
@@ -127,7 +127,7 @@ def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str],
     coders = []
     for ctx in data.recordings():
         rec = ctx.recording
-        where = [ctx.dyad.code, rec.session_label, str(rec.id)]
+        where = [ctx.dyad.code, rec.session_label, rec.id]
         found = rec.coder_agreement
         for cmp in found.get("comparisons", ()):  # type: ignore[union-attr]
             for r in cmp["per_code"]:

@@ -1,4 +1,4 @@
-"""`POST /api/v1/recordings/<id>/imports`: the UI's moment import (CSV or ELAN), for scripts.
+"""`POST /api/v1/recordings/<id>/imports`: the UI's moment import (CSV, ELAN, TextGrid, BORIS).
 
 Same input as the import form (multipart `file`, `participant_id`, optional `tier` and
 `source_lane`), same domain calls (``dataset.read_import`` then ``dataset.import_moments``: all
@@ -35,11 +35,12 @@ def create_import(recording_id: int) -> Any:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationError("Send a CSV or ELAN (.eaf) file as the field 'file'.", field="file")
-    kind = "eaf" if upload.filename.lower().endswith(".eaf") else "csv"
+    data = upload.read()
     try:
+        kind = dataset.import_kind(data, upload.filename)
         found = dataset.read_import(
             rec.dyad.study,
-            upload.read(),
+            data,
             kind,
             tier=request.form.get("tier", "").strip(),
             source_lane=request.form.get("source_lane", "").strip(),
@@ -67,9 +68,11 @@ def import_paths() -> dict[str, Any]:
         "/recordings/{recording_id}/imports": {
             "parameters": [_id("recording_id")],
             "post": {
-                "summary": "Import moments from a CSV or an ELAN (.eaf) tier into one "
-                "participant's lane (editor; all or nothing; audited). A file ending in .eaf is "
-                "read as ELAN, anything else as CSV (the columns of the CSV export).",
+                "summary": "Import moments from a CSV, an ELAN (.eaf) or Praat TextGrid tier, "
+                "or a BORIS project or events export (one observation / subject as `tier`) into "
+                "one participant's lane (editor; all or nothing; audited). The format is "
+                "recognised from the content; a file that cannot be read is refused with a "
+                "problem naming the format recognised and why.",
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -95,7 +98,9 @@ def import_paths() -> dict[str, Any]:
                             "properties": {
                                 "recall_session_id": {"type": "integer"},
                                 "participant_id": {"type": "integer"},
-                                "format": {"enum": ["csv", "eaf"]},
+                                "format": {
+                                    "enum": ["csv", "eaf", "textgrid", "boris", "boris-table"]
+                                },
                                 "imported": {"type": "integer"},
                             },
                         },

@@ -7,6 +7,7 @@ writes an audit event (`ipr.dataset.export`).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import select
 from ipr import audit, auth, dataset, studies
 from ipr.access import get_or_404, role_in
 from ipr.errors import NotFound, ValidationError
+from ipr.exports import peers
 from ipr.exports.data import LANES
 from ipr.exports.moment_clips import (
     APP_KEYFRAME_SLACK_MS,
@@ -223,28 +225,76 @@ def _import_page(rec: Recording, status: int = 200, **extra: Any) -> Any:
     )
 
 
+@bp.post("/recordings/<int:recording_id>/import/preview")
+@login_required
+def import_preview(recording_id: int) -> Any:
+    """Step 1: what the file would create (tiers or subjects → lane, counts, time range).
+    Nothing is written; the file is kept under a token until the researcher confirms."""
+    rec = get_or_404(db(), Recording, recording_id, user(), "editor")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationError("Choose a file to import.", field="file")
+    limit = current_app.config["IMPORT_MAX_BYTES"]
+    try:
+        if _part_size(upload) > limit:
+            raise dataset.ImportTooLarge(
+                [f"the file is larger than {limit} bytes, the most one import may read "
+                 "(setting IPR_IMPORT_MAX_BYTES); split it into smaller files"]
+            )  # fmt: skip
+        data = upload.read()
+        kind = dataset.import_kind(data, upload.filename)
+        found = dataset.preview_import(data, kind)
+    except dataset.ImportProblems as exc:
+        return _import_page(rec, exc.status, problems=exc.problems, filename=upload.filename)
+    token = uuid.uuid4().hex
+    path = storage().staged_import(token)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return _import_page(
+        rec, preview=found, token=token, filename=upload.filename, kind=kind,
+        format_name=peers.NAMES[kind],
+    )  # fmt: skip
+
+
 @bp.post("/recordings/<int:recording_id>/import")
 @login_required
 def import_post(recording_id: int) -> Any:
-    """Moments from a CSV or an ELAN tier into one participant's lane: all of them or none."""
+    """Moments from a CSV or an ELAN tier into one participant's lane: all of them or none.
+
+    Either a file (`file`) or, after the preview, the staged file's `token` with its
+    `filename`; the kind is recognised from the content (`dataset.import_kind`)."""
     rec = get_or_404(db(), Recording, recording_id, user(), "editor")
     participant = get_or_404(
         db(), Participant, request.form.get("participant_id", type=int), user()
     )
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise ValidationError("Choose a CSV or ELAN (.eaf) file to import.", field="file")
-    kind = "eaf" if upload.filename.lower().endswith(".eaf") else "csv"
+    token = request.form.get("token", "").strip()
     cfg = current_app.config
+    staged = None
+    filename = ""
     try:
-        if _part_size(upload) > cfg["IMPORT_MAX_BYTES"]:
+        if token:
+            staged = storage().staged_import(token)
+            if not staged.is_file():
+                raise ValidationError(
+                    "The previewed file has expired; choose it again.", field="file"
+                )
+            filename = request.form.get("filename", "").strip() or "import"
+            size = staged.stat().st_size
+            data: Any = staged.read_bytes() if size <= cfg["IMPORT_MAX_BYTES"] else b""
+        else:
+            upload = request.files.get("file")
+            if upload is None or not upload.filename:
+                raise ValidationError("Choose a CSV or ELAN (.eaf) file to import.", field="file")
+            filename, data, size = upload.filename, upload.stream, _part_size(upload)
+        if size > cfg["IMPORT_MAX_BYTES"]:
             raise dataset.ImportTooLarge(
                 [f"the file is larger than {cfg['IMPORT_MAX_BYTES']} bytes, the most one import "
                  "may read (setting IPR_IMPORT_MAX_BYTES); split it into smaller files"]
             )  # fmt: skip
+        kind = dataset.import_kind(data, filename)
         found = dataset.read_import(
             rec.dyad.study,
-            upload.stream,
+            data,
             kind,
             tier=request.form.get("tier", "").strip(),
             source_lane=request.form.get("source_lane", "").strip(),
@@ -252,11 +302,13 @@ def import_post(recording_id: int) -> Any:
         )
         rs = dataset.import_moments(
             db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip(),
-            filename=upload.filename,
+            filename=filename,
         )  # fmt: skip
     except dataset.ImportProblems as exc:
         db().rollback()
-        return _import_page(rec, exc.status, problems=exc.problems, filename=upload.filename)
+        return _import_page(rec, exc.status, problems=exc.problems, filename=filename)
+    if staged is not None:
+        staged.unlink(missing_ok=True)
     return _import_page(rec, imported=len(found), into=participant, rs=rs)
 
 

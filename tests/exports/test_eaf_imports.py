@@ -164,8 +164,13 @@ def test_eaf_import_names_missing_tier_and_bad_annotations(study):
     data = to_eaf(study.only_recording())
     with pytest.raises(ImportValidationError, match="there is no tier 'observer'"):
         import_eaf(data, "observer")
-    with pytest.raises(ImportValidationError, match="reference annotations"):
-        import_eaf(data, "therapist codes")
+    # a symbolic subdivision tier imports at the times ELAN shows: the parent split evenly
+    codes = import_eaf(data, "therapist codes")
+    assert [(m.t_ms, m.end_ms, m.text) for m in codes] == [
+        (1500, None, "stuck"),
+        (62000, 68750, "insight"),
+        (68750, 75500, "stuck"),
+    ]
     small = make_study().codebook[:1]
     with pytest.raises(ImportValidationError) as caught:
         import_eaf(data, "therapist", codebook=small)

@@ -26,6 +26,7 @@ def test_xlsx_opens_with_real_types(study):
     header = [c.value for c in sheet[1]]
     rows = [dict(zip(header, r, strict=True)) for r in sheet.iter_rows(min_row=2, values_only=True)]
     assert [r["moment_id"] for r in rows] == [11, 21, 12, 22]
+    assert [r["recording_id"] for r in rows] == [7, 7, 7, 7]  # a number, as in the other sheets
     spans = rows[2]
     assert spans["start_ms"] == 62000 and spans["end_ms"] == 75500
     assert spans["start_tc"] == timedelta(seconds=62)
@@ -37,12 +38,12 @@ def test_xlsx_opens_with_real_types(study):
     assert (cell.data_type, cell.value) == ("s", "=SUM(A1:A2) tried a reframe")
     assert rows[0]["end_ms"] is None and rows[0]["lag_ms"] == 250
     pairs = list(book["pairs"].iter_rows(min_row=2, values_only=True))
-    assert pairs == [("D05", "session 3", "7", 11, 21, 1500, 1750, 250)]
+    assert pairs == [("D05", "session 3", 7, 11, 21, 1500, 1750, 250)]
     figures = list(book["figures"].iter_rows(min_row=2, values_only=True))
     assert figures == [
-        ("D05", "session 3", "7", "chance_kappa", None),
-        ("D05", "session 3", "7", "kappa", 0.5),
-        ("D05", "session 3", "7", "matched", 1),
+        ("D05", "session 3", 7, "chance_kappa", None),
+        ("D05", "session 3", 7, "kappa", 0.5),
+        ("D05", "session 3", 7, "matched", 1),
     ]
     scales = list(book["scales"].iter_rows(min_row=2, values_only=True))
     assert scales[0] == ("hat", "Helpful Aspects of Therapy", 1, 9, 1, "extremely hindering")
