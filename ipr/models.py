@@ -163,6 +163,8 @@ class Study(Base):
     allow_early_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
     resume_after_save: Mapped[bool] = mapped_column(Boolean, default=True)
     require_2fa: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ipr.motion.MotionSettings as stored, plus "regions" (the default drawn regions)
+    motion_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
