@@ -146,14 +146,18 @@ def latest_job(db: Session, rec: Recording) -> Job | None:
 
 def ingest_settings(study: Study, rec: Recording) -> Any:
     from ipr.media import DEFAULT_REGIONS, IngestSettings, Region
+    from ipr.motion import MotionSettings
 
-    regions = tuple(Region(**r) for r in rec.regions) if rec.regions else DEFAULT_REGIONS
+    stored = study.motion_settings or {}
+    drawn = rec.regions or stored.get("regions")  # the recording's own, else the study default
+    regions = tuple(Region(**r) for r in drawn) if drawn else DEFAULT_REGIONS
     return IngestSettings(
         strategy=study.segmentation_strategy,
         fixed_ms=study.segment_fixed_ms,
         min_clip_ms=study.segment_min_ms,
         max_clip_ms=study.segment_max_ms,
         regions=regions,
+        motion_threshold=MotionSettings.of(stored).threshold,
     )
 
 

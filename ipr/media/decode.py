@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipr.media.analysis import AudioAnalyzer, FrameAnalyzer, Region
+from ipr.media.analysis import MOTION_PIXEL_THRESHOLD, AudioAnalyzer, FrameAnalyzer, Region
 
 PROGRESS_EVERY = 250  # frames between progress lines
 
@@ -50,6 +50,7 @@ class Signals:
     peak: np.ndarray  # 10 ms audio windows, peak amplitude
     tiles: list[np.ndarray]  # sprite tiles, BGR
     keyframes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # frame indices
+    repeated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per frame
 
     @classmethod
     def collect(
@@ -69,6 +70,7 @@ class Signals:
             peak=audio.peak if audio is not None else np.zeros(0),
             tiles=tiles,
             keyframes=np.array(keyframes or [], np.int64),
+            repeated=frames.repeated,
         )
 
     def save(self, path: Path) -> None:
@@ -85,6 +87,7 @@ class Signals:
                 peak=self.peak,
                 tiles=tiles,
                 keyframes=self.keyframes,
+                repeated=self.repeated,
             )
 
     @classmethod
@@ -100,6 +103,7 @@ class Signals:
                 peak=z["peak"],
                 tiles=list(z["tiles"]),
                 keyframes=z["keyframes"],
+                repeated=z["repeated"] if "repeated" in z else np.zeros(0, bool),
             )
 
 
@@ -131,12 +135,13 @@ def decode(
     tile_every: int,
     tile_size: tuple[int, int],
     report=None,  # noqa: ANN001 - callable(frames) or None
+    threshold: int = MOTION_PIXEL_THRESHOLD,
 ) -> Signals:
     import av
 
     aw, ah = size
     tw, th = tile_size
-    frames = FrameAnalyzer(aw, ah, regions)
+    frames = FrameAnalyzer(aw, ah, regions, threshold)
     tiles: list[np.ndarray] = []
     keyframes: list[int] = []  # frame indices of the keyframes (where a stream copy can cut)
     # The decoder's threads wait for this thread to hand them packets, so the analysis of the
@@ -217,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-size", required=True, help="sprite tile size WxH")
     parser.add_argument("--tile-every", type=int, required=True)
     parser.add_argument("--regions", required=True, help="JSON list of [name, x, y, w, h]")
+    parser.add_argument("--threshold", type=int, default=MOTION_PIXEL_THRESHOLD)
     args = parser.parse_args(argv)
     regions = [Region(str(n), *map(float, box)) for n, *box in json.loads(args.regions)]
 
@@ -236,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         args.tile_every,
         pair(args.tile_size),
         report,
+        args.threshold,
     )
     if signals.frames == 0:
         print("no frames decoded", file=sys.stderr)
