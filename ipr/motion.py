@@ -53,7 +53,7 @@ class MotionSettings:
     window_s: float = 30.0
     step_s: float = 10.0
     max_lag_s: float = 5.0
-    surrogates: int = 100
+    surrogates: int = 50
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -346,3 +346,31 @@ def rmea_text(motion_energy: dict[str, Any]) -> str:
     lines = [f"{names[0]} {names[1]}"]
     lines += [f"{cell(u)} {cell(v)}" for u, v in zip(a, b, strict=False)]
     return "\n".join(lines) + "\n"
+
+
+# --- study settings ---------------------------------------------------------------------------
+
+
+def update_study_settings(
+    db: Any, study: Any, form: dict[str, Any], user: Any, *, ip: str | None = None
+) -> MotionSettings:
+    """Validate and store a study's motion/synchrony settings (its default regions stay),
+    audited. Figures use them the next time they are computed (the stored synchrony is keyed
+    on them); a changed threshold takes effect when the motion pass runs again."""
+    from ipr import audit
+
+    settings = parse_settings(form)
+    stored = dict(study.motion_settings or {})
+    before = MotionSettings.of(stored).to_dict()
+    stored.update(settings.to_dict())
+    study.motion_settings = stored
+    audit.record(
+        db,
+        "motion_settings_changed",
+        user=user,
+        study_id=study.id,
+        obj=("study", study.id),
+        ip=ip,
+        details={"before": before, "after": settings.to_dict()},
+    )
+    return settings

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ipr import motion
 from ipr.coders import PARTICIPANT, Layer, coder_agreement
 from ipr.errors import ValidationError
 from ipr.models import (
@@ -41,7 +42,7 @@ MAX_TOLERANCE_MS = 600_000
 N_SHIFTS = 1000
 """Circular shifts for the co-marking chance baseline (docs/timeline.md's default)."""
 
-N_SURROGATES = 50
+N_SURROGATES = motion.MotionSettings.surrogates  # the default; a study may set its own
 """Segment-shuffled surrogates per session: p-values down to 1/51 at ~0.2 s each for 50 min."""
 
 SYNC_CACHE_NAME = "synchrony.json"
@@ -425,6 +426,7 @@ def synchrony_figures(
         return None
     stat = path.stat()
     stamp = [stat.st_mtime_ns, stat.st_size]
+    settings = _motion_settings(rec)
     cache_path = storage.derived(rec.storage_key, SYNC_CACHE_NAME)
 
     def load() -> dict[str, Any]:
@@ -433,44 +435,75 @@ def synchrony_figures(
                 cached = json.loads(cache_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 cached = None
-            if isinstance(cached, dict) and cached.get("analysis_stamp") == stamp:
+            if (
+                isinstance(cached, dict)
+                and cached.get("analysis_stamp") == stamp
+                and cached.get("settings") == settings.to_dict()
+            ):
                 return cached
-        return _compute_synchrony(path, stamp)
+        return _compute_synchrony(path, stamp, settings)
 
-    key = (rec.storage_key, tuple(stamp))
+    key = (rec.storage_key, tuple(stamp), tuple(settings.to_dict().items()))
     figures = _synchronies.get(key, load)
     if surrogates == "compute" and figures.get("surrogate") is None and not figures.get("error"):
-        figures = {**figures, "surrogate": _compute_surrogate(path)}
+        figures = {**figures, "surrogate": _compute_surrogate(path, settings)}
         _synchronies.put(key, figures)
     if not cache_path.is_file() or surrogates == "compute":
         _write_cache(cache_path, figures)
     return figures
 
 
-def _motion(path: Any) -> tuple[list[float], list[float], float]:
+def _motion_settings(rec: Recording) -> motion.MotionSettings:
+    study = rec.dyad.study if rec.dyad is not None else None
+    return motion.MotionSettings.of(study.motion_settings if study is not None else None)
+
+
+def _motion(path: Any) -> tuple[list[float], list[float], float, dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
     me = data.get("motion_energy") or {}
-    return list(me.get("left") or []), list(me.get("right") or []), float(me.get("rate_hz") or 0)
+    left, right, rate, _names = motion.pair(me)
+    return left, right, rate, me
 
 
-def _compute_synchrony(path: Any, stamp: list[int]) -> dict[str, Any]:
-    left, right, rate = _motion(path)
+def _windows(settings: motion.MotionSettings) -> dict[str, float]:
+    return {"window_s": settings.window_s, "step_s": settings.step_s,
+            "max_lag_s": settings.max_lag_s}  # fmt: skip
+
+
+def _compute_synchrony(
+    path: Any, stamp: list[int], settings: motion.MotionSettings
+) -> dict[str, Any]:
+    left, right, rate, me = _motion(path)
     out: dict[str, Any] = {"analysis_stamp": stamp, "surrogate": None, "error": None}
+    out["settings"] = settings.to_dict()
     if not left or not rate:
         out["error"] = "This recording has no motion-energy curves (no video, or not analysed)."
         return out
+    # honest samples: what is missing is said, and mostly missing data gives no figure
+    missing = motion.missing_summary(me)
+    out["missing"] = missing
+    out["warning"] = missing["message"] if missing["warn"] else None
+    if missing["mostly_missing"]:
+        out["error"] = missing["message"]
+        return out
     try:
-        out.update(synchrony(left, right, rate).to_dict())
-    except SynchronyError as exc:
+        x, y = motion.prepared(left, right, rate, settings)
+        out.update(synchrony(x, y, rate, **_windows(settings)).to_dict())
+    except (SynchronyError, motion.MotionSettingsInvalid) as exc:
         out["error"] = exc.message
     return out
 
 
-def _compute_surrogate(path: Any) -> dict[str, Any] | None:
-    left, right, rate = _motion(path)
+def _compute_surrogate(path: Any, settings: motion.MotionSettings) -> dict[str, Any] | None:
+    left, right, rate, me = _motion(path)
+    if motion.missing_summary(me)["mostly_missing"]:
+        return None
     try:
-        return surrogate_baseline(left, right, rate, n=N_SURROGATES, seed=0).to_dict()
-    except SynchronyError:
+        x, y = motion.prepared(left, right, rate, settings)
+        return surrogate_baseline(
+            x, y, rate, n=settings.surrogates, seed=settings.seed, **_windows(settings)
+        ).to_dict()
+    except (SynchronyError, motion.MotionSettingsInvalid):
         return None
 
 
