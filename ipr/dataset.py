@@ -52,6 +52,7 @@ from ipr.exports.moment_clips import (
     ZIP_DATE,
     write_moment_clips,
 )
+from ipr.exports.motion_series import MOTION_FORMATS
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
@@ -65,11 +66,11 @@ from ipr.models import (
     User,
     VoiceNote,
 )
+from ipr.motion import MotionSettings
 from ipr.storage import Storage
 from ipr.synchrony import surrogate_baseline, synchrony
 from ipr.timeline import DEFAULT_BIN_MS, Agreement, Mark, agreement
 from ipr.timeline_service import N_SHIFTS as EXPORT_SHIFTS
-from ipr.timeline_service import N_SURROGATES
 
 # Figures copied from `ipr.timeline.Agreement` into every export (docs/exports.md, figures).
 FIGURE_FIELDS = (
@@ -383,17 +384,22 @@ def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
     """Every parameter of every figure the app reports, as exports and Methods cite them."""
     sync = inspect.signature(synchrony).parameters
     surr = inspect.signature(surrogate_baseline).parameters
+    ms = MotionSettings.of(study.motion_settings)
     return {
         "matching": {"tolerance_ms": study.alignment_tolerance_ms},
         "chance_baseline": {"n_shifts": EXPORT_SHIFTS, "seed": 0},
         "time_unit_kappa": {"bin_ms": DEFAULT_BIN_MS},
         "coder_agreement": {"tolerance_ms": study.alignment_tolerance_ms, "bin_ms": DEFAULT_BIN_MS},
         "synchrony": {
-            k: sync[k].default for k in ("window_s", "step_s", "max_lag_s", "fisher_z", "absolute")
-        },
+            "window_s": ms.window_s,
+            "step_s": ms.step_s,
+            "max_lag_s": ms.max_lag_s,
+            **{k: sync[k].default for k in ("fisher_z", "absolute")},
+        },  # fmt: skip
+        "motion": {"threshold": ms.threshold, "smoothing_s": ms.smoothing_s},
         "synchrony_surrogates": {
-            "n": N_SURROGATES,
-            "seed": 0,
+            "n": ms.surrogates,
+            "seed": ms.seed,
             **{k: surr[k].default for k in ("segment_s", "statistic")},
         },
     }
@@ -401,7 +407,7 @@ def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
 
 # --- producing an export file -----------------------------------------------------------------
 
-EXPORT_FORMATS = (*FORMATS, "zip")
+EXPORT_FORMATS = (*FORMATS, "zip", *MOTION_FORMATS)
 """Every `--format` / `export.<fmt>`: the pure exporters' formats, and `zip` (moment clips)."""
 
 _EXTENSIONS = {"textgrid": "TextGrid", "bundle": "zip", "methods": "md"}
@@ -501,7 +507,9 @@ def export(
         raise ExportRequestError("This recording is not ready yet: nothing to export.")
     data = export_data(db, obj, dt.datetime.now(dt.UTC).replace(microsecond=0))
     stem = export_stem(obj)
-    if fmt == "zip" and queue is not None:
+    if fmt in MOTION_FORMATS:
+        result = _motion_export(db, storage, obj, fmt, stem)
+    elif fmt == "zip" and queue is not None:
         params = {
             "scope": scope, "obj_id": obj.id, "include_text": include_text,
             "pre_roll_ms": pre_roll_ms, "post_roll_ms": post_roll_ms,
@@ -547,6 +555,51 @@ def export(
         details=details,
     )  # fmt: skip
     return result
+
+
+def _motion_export(
+    db: Session, storage: Storage, obj: Study | Dyad | Recording, fmt: str, stem: str
+) -> ExportResult:
+    """Motion-energy series / synchrony of one recording, or a ZIP of every ready one."""
+    from ipr import timeline_service
+    from ipr.exports.motion_series import MOTION_FORMATS, make
+
+    suffix, media_type = MOTION_FORMATS[fmt]
+
+    def one(rec: Recording) -> bytes | None:
+        path = storage.derived(rec.storage_key, "analysis.json")
+        if rec.status != "ready" or not path.is_file():
+            return None
+        me = json.loads(path.read_text(encoding="utf-8")).get("motion_energy") or {}
+        if not me:
+            return None
+        figures = (
+            timeline_service.synchrony_figures(storage, rec) if fmt == "synchrony_csv" else None
+        )
+        return make(fmt, me, figures)
+
+    if isinstance(obj, Recording):
+        content = one(obj)
+        if content is None:
+            raise ExportRequestError("This recording has no motion-energy analysis (no video).")
+        return ExportResult(f"{stem}_{suffix}", media_type, content)
+    recs = obj.recordings if isinstance(obj, Dyad) else [r for d in obj.dyads for r in d.recordings]
+    buffer = io.BytesIO()
+    written = 0
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for rec in recs:
+            content = one(rec)
+            if content is None:
+                continue
+            name = f"{safe_name(rec.dyad.code)}_{safe_name(rec.session_label)}_{rec.id}_{suffix}"
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+            written += 1
+    if not written:
+        raise ExportRequestError("There is no recording with motion energy to export here yet.")
+    return ExportResult(f"{stem}_{fmt}.zip", ZIP_TYPE, buffer.getvalue())
 
 
 def clips_key(data: ExportStudy, params: dict[str, Any]) -> str:

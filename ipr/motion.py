@@ -238,7 +238,8 @@ def missing_summary(motion_energy: dict[str, Any]) -> dict[str, Any]:
     reason = motion_energy.get("missing_reason") or "variable frame rate or dropped frames"
     message = None
     if missing:
-        message = f"{round(100 * share)}% of samples missing: {reason}"
+        pct = f"{round(100 * share)}%" if share >= 0.005 else "less than 1%"
+        message = f"{pct} of samples missing: {reason}"
         if share > MISSING_REFUSE_SHARE:
             message += "; the motion data is mostly missing, so no synchrony figure is given"
     return {

@@ -195,6 +195,11 @@ def test_missing_share_is_counted_and_worded():
     mostly = missing_summary({"rate_hz": 25.0, "left": [None, None, 1.0], "right": [0, 0, 0]})
     assert mostly["mostly_missing"] and "no synchrony figure" in mostly["message"]
     assert missing_summary({"rate_hz": 25.0, "left": [0.1], "right": [0.2]})["message"] is None
+    few = missing_summary({"rate_hz": 25.0, "left": [None] + [0.1] * 999, "right": [0.2] * 1000})
+    assert (
+        few["message"] == "less than 1% of samples missing: variable frame rate or dropped frames"
+    )
+    assert not few["warn"]
 
 
 def test_series_csv_and_rmea_text():

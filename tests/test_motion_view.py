@@ -147,3 +147,41 @@ def test_repeated_zeros_would_fake_synchrony_missing_samples_do_not(ready):
     fake = synchrony(zeros_a, zeros_b, 25.0).lag_zero_mean
     honest = synchrony(gaps_a, gaps_b, 25.0).lag_zero_mean
     assert fake > 0.4 and honest < 0.1
+
+
+# --- series and figures out -------------------------------------------------------------------
+
+
+def test_motion_series_and_synchrony_exports(app, db, owner_web, owner, ready):
+    from tests.conftest import api_token
+
+    storage = Storage(app.config["RECORDINGS_DIR"])
+    path = storage.derived(ready.storage_key, "analysis.json")
+    left, right = motion()
+    left[1] = right[1] = None
+    me = {"rate_hz": 25.0, "therapist": left, "client": right, "threshold": 10, "missing": 1}
+    path.write_text(json.dumps({"scene_cuts_ms": [], "silences_ms": [], "motion_energy": me}))
+    page = owner_web.get(f"/recordings/{ready.id}/export").get_data(as_text=True)
+    assert 'value="motion_txt"' in page
+    token = api_token(db, owner)
+    auth = {"Authorization": f"Bearer {token}"}
+    base = f"/api/v1/recordings/{ready.id}/export"
+    csv_text = owner_web.client.get(f"{base}.motion_csv", headers=auth).get_data(as_text=True)
+    lines = csv_text.splitlines()
+    assert lines[:4] == [
+        "# rate_hz=25.0", "# threshold=10", "# missing_samples=1 of 1500", "t_ms,therapist,client"
+    ]  # fmt: skip
+    assert lines[4] == f"0,{left[0]},{right[0]}"
+    assert lines[5] == "40,,"
+    assert len(lines) == 4 + 1500
+    txt = owner_web.client.get(f"{base}.motion_txt", headers=auth)
+    assert txt.status_code == 200
+    rows = txt.get_data(as_text=True).splitlines()
+    assert rows[0] == "therapist client" and rows[2] == "NA NA" and len(rows) == 1501
+    sync = owner_web.client.get(f"{base}.synchrony_csv", headers=auth).get_data(as_text=True)
+    figures = timeline_service.synchrony_figures(storage, ready)
+    assert f"# grand_mean={figures['grand_mean']}" in sync.splitlines()
+    assert '# settings={"max_lag_s": 5.0, "seed": 0, "smoothing_s": 0.0, "step_s": 10.0, ' in sync
+    body = sync.split("window_centre_ms,synchrony\n")[1].splitlines()
+    assert len(body) == figures["n_windows"] == 3
+    assert body[0] == f"15000,{figures['series'][0]['value']}"
