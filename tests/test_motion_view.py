@@ -4,6 +4,7 @@ synchrony settings and honest (missing) samples, through the web app."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -185,3 +186,33 @@ def test_motion_series_and_synchrony_exports(app, db, owner_web, owner, ready):
     body = sync.split("window_centre_ms,synchrony\n")[1].splitlines()
     assert len(body) == figures["n_windows"] == 3
     assert body[0] == f"15000,{figures['series'][0]['value']}"
+
+
+@pytest.mark.corpus
+def test_the_vfr_corpus_file_shows_its_missing_share(app, db, owner, owner_web, study, tmp_path):
+    from tests.conftest import CORPUS
+
+    src = CORPUS / "scene_cuts" / "pyscenedetect" / "goldeneye-vfr-drop3.mp4"
+    if not src.is_file():
+        pytest.skip("../shared/corpus not present")
+    from ipr import recordings
+
+    dyad = studies.create_dyad(db, study, owner, "07")
+    db.commit()
+    copy = tmp_path / "goldeneye.mp4"
+    shutil.copy(src, copy)
+    storage = Storage(app.config["RECORDINGS_DIR"])
+    rec = recordings.add_recording(
+        db, storage, app.extensions["ipr_huey"], dyad, owner, "S1", copy, "goldeneye.mp4"
+    )
+    job = recordings.latest_job(db, rec)
+    assert jobs.run_job(app.extensions["ipr_db"], dict(app.config), job.id) == "done"
+    db.expire_all()
+    rec = db.get(Recording, rec.id)
+    assert rec.media_info["motion"]["missing"] == 79 and rec.media_info["motion"]["samples"] == 239
+    message = "33% of samples missing: repeated frames (variable frame rate or dropped frames)"
+    assert message in owner_web.get(f"/recordings/{rec.id}").get_data(as_text=True)
+    timeline = owner_web.get(f"/recordings/{rec.id}/timeline").get_data(as_text=True)
+    assert f"<strong>Warning:</strong> {message}." in timeline
+    sync = timeline_service.synchrony_figures(storage, rec)
+    assert sync.get("grand_mean") is None and sync["warning"] == message
