@@ -150,6 +150,25 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "REQUEST_MAX_BYTES",
+        2 * 1024**2,
+        "Largest request body in bytes for every request except uploads, imports and voice "
+        "notes, which have their own limits.",
+        int,
+    ),
+    Setting(
+        "IMPORT_MAX_BYTES",
+        16 * 1024**2,
+        "Largest CSV or ELAN file accepted by an import, in bytes.",
+        int,
+    ),
+    Setting(
+        "IMPORT_MAX_ROWS",
+        10_000,
+        "Most moments one import may add; a longer file is refused before anything is stored.",
+        int,
+    ),
+    Setting(
         "INVITATION_DAYS",
         14,
         "Days before a participant's invitation link expires.",

@@ -21,9 +21,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ipr import audit, jobs, recall
@@ -45,6 +45,8 @@ from ipr.exports.data import (
     Scale,
     safe_name,
 )
+from ipr.exports.imports import ImportTooLarge as ImportTooManyRows
+from ipr.exports.imports import ImportUnreadable as ImportUnreadableFile
 from ipr.exports.imports import eaf_tier_names
 from ipr.exports.moment_clips import (
     DEFAULT_POST_ROLL_MS,
@@ -58,6 +60,7 @@ from ipr.models import (
     Dyad,
     Job,
     Moment,
+    MomentRevision,
     Participant,
     RecallSession,
     Recording,
@@ -65,6 +68,7 @@ from ipr.models import (
     Study,
     User,
     VoiceNote,
+    utcnow,
 )
 from ipr.motion import MotionSettings
 from ipr.storage import Storage
@@ -739,6 +743,20 @@ def import_source(fmt: str, filename: str) -> str:
     return f"{fmt}:{name}"[:255]
 
 
+class ImportUnreadable(ImportProblems):
+    """The file cannot be parsed at all (encoding, quoting, a cell over the field limit)."""
+
+    status = 400
+    code = "import_unreadable"
+
+
+class ImportTooLarge(ImportProblems):
+    """The file is over the import size or row limit (IPR_IMPORT_MAX_BYTES / _ROWS)."""
+
+    status = 413
+    code = "import_too_large"
+
+
 def study_codebook(study: Study) -> tuple[Code, ...]:
     return tuple(
         Code(
@@ -759,13 +777,23 @@ def study_scales(study: Study) -> tuple[Scale, ...]:
 
 
 def read_import(
-    study: Study, data: bytes, kind: str, *, tier: str = "", source_lane: str = ""
+    study: Study,
+    data: bytes | IO[bytes],
+    kind: str,
+    *,
+    tier: str = "",
+    source_lane: str = "",
+    max_rows: int | None = None,
 ) -> list[ImportedMoment]:
-    """Parse and check a file against the study's codebook and scales; every problem at once."""
+    """Parse and check a file against the study's codebook and scales; every problem at once.
+
+    ``data`` may be the upload's file object: a CSV is read row by row and refused as soon as
+    it holds more than ``max_rows`` moments, so memory is bounded by the row limit.
+    """
     codebook, scales = study_codebook(study), study_scales(study)
     try:
         if kind == "csv":
-            found = import_csv(data, codebook=codebook, scales=scales)
+            found = import_csv(data, codebook=codebook, scales=scales, max_rows=max_rows)
         elif kind == "eaf":
             tiers = eaf_tier_names(data)
             if not tier:
@@ -774,9 +802,13 @@ def read_import(
                         [f"choose the tier to import; this file has: {', '.join(tiers) or 'none'}"]
                     )
                 tier = tiers[0]
-            found = import_eaf(data, tier, codebook=codebook, scales=scales)
+            found = import_eaf(data, tier, codebook=codebook, scales=scales, max_rows=max_rows)
         else:
             raise ImportProblems([f"unknown file kind {kind!r}: use csv or eaf"])
+    except ImportUnreadableFile as exc:
+        raise ImportUnreadable(list(exc.problems)) from None
+    except ImportTooManyRows as exc:
+        raise ImportTooLarge(list(exc.problems)) from None
     except ImportValidationError as exc:
         raise ImportProblems(list(exc.problems)) from None
     except ExportError as exc:
@@ -789,6 +821,10 @@ def read_import(
             ["the file holds moments of both lanes; choose which lane's moments to import"]
         )
     return found
+
+
+IMPORT_BATCH = 1000  # rows per INSERT statement
+REVISION_FIELDS = ("t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings")  # recall._revision
 
 
 def import_moments(
@@ -804,9 +840,12 @@ def import_moments(
 ) -> RecallSession:
     """Add the moments to the participant's recall session of this recording, all or none.
 
-    A participant without one gets a researcher-led session (as after an interview on paper);
-    the researcher is recorded as having entered every moment, and each moment keeps the file
-    it came from (`import_source`, exported as provenance).
+    Every moment is checked first; then the session (if new), the moments, their revisions,
+    the researcher's codes and one ``moments_imported`` audit event are written in ONE
+    transaction and committed once, so a refused or killed import leaves nothing behind.
+    A participant without a session gets a researcher-led one (as after an interview on
+    paper); the researcher is recorded as having entered every moment, and each moment keeps
+    the file it came from (`import_source`, exported as provenance).
     """
     if recording.status != "ready":
         raise ValidationError("The recording is not ready yet.")
@@ -822,8 +861,29 @@ def import_moments(
         raise ValidationError(
             f"{participant.code} has finished this recall; reopen it before importing."
         )
-    if rs is None:
-        rs, _ = recall.create_session(db, recording, participant, "researcher", user, days=1, ip=ip)
+    try:
+        if rs is None:
+            rs, _ = recall.create_session(
+                db, recording, participant, "researcher", user, days=1, ip=ip
+            )
+        rows = _checked_rows(db, rs, recording, moments)
+        _insert_moments(db, rs, rows, user, source=import_source(fmt, filename))
+        audit.record(
+            db, "moments_imported", user=user, study_id=recording.study_id,
+            obj=("recall_session", rs.id), ip=ip,
+            details={"format": fmt, "count": len(rows), "participant": participant.code},
+        )  # fmt: skip
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return rs
+
+
+def _checked_rows(
+    db: Session, rs: RecallSession, recording: Recording, moments: Sequence[ImportedMoment]
+) -> list[tuple[ImportedMoment, dict[str, Any], list[int]]]:
+    """(moment, clean fields, researcher code ids) for every moment, or every problem at once."""
     ids = {c.name: c.id for c in recording.dyad.study.codes}
     rows, problems = [], []
     for m in moments:
@@ -835,25 +895,72 @@ def import_moments(
             "codes": [ids[c] for c in m.codes],
             "ratings": dict(m.ratings),
         }
+        where = m.source or "moment"
         try:
-            recall.clean_moment(db, rs, fields, partial=False)
+            fields = recall.clean_moment(db, rs, fields, partial=False)
         except ValidationError as exc:
-            problems.append(f"{m.source or 'moment'}: {exc.message}")
+            problems.append(f"{where}: {exc.message}")
             continue
-        rows.append((m, fields))
+        if len(m.researcher_note) > recall.MAX_TEXT:
+            problems.append(f"{where}: a note has at most {recall.MAX_TEXT} characters")
+            continue
+        rows.append((m, fields, sorted({ids[c] for c in m.researcher_codes})))
     if problems:
-        db.rollback()
         raise ImportProblems(problems)
-    for m, fields in rows:
-        created, _ = recall.create_moment(db, rs, fields, idempotency_key=None, user=user)
-        created.import_source = import_source(fmt, filename)
-        if m.researcher_codes or m.researcher_note:
-            codes = [ids[c] for c in m.researcher_codes]
-            recall.annotate(db, created, user, codes=codes, note=m.researcher_note)
-    audit.record(
-        db, "moments_imported", user=user, study_id=recording.study_id,
-        obj=("recall_session", rs.id), ip=ip,
-        details={"format": fmt, "count": len(rows), "participant": participant.code},
-    )  # fmt: skip
-    db.commit()
-    return rs
+    return rows
+
+
+def _insert_moments(
+    db: Session,
+    rs: RecallSession,
+    rows: list[tuple[ImportedMoment, dict[str, Any], list[int]]],
+    user: User,
+    *,
+    source: str | None = None,
+) -> None:
+    """The moments with their first revision and the researcher's layer, as bulk inserts.
+
+    Plain multi-row INSERTs (ids back through RETURNING), never one unit of work per row: the
+    rows are already checked, and the caller commits them all at once.
+    """
+    phase = "response" if rs.recording.revealed_at is not None else "blind"
+    now = utcnow()
+    for first in range(0, len(rows), IMPORT_BATCH):
+        batch = rows[first : first + IMPORT_BATCH]
+        values = [
+            {
+                "study_id": rs.study_id, "recall_session_id": rs.id, "entered_by_id": user.id,
+                "phase": phase, "version": 1, "created_at": now, "updated_at": now,
+                "import_source": source,
+                **{"end_ms": None, "text": "", "peaks_ms": [], "codes": [], "ratings": {}},
+                **fields,
+            }
+            for _, fields, _ in batch
+        ]  # fmt: skip
+        ids = db.scalars(
+            insert(Moment).returning(Moment.id, sort_by_parameter_order=True), values
+        ).all()
+        db.execute(
+            insert(MomentRevision),
+            [
+                {
+                    "study_id": rs.study_id, "moment_id": mid, "version": 1, "action": "create",
+                    "changed_by_id": user.id, "changed_at": now,
+                    "data": {k: v[k] for k in REVISION_FIELDS},
+                }
+                for mid, v in zip(ids, values, strict=True)
+            ],
+        )  # fmt: skip
+        notes = [
+            {
+                "study_id": rs.study_id, "moment_id": mid, "user_id": user.id, "codes": codes,
+                "note": m.researcher_note, "updated_at": now,
+            }
+            for mid, (m, _, codes) in zip(ids, batch, strict=True)
+            if codes or m.researcher_note
+        ]  # fmt: skip
+        if notes:
+            db.execute(insert(ResearcherAnnotation), notes)
+    if rows and rs.status == "invited":
+        rs.status = "in_progress"
+        rs.started_at = utcnow()

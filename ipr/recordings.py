@@ -162,6 +162,11 @@ def ingest_settings(study: Study, rec: Recording) -> Any:
     )
 
 
+# Failures of the server rather than of the file: the upload is kept so "Try again" can work.
+# Every other failed ingest (unreadable, unsupported, damaged, timed out) removes the source too.
+KEEP_SOURCE_ON = frozenset({"cancelled", "storage", "internal"})
+
+
 @jobs.handler("ingest")
 def ingest_job(ctx: jobs.Context) -> None:
     """Worker: probe, playable copy, analysis and clips; record the outcome on the recording."""
@@ -208,8 +213,8 @@ def ingest_job(ctx: jobs.Context) -> None:
         rec.status = "failed"
         rec.error = exc.message
         rec.error_code = exc.code
-        if isinstance(exc, ProbeError | UnsupportedMedia):
-            # refused: not a usable recording, so nothing of it is kept on disk
+        if isinstance(exc, ProbeError | UnsupportedMedia) or exc.code not in KEEP_SOURCE_ON:
+            # refused or damaged: not a usable recording, so nothing of it is kept on disk
             storage.remove_recording(rec.storage_key)
         elif not isinstance(exc, IngestCancelled):
             storage.remove_derived(rec.storage_key)

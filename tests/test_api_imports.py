@@ -87,4 +87,4 @@ def test_missing_fields_tokens_and_roles(ready, db, make_user) -> None:
 def test_documented_in_openapi(app) -> None:
     doc = app.test_client().get("/api/v1/openapi.json").json
     op = doc["paths"]["/recordings/{recording_id}/imports"]["post"]
-    assert sorted(op["responses"]) == ["201", "401", "403", "404", "422"]
+    assert sorted(op["responses"]) == ["201", "401", "403", "404", "422", "429"]

@@ -2,6 +2,10 @@
 
 Nothing is half-imported: every problem in a file is collected and raised together in one
 `ImportValidationError`, each naming the CSV line or the EAF annotation so it can be fixed.
+Files are read as streams: a CSV is parsed row by row from its file object, and reading stops
+as soon as it holds more than `max_rows` moments (`ImportTooLarge`), so memory stays bounded
+by the row limit whatever the file's length. A file that cannot be parsed at all (not UTF-8,
+a cell over the csv module's field limit, broken quoting) is `ImportUnreadable`.
 """
 
 from __future__ import annotations
@@ -9,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import IO
 
 from lxml import etree
 
@@ -41,6 +47,29 @@ class ImportValidationError(ExportError):
         shown = "; ".join(problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         super().__init__(f"{len(problems)} problem(s) in the imported file: {shown}{more}")
+
+
+class ImportUnreadable(ImportValidationError):
+    """The file cannot be parsed at all (encoding, quoting, a cell over the field limit)."""
+
+
+class ImportTooLarge(ImportValidationError):
+    """The file holds more moments than one import may add (`max_rows`)."""
+
+
+def _stream(source: bytes | IO[bytes]) -> IO[bytes]:
+    """A binary file object at its start: uploads are parsed from their spooled file."""
+    if isinstance(source, bytes | bytearray):
+        return io.BytesIO(source)
+    source.seek(0)
+    return source
+
+
+def _too_many(max_rows: int) -> ImportTooLarge:
+    return ImportTooLarge(
+        [f"the file holds more than {max_rows} moments, the most one import may add "
+         "(setting IPR_IMPORT_MAX_ROWS); split it into smaller files"]
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,10 +151,11 @@ def _ms(checker: _Checker, where: str, column: str, text: str) -> int | None:
 
 
 def import_csv(
-    data: bytes,
+    data: bytes | IO[bytes],
     *,
     codebook: Iterable[Code] | None = None,
     scales: Iterable[Scale] | None = None,
+    max_rows: int | None = None,
 ) -> list[ImportedMoment]:
     """Moments from CSV: our own export, or a sheet with at least `start_ms` or `start_tc`.
 
@@ -133,61 +163,90 @@ def import_csv(
     researcher_note, lane, participant. Passing the codebook and scales checks codes and ratings.
     Leading lines starting with '#' (our provenance header) are skipped; rows repeating a
     moment_id (one per researcher coder) make one moment with the coders' codes merged.
+    `data` may be a binary file object; it is read row by row, never whole.
     """
+    raw = _stream(data)
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportValidationError(
-            [f"byte {exc.start}: the file is not UTF-8 text (save it as 'CSV UTF-8')"]
+        return _read_csv(text, _Checker(codebook, scales), max_rows)
+    except UnicodeDecodeError:
+        raise ImportUnreadable(
+            [f"line {_first_bad_line(raw)}: the file is not UTF-8 text (save it as 'CSV UTF-8')"]
         ) from None
+    finally:
+        text.detach()  # the caller owns the file object
+
+
+def _first_bad_line(raw: IO[bytes]) -> int:
+    """The physical line holding the first byte that is not UTF-8 (read line by line again)."""
+    raw.seek(0)
+    for number, line in enumerate(raw, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
+    return 1
+
+
+def _read_csv(text: IO[str], checker: _Checker, max_rows: int | None) -> list[ImportedMoment]:
     # Our export starts with '#' provenance lines; skip them and count them in line numbers.
     skipped = 0
-    while text.startswith("#"):
-        end = text.find("\n")
-        text = "" if end < 0 else text[end + 1 :]
+    first_line = text.readline()
+    while first_line.startswith("#"):
         skipped += 1
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    first = skipped + 1
-    if header is None:
-        raise ImportValidationError([f"line {first}: the file is empty; a header row is needed"])
-    header = [h.strip() for h in header]
-    if "start_ms" not in header and "start_tc" not in header:
-        raise ImportValidationError(
-            [f"line {first}: the header needs a start_ms or start_tc column"]
-        )
-    checker = _Checker(codebook, scales)
+        first_line = text.readline()
+    reader = csv.reader(itertools.chain([first_line], text))
     moments: list[ImportedMoment] = []
     seen: dict[str, int] = {}
-    line = skipped + reader.line_num + 1
-    for row in reader:
-        where = f"line {line}"
-        line = skipped + reader.line_num + 1
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            checker.problem(where, f"{len(row)} cells where the header has {len(header)}")
-            continue
-        cells = {name: unescape_cell(cell) for name, cell in zip(header, row, strict=True)}
-        moment = _csv_moment(checker, where, cells)
-        if moment is None:
-            continue
-        # Our export repeats a moment once per researcher coder: one moment, coders' codes merged.
-        key = cells.get("moment_id", "").strip()
-        if key and key in seen:
-            first = moments[seen[key]]
-            notes = [n for n in (first.researcher_note, moment.researcher_note) if n]
-            moments[seen[key]] = replace(
-                first,
-                researcher_codes=tuple(
-                    dict.fromkeys(first.researcher_codes + moment.researcher_codes)
-                ),
-                researcher_note="\n\n".join(notes),
+    line = skipped + 1
+    try:
+        header = next(reader, None)
+        if not header:
+            raise ImportValidationError([f"line {line}: the file is empty; a header row is needed"])
+        header = [h.strip() for h in header]
+        if "start_ms" not in header and "start_tc" not in header:
+            raise ImportValidationError(
+                [f"line {line}: the header needs a start_ms or start_tc column"]
             )
-            continue
-        if key:
-            seen[key] = len(moments)
-        moments.append(moment)
+        line = skipped + reader.line_num + 1
+        for row in reader:
+            where = f"line {line}"
+            line = skipped + reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                checker.problem(where, f"{len(row)} cells where the header has {len(header)}")
+                continue
+            cells = {name: unescape_cell(cell) for name, cell in zip(header, row, strict=True)}
+            moment = _csv_moment(checker, where, cells)
+            if moment is None:
+                continue
+            # Our export repeats a moment once per researcher coder: one moment, codes merged.
+            key = cells.get("moment_id", "").strip()
+            if key and key in seen:
+                first = moments[seen[key]]
+                notes = [n for n in (first.researcher_note, moment.researcher_note) if n]
+                moments[seen[key]] = replace(
+                    first,
+                    researcher_codes=tuple(
+                        dict.fromkeys(first.researcher_codes + moment.researcher_codes)
+                    ),
+                    researcher_note="\n\n".join(notes),
+                )
+                continue
+            if key:
+                seen[key] = len(moments)
+            moments.append(moment)
+            if max_rows is not None and len(moments) > max_rows:
+                raise _too_many(max_rows)
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        reason = (
+            f"a cell is longer than {limit} characters"
+            if "field limit" in str(exc)
+            else f"the CSV cannot be read ({exc})"
+        )
+        raise ImportUnreadable([f"line {line}: {reason}"]) from None
     if checker.problems:
         raise ImportValidationError(checker.problems)
     return moments
@@ -242,10 +301,10 @@ def _csv_moment(checker: _Checker, where: str, cells: dict[str, str]) -> Importe
     )
 
 
-def _eaf_tree(data: bytes) -> etree._Element:
+def _eaf_tree(data: bytes | IO[bytes]) -> etree._Element:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.parse(_stream(data), parser).getroot()
     except etree.XMLSyntaxError as exc:
         raise ImportValidationError(
             [f"line {exc.lineno}: not well-formed XML ({exc.msg})"]
@@ -255,17 +314,18 @@ def _eaf_tree(data: bytes) -> etree._Element:
     return root
 
 
-def eaf_tier_names(data: bytes) -> list[str]:
+def eaf_tier_names(data: bytes | IO[bytes]) -> list[str]:
     """The tier ids of an EAF file, for the researcher to pick the one to import."""
     return [t.get("TIER_ID", "") for t in _eaf_tree(data).iter("TIER")]
 
 
 def import_eaf(
-    data: bytes,
+    data: bytes | IO[bytes],
     tier_name: str,
     *,
     codebook: Iterable[Code] | None = None,
     scales: Iterable[Scale] | None = None,
+    max_rows: int | None = None,
 ) -> list[ImportedMoment]:
     """Moments from one time-aligned ELAN tier (annotation value = moment text).
 
@@ -276,8 +336,13 @@ def import_eaf(
     checker = _Checker(codebook, scales)
     slots: dict[str, int | None] = {}
     for slot in root.iter("TIME_SLOT"):
-        value = slot.get("TIME_VALUE")
-        slots[slot.get("TIME_SLOT_ID", "")] = int(value) if value is not None else None
+        value = (slot.get("TIME_VALUE") or "").strip()
+        ok = value.isascii() and value.isdigit() and len(value) <= 12
+        if value and not ok:
+            raise ImportUnreadable(
+                [f"time slot {slot.get('TIME_SLOT_ID', '?')}: {value[:20]!r} is not a time in ms"]
+            )
+        slots[slot.get("TIME_SLOT_ID", "")] = int(value) if value else None
     tiers = {t.get("TIER_ID"): t for t in root.iter("TIER")}
     tier = tiers.get(tier_name)
     if tier is None:
@@ -287,6 +352,8 @@ def import_eaf(
         raise ImportValidationError(
             [f"tier {tier_name!r} holds reference annotations; choose a time-aligned tier"]
         )
+    if max_rows is not None and len(tier.findall("ANNOTATION")) > max_rows:
+        raise _too_many(max_rows)
     children = _child_values(tiers, tier_name)
     peaks = _peaks(tiers.get(tier_name + PEAKS_SUFFIX), slots)
     moments: list[ImportedMoment] = []

@@ -24,6 +24,7 @@ from ipr.web.context import (
     rate_limiter,
     storage,
 )
+from ipr.web.limits import save_bounded
 from ipr.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -313,7 +314,7 @@ def upload_recording(dyad_id: int) -> Any:
     label = recordings.clean_label(request.form.get("session_label", ""))
     with tempfile.TemporaryDirectory(dir=storage().root) as tmp:
         path = Path(tmp) / "upload"
-        upload.save(path)
+        save_bounded(upload, path, current_app.config["UPLOAD_MAX_BYTES"], "recording")
         rec = recordings.add_recording(
             db(), storage(), huey(), dyad, api_user(), label, path, upload.filename,
             move=True, ip=client_ip(),

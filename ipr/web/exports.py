@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from ipr import audit, auth, dataset, studies
@@ -226,13 +235,20 @@ def import_post(recording_id: int) -> Any:
     if upload is None or not upload.filename:
         raise ValidationError("Choose a CSV or ELAN (.eaf) file to import.", field="file")
     kind = "eaf" if upload.filename.lower().endswith(".eaf") else "csv"
+    cfg = current_app.config
     try:
+        if _part_size(upload) > cfg["IMPORT_MAX_BYTES"]:
+            raise dataset.ImportTooLarge(
+                [f"the file is larger than {cfg['IMPORT_MAX_BYTES']} bytes, the most one import "
+                 "may read (setting IPR_IMPORT_MAX_BYTES); split it into smaller files"]
+            )  # fmt: skip
         found = dataset.read_import(
             rec.dyad.study,
-            upload.read(),
+            upload.stream,
             kind,
             tier=request.form.get("tier", "").strip(),
             source_lane=request.form.get("source_lane", "").strip(),
+            max_rows=cfg["IMPORT_MAX_ROWS"],
         )
         rs = dataset.import_moments(
             db(), rec, participant, found, user=user(), fmt=kind, ip=client_ip(),
@@ -240,8 +256,17 @@ def import_post(recording_id: int) -> Any:
         )  # fmt: skip
     except dataset.ImportProblems as exc:
         db().rollback()
-        return _import_page(rec, 422, problems=exc.problems, filename=upload.filename)
+        return _import_page(rec, exc.status, problems=exc.problems, filename=upload.filename)
     return _import_page(rec, imported=len(found), into=participant, rs=rs)
+
+
+def _part_size(upload: Any) -> int:
+    """Bytes in an uploaded part, already spooled by the form parser (seek, never read)."""
+    stream = upload.stream
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(0)
+    return size
 
 
 # --- API tokens ---------------------------------------------------------------------------------

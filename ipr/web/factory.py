@@ -64,6 +64,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ipr_rate"] = RateLimiter(cfg["WRITE_RATE_PER_MINUTE"], cfg["REDIS_URL"])
     grants = MediaGrants(cfg["MEDIA_GRANT_SECONDS"])
     app.extensions["ipr_media_grants"] = grants
+    from ipr.web import limits
+
+    limits.init_app(app)  # before the CSRF check, which reads form bodies
     csrf.init_app(app)
     htmx.init_app(app)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")

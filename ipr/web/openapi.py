@@ -264,6 +264,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "No valid token",
         403: "Your role in this study is read-only",
         404: "Not found, or not yours",
+        413: "Larger than this server accepts (IPR_UPLOAD_MAX_BYTES)",
         422: "Invalid request",
     }
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
@@ -486,7 +487,7 @@ def recording_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(_ref("Recording"), "Queued"),
-                    **_errors(401, 403, 404, 422),
+                    **_errors(401, 403, 404, 413, 422),
                 },
             },
         },

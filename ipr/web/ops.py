@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, url_for
 
 from ipr import health, jobs, logs, metrics
-from ipr.errors import NotFound, PermissionDenied
+from ipr.errors import NotFound
 from ipr.web.context import client_ip, database, db, huey, login_required, render, storage, user
 
 bp = Blueprint("ops", __name__)
@@ -100,8 +100,7 @@ def jobs_page() -> Any:
 @bp.post("/admin/jobs/<int:job_id>/retry")
 @login_required
 def retry_job(job_id: int) -> Any:
-    if not user().is_admin:
-        raise PermissionDenied("Only an administrator can retry jobs.")
+    admin()  # 404 to anyone else, like the page: nobody learns which jobs exist
     jobs.retry(db(), huey(), job_id, user=user(), ip=client_ip())
     if request.htmx:
         return render("admin/jobs.html", "admin/_jobs.html", **jobs_overview())

@@ -45,13 +45,37 @@ class RangeNotSatisfiable(Exception):
     """No requested range overlaps the file, or too many ranges were asked for (→ 416)."""
 
 
+class BadRange(ValueError):
+    """A range number is not plain ASCII digits of bounded length (→ 400, never a 500)."""
+
+
+MAX_DIGITS = 18  # 10^18 bytes is far beyond any file
+
+
+def _number(text: str) -> int | None:
+    """A range number; ``None`` for junk (the header is then ignored, RFC 9110 §14.2).
+
+    Digits other than ASCII ('²', '٣') and overlong numbers raise ``BadRange``: Python would
+    accept the first and choke on the second, so they are refused explicitly.
+    """
+    if text.isascii() and text.isdigit():
+        if len(text) > MAX_DIGITS:
+            raise BadRange(f"a range number has more than {MAX_DIGITS} digits")
+        return int(text)
+    if text.isdigit() or text.isdecimal() or text.isnumeric():
+        raise BadRange("range numbers are ASCII digits")
+    return None
+
+
 def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
-    """The ranges a ``Range`` header asks for, clipped to ``size``.
+    """The ranges a ``Range`` header asks for, clipped to ``size``, sorted and merged.
 
     ``None`` means "send the whole file": no header, another unit, or a malformed header (which
     RFC 9110 says to ignore). Raises ``RangeNotSatisfiable`` when no range overlaps the file or
     the header lists more than ``MAX_RANGES`` ranges: honouring hundreds of tiny or overlapping
-    ranges is a cheap way to make the server do a lot of work.
+    ranges is a cheap way to make the server do a lot of work. Overlapping and adjacent ranges
+    are merged (RFC 9110 §14.2 allows it), so one response never carries more than the file's
+    bytes: ``bytes=0-,0-`` is one range. Raises ``BadRange`` for non-ASCII or overlong numbers.
     """
     if not header:
         return None
@@ -59,20 +83,20 @@ def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
     if not sep or unit.strip().lower() != "bytes":
         return None
     parts = [p.strip() for p in spec.split(",")]
+    if len(parts) > MAX_RANGES:
+        raise RangeNotSatisfiable(f"at most {MAX_RANGES} ranges per request")
     wanted: list[tuple[int | None, int | None]] = []
     for part in parts:
         first, dash, last = part.partition("-")
-        if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
+        if not dash or (not first and not last):
             return None
-        if not first and not last:
+        start = _number(first) if first else None
+        end = _number(last) if last else None
+        if (first and start is None) or (last and end is None):
             return None
-        start = int(first) if first else None
-        end = int(last) if last else None
         if start is not None and end is not None and end < start:
             return None
         wanted.append((start, end))
-    if len(wanted) > MAX_RANGES:
-        raise RangeNotSatisfiable(f"at most {MAX_RANGES} ranges per request")
     ranges: list[ByteRange] = []
     for start, end in wanted:
         if start is None:  # suffix: the last ``end`` bytes
@@ -83,7 +107,18 @@ def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
             ranges.append(ByteRange(start, size - 1 if end is None else min(end, size - 1)))
     if not ranges:
         raise RangeNotSatisfiable("no requested range overlaps the file")
-    return ranges
+    return merge_ranges(ranges)
+
+
+def merge_ranges(ranges: list[ByteRange]) -> list[ByteRange]:
+    """Sorted, with overlapping and adjacent ranges joined: their total never exceeds the file."""
+    merged: list[ByteRange] = []
+    for r in sorted(ranges, key=lambda r: r.start):
+        if merged and r.start <= merged[-1].end + 1:
+            merged[-1] = ByteRange(merged[-1].start, max(merged[-1].end, r.end))
+        else:
+            merged.append(r)
+    return merged
 
 
 def etag_for(st: os.stat_result) -> str:
@@ -252,6 +287,10 @@ def range_response(
         ranges = None
         if if_range_matches(environ.get("HTTP_IF_RANGE"), etag, st.st_mtime):
             ranges = parse_range(environ.get("HTTP_RANGE"), size)
+    except BadRange as exc:
+        resp = Response(f"Bad Range header: {exc}.", status=400, mimetype="text/plain")
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
     except RangeNotSatisfiable:
         resp = Response(b"", status=416, mimetype=mimetype)
         resp.headers["Content-Range"] = f"bytes */{size}"

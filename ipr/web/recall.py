@@ -11,7 +11,6 @@ other participant's moments except ``recall.revealed_moments`` after a reveal.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -53,6 +52,7 @@ from ipr.web.context import (
     rate_limiter,
     storage,
 )
+from ipr.web.limits import BodyTooLarge, save_bounded
 from ipr.web.media import serve
 
 bp = Blueprint("recall", __name__)
@@ -338,12 +338,11 @@ def voice(rs_id: int, moment_id: int) -> Any:
     recall.check_writable(rs, m, researcher)
     recall.mark_correction(db(), rs, m, researcher, "voice note")
     _write(rs, researcher)
-    if note is not None:  # a new recording replaces the old; DELETE just removes it
-        storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
-        db().delete(note)
-        db().flush()
     if request.method == "DELETE":
-        db().commit()
+        if note is not None:
+            storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
+            db().delete(note)
+            db().commit()
         return "", 204
     limit = current_app.config["VOICE_NOTE_MAX_BYTES"]
     too_large = TooLarge(
@@ -361,12 +360,17 @@ def voice(rs_id: int, moment_id: int) -> Any:
     name = f"{uuid.uuid4().hex}.{VOICE_TYPES[mime]}"
     path = storage().voice_path(key, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = _copy_at_most(upload.stream, path, limit)
-    if size is None:
-        raise too_large
+    try:  # the new note is stored whole before the old one is removed: a refusal keeps it
+        size = save_bounded(upload, path, limit, "voice note")
+    except BodyTooLarge:
+        raise too_large from None
     if size == 0:
         path.unlink(missing_ok=True)
         raise ValidationError(N_("The voice note is empty."))
+    if note is not None:  # a new recording replaces the old
+        storage().voice_path(key, note.storage_name).unlink(missing_ok=True)
+        db().delete(note)
+        db().flush()
     db().add(
         VoiceNote(
             study_id=rs.study_id, moment_id=m.id, storage_name=name, mime_type=mime, size_bytes=size
@@ -374,24 +378,6 @@ def voice(rs_id: int, moment_id: int) -> Any:
     )
     db().commit()
     return jsonify(_m(rs, m)), 201
-
-
-def _copy_at_most(stream: Any, path: Path, limit: int) -> int | None:
-    """Copy ``stream`` to ``path`` in chunks; None (and no file) once it passes ``limit``."""
-    size = 0
-    with path.open("wb") as out:
-        while chunk := stream.read(256 * 1024):
-            size += len(chunk)
-            if size > limit:
-                break
-            out.write(chunk)
-    if size > limit:
-        path.unlink(missing_ok=True)
-        return None
-    return size
-
-
-# --- media -------------------------------------------------------------------------------------
 
 
 @bp.get("/recall/<int:rs_id>/media/playable.mp4")

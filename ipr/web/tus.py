@@ -28,7 +28,7 @@ from flask import Blueprint, Response, current_app, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import http_date
 
 from ipr import audit, recordings
@@ -38,6 +38,7 @@ from ipr.models import Dyad, Upload, User, utcnow
 from ipr.storage import Storage
 from ipr.uploads import EXPIRY, cleanup_expired  # noqa: F401 (re-exported for callers of tus)
 from ipr.web.context import client_ip, current_user, db, huey, storage, user
+from ipr.web.limits import BadHeaderNumber, header_number
 
 bp = Blueprint("tus", __name__)
 
@@ -111,6 +112,14 @@ def tus_error(exc: IPRError) -> Response:
     return _plain(exc.message, exc.status)
 
 
+@bp.errorhandler(RequestEntityTooLarge)
+def tus_too_large(exc: RequestEntityTooLarge) -> Response:
+    """The body cap (ipr/web/limits.py) in tus's plain-text form, which the page shows as is."""
+    db().rollback()
+    limit = _gb(current_app.config["UPLOAD_MAX_BYTES"])
+    return _plain(f"This request is larger than the largest upload allowed ({limit}).", 413)
+
+
 @bp.errorhandler(CSRFError)
 def tus_csrf_error(exc: CSRFError) -> Response:
     return _plain("This page has expired. Reload it; the upload resumes where it stopped.", 400)
@@ -134,16 +143,17 @@ def parse_metadata(header: str) -> dict[str, str]:
         key, _, value = pair.partition(" ")
         try:
             meta[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error, non-ASCII text
             raise TusError(f"Upload-Metadata {key!r} is not valid base64 UTF-8.") from exc
     return meta
 
 
 def _int_header(name: str) -> int:
-    raw = request.headers.get(name, "")
-    if not raw.isdigit():
-        raise TusError(f"{name} must be a non-negative integer.")
-    return int(raw)
+    """Strict: ASCII digits only, bounded length (``limits.header_number``), else 400."""
+    try:
+        return header_number(name, request.headers.get(name))
+    except BadHeaderNumber as exc:
+        raise TusError(exc.message) from None
 
 
 def _part(up: Upload) -> Path:
