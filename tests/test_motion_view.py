@@ -216,3 +216,20 @@ def test_the_vfr_corpus_file_shows_its_missing_share(app, db, owner, owner_web, 
     assert f"<strong>Warning:</strong> {message}." in timeline
     sync = timeline_service.synchrony_figures(storage, rec)
     assert sync.get("grand_mean") is None and sync["warning"] == message
+
+
+def test_study_default_regions_and_threshold_reach_a_new_recordings_ingest(db, study, ready):
+    from ipr import recordings
+    from ipr.media import DEFAULT_REGIONS
+
+    assert recordings.ingest_settings(study, ready).regions == DEFAULT_REGIONS
+    study.motion_settings = {"regions": REGIONS, "threshold": 25}
+    settings = recordings.ingest_settings(study, ready)
+    assert [(r.name, r.x, r.w) for r in settings.regions] == [
+        ("therapist", 0.05, 0.4), ("client", 0.55, 0.4)
+    ]  # fmt: skip
+    assert settings.motion_threshold == 25
+    ready.regions = [{"name": "therapist", "x": 0, "y": 0, "w": 0.3, "h": 1},
+                     {"name": "client", "x": 0.7, "y": 0, "w": 0.3, "h": 1}]  # fmt: skip
+    own = recordings.ingest_settings(study, ready).regions  # the recording's own win
+    assert [(r.name, r.x) for r in own] == [("therapist", 0.0), ("client", 0.7)]
