@@ -141,15 +141,19 @@ CASCADE_NAME = "haarcascade_frontalface_default.xml"
 
 
 def face_cascade_path() -> str | None:
-    """OpenCV's frontal-face cascade where an installed package put it, or None.
+    """OpenCV's frontal-face cascade where an installed package put it, or None when there is
+    none or this OpenCV cannot run it.
 
-    opencv-python-headless 4.x ships it in ``cv2.data.haarcascades``; the 5.0 wheels no longer
-    do, and Debian's ``opencv-data`` package puts it under /usr/share. Nothing is downloaded.
+    opencv-python-headless 4.x ships it in ``cv2.data.haarcascades``; the 5.0 wheels ship neither
+    the file nor ``cv2.CascadeClassifier`` (moved out of the main modules), so with the pinned
+    5.0 there is no suggestion but the halves. Nothing is ever downloaded.
     """
     import os
 
     import cv2
 
+    if not hasattr(cv2, "CascadeClassifier"):
+        return None
     folders = [getattr(getattr(cv2, "data", None), "haarcascades", "")]
     folders += ["/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades"]
     for folder in folders:

@@ -146,7 +146,7 @@ def test_face_suggestion_finds_two_people_left_and_right():
     from ipr.motion import face_cascade_path
 
     if face_cascade_path() is None:
-        pytest.skip("no OpenCV face cascade installed (Debian: opencv-data)")
+        pytest.skip("this OpenCV has no usable face cascade (opencv-python-headless 5)")
     video = cv2.VideoCapture(str(CORPUS / "people" / "pyfeat" / "single_face.mp4"))
     ok, frame = video.read()
     video.release()

@@ -233,3 +233,20 @@ def test_study_default_regions_and_threshold_reach_a_new_recordings_ingest(db, s
                      {"name": "client", "x": 0.7, "y": 0, "w": 0.3, "h": 1}]  # fmt: skip
     own = recordings.ingest_settings(study, ready).regions  # the recording's own win
     assert [(r.name, r.x) for r in own] == [("therapist", 0.0), ("client", 0.7)]
+
+
+def test_suggestion_reads_the_first_clips_still(app, owner_web, ready):
+    import cv2
+
+    from ipr.motion import face_cascade_path
+
+    url = f"/recordings/{ready.id}/regions/suggest"
+    assert owner_web.get(url).status_code == 422  # no still yet
+    still = Storage(app.config["RECORDINGS_DIR"]).derived(ready.storage_key, "clips/001.jpg")
+    cv2.imwrite(str(still), np.full((180, 320, 3), 90, np.uint8))
+    body = owner_web.get(url).json
+    assert body["detector"] == (face_cascade_path() is not None)
+    assert body["regions"] == [  # no faces in a grey picture: the halves
+        {"name": "therapist", "x": 0.0, "y": 0.0, "w": 0.5, "h": 1.0},
+        {"name": "client", "x": 0.5, "y": 0.0, "w": 0.5, "h": 1.0},
+    ]

@@ -53,7 +53,12 @@ def suggest(recording_id: int) -> Any:
     image = cv2.imread(str(still)) if still.is_file() else None
     if image is None:
         raise ValidationError("There is no still picture of this recording yet.")
-    return jsonify({"regions": motion.suggest_regions(image)})
+    return jsonify(
+        {
+            "regions": motion.suggest_regions(image),
+            "detector": motion.face_cascade_path() is not None,
+        }
+    )
 
 
 @bp.post("/studies/<int:study_id>/motion")

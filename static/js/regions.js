@@ -135,7 +135,9 @@
       send(editor.dataset.suggest, { method: "GET" }).then(function (body) {
         body.regions.forEach(function (r) { regions[r.name] = r; });
         placeAll();
-        say("Suggested from the faces found (or the halves if there were fewer than two); adjust and save.");
+        say(body.detector
+          ? "Suggested from the faces found (or the halves if there were fewer than two); adjust and save."
+          : "No face detector is installed on the server: the halves are suggested; adjust and save.");
       }).catch(function (err) { say(err.message, true); });
     });
 
