@@ -115,6 +115,30 @@ def worker(threads: int, metrics_port: int, metrics_bind: str) -> None:
     jobs.run_worker(app.extensions["ipr_huey"], dict(app.config), app.extensions["ipr_db"], threads)
 
 
+@ipr_cli.command("figures")
+@click.option("--study", "study_id", type=int, help="Only this study's recordings (by id).")
+@click.option("--queue-only", is_flag=True, help="Queue the jobs for a worker; do not run here.")
+def figures_(study_id: int | None, queue_only: bool) -> None:
+    """Bring every ready recording's stored figures up to date (after an upgrade from a version
+    without stored figures, or in scripts that export right after writing moments)."""
+    from ipr import figures
+    from ipr.models import Recording
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _db() as s:
+        q = select(Recording.study_id, Recording.id).where(Recording.status == "ready")
+        if study_id is not None:
+            q = q.where(Recording.study_id == study_id)
+        by_study: dict[int, list[int]] = {}
+        for sid, rid in s.execute(q):
+            by_study.setdefault(sid, []).append(rid)
+        for sid, ids in by_study.items():
+            figures.ensure_queued(s, sid, ids)
+        s.commit()
+    ran = 0 if queue_only else figures.run_queued(app.extensions["ipr_db"], dict(app.config))
+    click.echo(json.dumps({"recordings": sum(map(len, by_study.values())), "computed": ran}))
+
+
 @ipr_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--study", "study_name", required=True, help="The study's name.")
@@ -182,7 +206,7 @@ def export(
     """Export one recording to OUTPUT as the operator (audited as 'cli')."""
     import shutil
 
-    from ipr import dataset
+    from ipr import dataset, figures
     from ipr.models import Recording
     from ipr.storage import Storage
 
@@ -190,6 +214,11 @@ def export(
         rec = s.get(Recording, recording_id)
         if rec is None:
             raise click.ClickException(f"No recording with id {recording_id}.")
+        # the CLI is no web process: bring this recording's stored figures up to date first
+        figures.ensure_queued(s, rec.study_id, [rec.id] if rec.status == "ready" else [])
+        s.commit()
+        figures.run_queued(current_app.extensions["ipr_db"], dict(current_app.config), rec.id)
+        s.expire_all()
         try:
             result = dataset.export(
                 s, Storage(current_app.config["RECORDINGS_DIR"]), rec, fmt,

@@ -3,7 +3,8 @@
 The exporters are pure functions of plain data; this module is the one place that reads the
 rows they need, so the UI, the API and the CLI export exactly the same thing. Only participant
 codes leave the database (never names, e-mails or upload file names), only moments that are not
-deleted, and pairs and figures come from `ipr.timeline` at the study's tolerance.
+deleted, and pairs and figures are the ones the worker stored at the study's tolerance
+(`ipr.figures`, blind-phase moments only).
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ import tempfile
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import MappingProxyType
+from typing import IO, Any, NamedTuple
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Text, cast, insert, select
+from sqlalchemy.orm import Session, selectinload
 
 from ipr import audit, jobs, recall
-from ipr.coders import PARTICIPANT, Layer, coder_agreement
+from ipr import figures as figures_layer
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, import_eaf
+from ipr.exports.csv_ import iter_csv
 from ipr.exports.data import (
     Clip,
     Code,
@@ -48,6 +51,7 @@ from ipr.exports.data import (
 from ipr.exports.imports import ImportTooLarge as ImportTooManyRows
 from ipr.exports.imports import ImportUnreadable as ImportUnreadableFile
 from ipr.exports.imports import eaf_tier_names
+from ipr.exports.json_ import iter_json
 from ipr.exports.moment_clips import (
     DEFAULT_POST_ROLL_MS,
     DEFAULT_PRE_ROLL_MS,
@@ -73,10 +77,9 @@ from ipr.models import (
 from ipr.motion import MotionSettings
 from ipr.storage import Storage
 from ipr.synchrony import surrogate_baseline, synchrony
-from ipr.timeline import DEFAULT_BIN_MS, Agreement, Mark, agreement
-from ipr.timeline_service import N_SHIFTS as EXPORT_SHIFTS
 
-# Figures copied from `ipr.timeline.Agreement` into every export (docs/exports.md, figures).
+# Figures copied from the stored figure set (ipr.figures) into every export
+# (docs/exports.md, figures).
 FIGURE_FIELDS = (
     "tolerance_ms",
     "n_therapist",
@@ -112,7 +115,17 @@ def study_for_dyad(db: Session, dyad: Dyad, *, exported_at: dt.datetime) -> Expo
 
 
 def study_for_study(db: Session, study: Study, *, exported_at: dt.datetime) -> ExportStudy:
-    return _build(db, study, [(d, _ready(d.recordings)) for d in study.dyads], exported_at)
+    """The whole study in a fixed number of statements, whatever its size."""
+    dyads = db.scalars(
+        select(Dyad)
+        .where(Dyad.study_id == study.id)
+        .order_by(Dyad.code)
+        .options(
+            selectinload(Dyad.participants),
+            selectinload(Dyad.recordings).selectinload(Recording.clips),
+        )
+    ).all()
+    return _build(db, study, [(d, _ready(d.recordings)) for d in dyads], exported_at)
 
 
 def _ready(recordings: Iterable[Recording]) -> list[Recording]:
@@ -125,6 +138,107 @@ def code_keys(study: Study) -> dict[int, str]:
     return {c.id: c.name for c in study.codes}
 
 
+class _M(NamedTuple):
+    """One live moment as the export reads it (JSON columns decoded once, see _Decoded)."""
+
+    id: int
+    t_ms: int
+    end_ms: int | None
+    peaks_ms: tuple[int, ...]
+    text: str
+    codes: tuple[str, ...]
+    ratings: Any
+    role: str
+    participant_code: str
+    phase: str
+    responds_to_id: int | None
+    corrected_at: dt.datetime | None
+    import_source: str | None
+    rs_id: int
+
+
+@dataclass
+class _Rows:
+    """Everything the export reads, fetched once for all its recordings."""
+
+    moments: dict[int, list[_M]]
+    notes: dict[int, tuple[tuple[str, ...], str]]
+    voiced: set[int]
+    stored: dict[int, figures_layer.Stored]
+    codings: dict[int, tuple[Coding, ...]]
+    sessions: dict[int, list[tuple[int, str, str, str, str]]]
+
+
+class _Decoded:
+    """JSON column values decoded once per distinct text (moments share few shapes: "[]",
+    "[3]", '{"hat": 7}'), then mapped; a driver that already decoded them is passed through."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+        self.seen: dict[str, Any] = {}
+
+    def __call__(self, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return self.make(raw)
+        hit = self.seen.get(raw)
+        if hit is None:
+            hit = self.seen[raw] = self.make(json.loads(raw))
+        return hit
+
+
+def _fetch(
+    db: Session, study: Study, rec_ids: list[int], keys: dict[int, str], scale_keys: set[str]
+) -> _Rows:
+    """Moments, researcher layers, voice notes, recall sessions and stored figures: a fixed
+    number of statements, whatever the number of recordings."""
+    moments: dict[int, list[_M]] = defaultdict(list)
+    if not rec_ids:
+        return _Rows(moments, {}, set(), {}, {}, {})
+    live = (
+        select(Moment.id)
+        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
+        .where(RecallSession.recording_id.in_(rec_ids), Moment.deleted_at.is_(None))
+    )
+    peaks = _Decoded(lambda v: tuple(v or ()))
+    codes = _Decoded(lambda v: _codes(v, keys))
+    ratings = _Decoded(
+        lambda v: MappingProxyType({k: r for k, r in (v or {}).items() if k in scale_keys})
+    )
+    for row in db.execute(
+        select(
+            Moment.id, Moment.t_ms, Moment.end_ms, cast(Moment.peaks_ms, Text),
+            Moment.text, cast(Moment.codes, Text), cast(Moment.ratings, Text),
+            RecallSession.recording_id, Participant.role, Participant.code,
+            Moment.phase, Moment.responds_to_id, Moment.corrected_at, Moment.import_source,
+            RecallSession.id,
+        )
+        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
+        .join(Participant, Participant.id == RecallSession.participant_id)
+        .where(RecallSession.recording_id.in_(rec_ids), Moment.deleted_at.is_(None))
+        .order_by(RecallSession.recording_id, Moment.t_ms, Moment.id)
+    ):  # fmt: skip
+        mid, t, end, p, text, c, r, rec_id, role, code, phase, answers, fixed, source, rs = row
+        moments[rec_id].append(
+            _M(mid, t, end, peaks(p), text, codes(c), ratings(r), role, code, phase, answers,
+               fixed, source, rs)
+        )  # fmt: skip
+    notes = _researcher_layer(db, live, keys)
+    codings = _codings(db, live, keys)
+    voiced = set(db.scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(live))))
+    sessions: dict[int, list[tuple[int, str, str, str, str]]] = defaultdict(list)
+    for rs_id, rec_id, role, code, mode, status in db.execute(
+        select(
+            RecallSession.id, RecallSession.recording_id, Participant.role, Participant.code,
+            RecallSession.mode, RecallSession.status,
+        )
+        .join(Participant, Participant.id == RecallSession.participant_id)
+        .where(RecallSession.recording_id.in_(rec_ids))
+    ):  # fmt: skip
+        sessions[rec_id].append((rs_id, role, code, mode, status))
+    stored = figures_layer.read_sets(db, study, rec_ids)
+    return _Rows(moments, notes, voiced, stored, codings, sessions)
+
+
 def _build(
     db: Session,
     study: Study,
@@ -133,6 +247,7 @@ def _build(
 ) -> ExportStudy:
     keys = code_keys(study)
     scale_keys = {s.key for s in study.scales}
+    rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys, scale_keys)
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
@@ -142,7 +257,7 @@ def _build(
                 therapist_code=therapist.code if therapist else "",
                 client_code=client.code if client else "",
                 recordings=tuple(
-                    _recording(db, study, dyad, rec, keys, scale_keys) for rec in recordings
+                    _recording(dyad, rec, rows, keys, scale_keys) for rec in recordings
                 ),
             )
         )
@@ -170,66 +285,47 @@ def _build(
 
 
 def _recording(
-    db: Session,
-    study: Study,
     dyad: Dyad,
     rec: Recording,
+    rows: _Rows,
     keys: dict[int, str],
     scale_keys: set[str],
 ) -> ExportRecording:
-    rows = db.execute(
-        select(Moment, RecallSession)
-        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
-        .where(RecallSession.recording_id == rec.id, Moment.deleted_at.is_(None))
-        .order_by(Moment.t_ms, Moment.id)
-    ).all()
-    ids = [m.id for m, _ in rows]
-    notes = _researcher_layer(db, ids, keys)
-    codings = _codings(db, ids, keys)
-    voiced = set(db.scalars(select(VoiceNote.moment_id).where(VoiceNote.moment_id.in_(ids))))
-    lanes: dict[str, list[Mark]] = defaultdict(list)
-    for m, rs in rows:
-        lanes[rs.participant.role].append(_mark(m, keys))
+    """One recording with the pairs and figures the worker stored (blind-phase moments only;
+    none while they were never computed)."""
     duration = rec.duration_ms or 0
-    pairs: list[Pair] = []
-    figures: dict[str, float | None] = {}
-    coders: dict[str, Any] = {}
-    if duration > 0:
-        found = agreement(
-            lanes["therapist"],
-            lanes["client"],
-            study.alignment_tolerance_ms,
-            duration_ms=duration,
-            n_shifts=EXPORT_SHIFTS,
-        )
-        assert found.matching is not None
-        pairs = [Pair(p.therapist_id, p.client_id, p.lag_ms) for p in found.matching.pairs]
-        figures = _figures(found)
-        coders = _coder_agreement(study, rows, codings, keys, duration)
+    stored = rows.stored.get(rec.id)
+    data = stored.data if stored is not None and stored.data else {}
+    pairs = [
+        Pair(p["therapist_moment_id"], p["client_moment_id"], p["lag_ms"])
+        for p in data.get("pairs", ())
+    ]
     partner: dict[int, tuple[int, int]] = {}
     for p in pairs:
         partner[p.therapist_moment_id] = (p.client_moment_id, p.lag_ms)
         partner[p.client_moment_id] = (p.therapist_moment_id, p.lag_ms)
     moments = []
-    for m, rs in rows:
-        match = partner.get(m.id)
-        r_codes, r_note = notes.get(m.id, ((), ""))
+    no_note: tuple[tuple[str, ...], str] = ((), "")
+    for m in rows.moments.get(rec.id, ()):
+        mid = m.id
+        match = partner.get(mid)
+        r_codes, r_note = rows.notes.get(mid, no_note)
         moments.append(
             ExportMoment(
-                id=m.id,
-                lane=rs.participant.role,
-                participant_code=rs.participant.code,
+                id=mid,
+                lane=m.role,
+                participant_code=m.participant_code,
                 t_ms=m.t_ms,
                 end_ms=m.end_ms,
-                peaks_ms=tuple(m.peaks_ms or ()),
+                peaks_ms=m.peaks_ms,
                 text=m.text or "",
-                codes=_codes(m.codes, keys),
-                ratings={k: v for k, v in (m.ratings or {}).items() if k in scale_keys},
+                codes=m.codes,
+                ratings=m.ratings,
                 researcher_codes=r_codes,
                 researcher_note=r_note,
-                codings=codings.get(m.id, ()),
+                codings=rows.codings.get(mid, ()),
                 imported_from=m.import_source or "",
-                voice_note=m.id in voiced,
+                voice_note=mid in rows.voiced,
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
                 phase=m.phase,
@@ -248,64 +344,38 @@ def _recording(
         clips=tuple(Clip(c.index, c.start_ms, c.end_ms) for c in rec.clips),
         moments=tuple(moments),
         pairs=tuple(pairs),
-        figures=figures,
-        recall=_recall_info(db, rec, rows),
-        coder_agreement=coders,
+        figures=_figures(data),
+        recall=_recall_info(rec, rows),
+        coder_agreement=_coders(data.get("coders")),
     )
 
 
-def _recall_info(db: Session, rec: Recording, rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
+def _coders(found: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored agreement between coders; empty when no researcher coded anything."""
+    return found if found and found.get("comparisons") else {}
+
+
+def _recall_info(rec: Recording, rows: _Rows) -> dict[str, dict[str, Any]]:
     """Per lane: who, in which recall mode, how far, and how many moments (provenance)."""
     counts: dict[int, int] = defaultdict(int)
     imported: dict[int, int] = defaultdict(int)
     sources: dict[int, set[str]] = defaultdict(set)
-    for m, rs in rows:
-        counts[rs.id] += 1
+    for m in rows.moments.get(rec.id, ()):
+        counts[m.rs_id] += 1
         if m.import_source:
-            imported[rs.id] += 1
-            sources[rs.id].add(m.import_source)
+            imported[m.rs_id] += 1
+            sources[m.rs_id].add(m.import_source)
     out: dict[str, dict[str, Any]] = {}
-    for rs in db.scalars(select(RecallSession).where(RecallSession.recording_id == rec.id)):
-        out[rs.participant.role] = {
-            "participant_code": rs.participant.code,
-            "mode": rs.mode,
-            "status": rs.status,
-            "moments": counts[rs.id],
-            "imported_moments": imported[rs.id],
-            "import_sources": sorted(sources[rs.id]),
+    for rs_id, role, code, mode, status in rows.sessions.get(rec.id, ()):
+        out[role] = {
+            "participant_code": code,
+            "mode": mode,
+            "status": status,
+            "moments": counts[rs_id],
+            "imported_moments": imported[rs_id],
+            "import_sources": sorted(sources[rs_id]),
         }
     return dict(sorted(out.items()))
-
-
-def _coder_agreement(
-    study: Study,
-    rows: Sequence[Any],
-    codings: dict[int, tuple[Coding, ...]],
-    keys: dict[int, str],
-    duration: int,
-) -> dict[str, Any]:
-    """`ipr.coders.coder_agreement` over the participants' own codes and each coder's layer."""
-    layers = []
-    for role in ("therapist", "client"):
-        lane = [(m, _mark(m, keys)) for m, rs in rows if rs.participant.role == role]
-        own = tuple(mark for _, mark in lane if mark.codes)
-        if own:
-            layers.append(Layer(role, PARTICIPANT, own))
-        by_coder: dict[str, list[Mark]] = defaultdict(list)
-        for m, mark in lane:
-            for coding in codings.get(m.id, ()):
-                if coding.codes:
-                    by_coder[coding.coder].append(replace(mark, codes=coding.codes))
-        layers += [Layer(role, coder, tuple(by_coder[coder])) for coder in sorted(by_coder)]
-    if not any(layer.coder != PARTICIPANT for layer in layers):
-        return {}
-    return coder_agreement(
-        layers,
-        tolerance_ms=study.alignment_tolerance_ms,
-        duration_ms=duration,
-        bin_ms=DEFAULT_BIN_MS,
-        codes=list(keys.values()),
-    )
 
 
 def _codes(code_ids: Iterable[int] | None, keys: dict[int, str]) -> tuple[str, ...]:
@@ -315,25 +385,16 @@ def _codes(code_ids: Iterable[int] | None, keys: dict[int, str]) -> tuple[str, .
     return tuple(keys[c] for c in known)
 
 
-def _mark(m: Moment, keys: dict[int, str]) -> Mark:
-    end = m.end_ms if m.end_ms is not None and m.end_ms > m.t_ms else None
-    return Mark(
-        id=m.id,
-        t_ms=m.t_ms,
-        end_ms=end,
-        peaks_ms=tuple(m.peaks_ms or ()) if end is not None else (),
-        codes=_codes(m.codes, keys),
-    )
-
-
 def _researcher_layer(
-    db: Session, moment_ids: list[int], keys: dict[int, str]
+    db: Session, moment_ids: Any, keys: dict[int, str]
 ) -> dict[int, tuple[tuple[str, ...], str]]:
     """Every researcher's codes (merged) and notes (joined, oldest annotator first) per moment."""
     codes: dict[int, set[int]] = defaultdict(set)
     notes: dict[int, list[str]] = defaultdict(list)
-    for row in db.scalars(
-        select(ResearcherAnnotation)
+    for row in db.execute(
+        select(
+            ResearcherAnnotation.moment_id, ResearcherAnnotation.codes, ResearcherAnnotation.note
+        )
         .where(ResearcherAnnotation.moment_id.in_(moment_ids))
         .order_by(ResearcherAnnotation.id)
     ):
@@ -345,9 +406,7 @@ def _researcher_layer(
     }
 
 
-def _codings(
-    db: Session, moment_ids: list[int], keys: dict[int, str]
-) -> dict[int, tuple[Coding, ...]]:
+def _codings(db: Session, moment_ids: Any, keys: dict[int, str]) -> dict[int, tuple[Coding, ...]]:
     """Each researcher's own layer per moment, coder = the account's e-mail (as the timeline)."""
     found: dict[int, list[Coding]] = defaultdict(list)
     for row, email in db.execute(
@@ -364,20 +423,22 @@ def _codings(
     return {mid: tuple(sorted(c, key=lambda x: x.coder)) for mid, c in found.items()}
 
 
-def _figures(found: Agreement) -> dict[str, float | None]:
-    """Every figure by name; an undefined one is None (null), never left out."""
-    out: dict[str, float | None] = {name: getattr(found, name) for name in FIGURE_FIELDS}
-    kappa, chance = found.kappa, found.chance
-    out["kappa"] = kappa.kappa if kappa else None
-    out["kappa_observed"] = kappa.observed if kappa else None
-    out["kappa_expected"] = kappa.expected if kappa else None
-    out["kappa_bin_ms"] = kappa.bin_ms if kappa else None
-    out["kappa_n_bins"] = kappa.n_bins if kappa else None
-    out["chance_expected_rate"] = chance.expected_rate if chance else None
-    out["chance_sd_rate"] = chance.sd_rate if chance else None
-    out["chance_p_value"] = chance.p_value if chance else None
-    out["chance_n_shifts"] = chance.n_shifts if chance else None
-    out["chance_seed"] = chance.seed if chance else None
+def _figures(data: dict[str, Any]) -> dict[str, float | None]:
+    """The stored figures every export carries (docs/exports.md): an undefined one is None
+    (null), never left out."""
+    out: dict[str, Any] = {name: data.get(name) for name in FIGURE_FIELDS}
+    kappa = data.get("kappa") or {}
+    chance = data.get("chance") or {}
+    out["kappa"] = kappa.get("kappa")
+    out["kappa_observed"] = kappa.get("observed")
+    out["kappa_expected"] = kappa.get("expected")
+    out["kappa_bin_ms"] = kappa.get("bin_ms")
+    out["kappa_n_bins"] = kappa.get("n_bins")
+    out["chance_expected_rate"] = chance.get("expected_rate")
+    out["chance_sd_rate"] = chance.get("sd_rate")
+    out["chance_p_value"] = chance.get("p_value")
+    out["chance_n_shifts"] = chance.get("n_shifts")
+    out["chance_seed"] = chance.get("seed")
     return {
         k: v if v is None or isinstance(v, int) or math.isfinite(v) else None
         for k, v in out.items()
@@ -385,27 +446,32 @@ def _figures(found: Agreement) -> dict[str, float | None]:
 
 
 def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
-    """Every parameter of every figure the app reports, as exports and Methods cite them."""
+    """Every parameter of every figure the app reports (those the worker computes with,
+    `ipr.figures.params_for`), as exports and Methods cite them."""
+    params = figures_layer.params_for(study.alignment_tolerance_ms, study.motion_settings)
     sync = inspect.signature(synchrony).parameters
     surr = inspect.signature(surrogate_baseline).parameters
     ms = MotionSettings.of(study.motion_settings)
+    stored_sync = params["synchrony"]
     return {
-        "matching": {"tolerance_ms": study.alignment_tolerance_ms},
-        "chance_baseline": {"n_shifts": EXPORT_SHIFTS, "seed": 0},
-        "time_unit_kappa": {"bin_ms": DEFAULT_BIN_MS},
-        "coder_agreement": {"tolerance_ms": study.alignment_tolerance_ms, "bin_ms": DEFAULT_BIN_MS},
+        "matching": {"tolerance_ms": params["tolerance_ms"]},
+        "chance_baseline": {"n_shifts": params["n_shifts"], "seed": params["seed"]},
+        "time_unit_kappa": {"bin_ms": params["bin_ms"]},
+        "coder_agreement": {"tolerance_ms": params["tolerance_ms"], "bin_ms": params["bin_ms"]},
         "synchrony": {
-            "window_s": ms.window_s,
-            "step_s": ms.step_s,
-            "max_lag_s": ms.max_lag_s,
+            "window_s": stored_sync["window_s"],
+            "step_s": stored_sync["step_s"],
+            "max_lag_s": stored_sync["max_lag_s"],
             **{k: sync[k].default for k in ("fisher_z", "absolute")},
-        },  # fmt: skip
+        },
         "motion": {"threshold": ms.threshold, "smoothing_s": ms.smoothing_s},
         "synchrony_surrogates": {
-            "n": ms.surrogates,
-            "seed": ms.seed,
-            **{k: surr[k].default for k in ("segment_s", "statistic")},
+            "n": stored_sync["n_surrogates"],
+            "seed": stored_sync["seed"],
+            "segment_s": stored_sync["segment_s"],
+            "statistic": surr["statistic"].default,
         },
+        "phase": {"figures_from": params["phase"]},
     }
 
 
@@ -439,6 +505,7 @@ class ExportResult:
     media_type: str
     content: bytes | None = None
     path: Path | None = None
+    chunks: Iterable[bytes] | None = None  # streamed as made (a study's CSV)
     keep: bool = False  # a prepared file from the export cache: send it, do not remove it
 
 
@@ -493,6 +560,7 @@ def export(
     ip: str | None = None,
     tmp_dir: Path | None = None,
     queue: Any | None = None,
+    stream: bool = False,
 ) -> ExportResult:
     """Make one export of a recording, dyad or study and add its audit event to the session.
 
@@ -538,7 +606,11 @@ def export(
     else:
         exporter, fmt_scope, media_type = FORMATS[fmt]
         ext = _EXTENSIONS.get(fmt, fmt)
-        if fmt_scope == "study":
+        if fmt in ("csv", "json") and stream:
+            make = iter_csv if fmt == "csv" else iter_json
+            chunks = make(data, include_text=include_text)
+            result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
+        elif fmt_scope == "study":
             result = ExportResult(
                 f"{stem}.{ext}", media_type, exporter(data, include_text=include_text)
             )
@@ -565,7 +637,6 @@ def _motion_export(
     db: Session, storage: Storage, obj: Study | Dyad | Recording, fmt: str, stem: str
 ) -> ExportResult:
     """Motion-energy series / synchrony of one recording, or a ZIP of every ready one."""
-    from ipr import timeline_service
     from ipr.exports.motion_series import MOTION_FORMATS, make
 
     suffix, media_type = MOTION_FORMATS[fmt]
@@ -577,9 +648,13 @@ def _motion_export(
         me = json.loads(path.read_text(encoding="utf-8")).get("motion_energy") or {}
         if not me:
             return None
-        figures = (
-            timeline_service.synchrony_figures(storage, rec) if fmt == "synchrony_csv" else None
-        )
+        figures = None
+        if fmt == "synchrony_csv":  # the worker's stored figures (requests compute nothing)
+            tolerance = rec.dyad.study.alignment_tolerance_ms
+            stored = figures_layer.read(db, rec, tolerance, tolerance)
+            figures = (stored.data or {}).get("synchrony") or {
+                "error": "the synchrony is being computed; ask again shortly"
+            }
         return make(fmt, me, figures)
 
     if isinstance(obj, Recording):
@@ -868,6 +943,8 @@ def import_moments(
             )
         rows = _checked_rows(db, rs, recording, moments)
         _insert_moments(db, rs, rows, user, source=import_source(fmt, filename))
+        if rows and rs.recording.revealed_at is None:  # blind moments: the figures change
+            figures_layer.mark_stale(db, recording.id, recording.study_id)
         audit.record(
             db, "moments_imported", user=user, study_id=recording.study_id,
             obj=("recall_session", rs.id), ip=ip,

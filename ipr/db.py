@@ -40,9 +40,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.queue: object | None = None
+        """The task queue (Huey) jobs queued in a session are pushed to after its commit."""
 
     def session(self) -> Session:
-        return self.sessions()
+        session = self.sessions()
+        session.info["ipr_queue"] = self.queue
+        return session
 
     def dispose(self) -> None:
         self.engine.dispose()

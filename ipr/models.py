@@ -278,6 +278,8 @@ class Recording(Base):
     media_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     regions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     revealed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    figures_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped in the same transaction as any change the figures depend on (ipr.figures)."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     dyad: Mapped[Dyad] = relationship(back_populates="recordings")
@@ -469,6 +471,33 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class FigureSet(Base):
+    """One recording's figures at one parameter set, as the worker computed them (ipr.figures).
+
+    ``moments_version`` is the recording's ``figures_version`` the worker read; older than the
+    recording's current one means "updating". ``summary`` holds the dashboard's few numbers so
+    the dashboard never decodes ``data`` (pairs, per-code tables, synchrony series).
+    """
+
+    __tablename__ = "figure_sets"
+    __table_args__ = (UniqueConstraint("recording_id", "params_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    params_key: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    moments_version: Mapped[int] = mapped_column(Integer, default=-1)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    app_version: Mapped[str] = mapped_column(String(40), default="")
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    computed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class AuditEvent(Base):

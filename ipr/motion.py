@@ -362,7 +362,7 @@ def update_study_settings(
     """Validate and store a study's motion/synchrony settings (its default regions stay),
     audited. Figures use them the next time they are computed (the stored synchrony is keyed
     on them); a changed threshold takes effect when the motion pass runs again."""
-    from ipr import audit
+    from ipr import audit, figures
 
     settings = parse_settings(form)
     stored = dict(study.motion_settings or {})
@@ -378,4 +378,6 @@ def update_study_settings(
         ip=ip,
         details={"before": before, "after": settings.to_dict()},
     )
+    if before != settings.to_dict():
+        figures.mark_study_stale(db, study.id)  # the stored synchrony is redone by the worker
     return settings

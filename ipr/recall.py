@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ipr import audit
+from ipr import audit, figures
 from ipr.auth import _hasher, hash_token
 from ipr.errors import N_, Conflict, IPRError, NotFound, Unauthorized, ValidationError
 from ipr.models import (
@@ -459,6 +459,13 @@ def held_moments(db: Session, rs: RecallSession) -> int:
     )
 
 
+def _figures_changed(db: Session, rs: RecallSession, m: Moment) -> None:
+    """Blind moments are what every figure is computed from: a change queues a recompute
+    (ipr.figures) in the same transaction. Response-phase moments are never counted."""
+    if m.phase == "blind":
+        figures.mark_stale(db, rs.recording_id, rs.study_id)
+
+
 def create_moment(
     db: Session,
     rs: RecallSession,
@@ -513,6 +520,7 @@ def create_moment(
         return previous, False
     _revision(db, m, "create", user)
     mark_started(db, rs)
+    _figures_changed(db, rs, m)
     db.commit()
     return m, True
 
@@ -544,6 +552,7 @@ def update_moment(
     m.updated_at = utcnow()
     mark_correction(db, rs, m, user, "update")
     _revision(db, m, "update", user)
+    _figures_changed(db, rs, m)
     db.commit()
     return m
 
@@ -561,6 +570,7 @@ def delete_moment(
     for note in db.scalars(select(VoiceNote).where(VoiceNote.moment_id == m.id)):
         storage.voice_path(rs.recording.storage_key, note.storage_name).unlink(missing_ok=True)
         db.delete(note)
+    _figures_changed(db, rs, m)
     db.commit()
 
 
@@ -691,5 +701,7 @@ def annotate(
             raise ValidationError(f"A note has at most {MAX_TEXT} characters.", field="note")
         row.note = note
     row.updated_at = utcnow()
+    if m.phase == "blind":
+        figures.mark_stale(db, m.recall_session.recording_id, m.study_id)
     db.commit()
     return row

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ipr import audit, jobs
+from ipr import audit, figures, jobs
 from ipr.errors import ValidationError
 from ipr.models import Clip, Dyad, Job, Recording, Study, User, utcnow
 from ipr.storage import Storage
@@ -234,16 +234,9 @@ def ingest_job(ctx: jobs.Context) -> None:
         storage.remove_recording(key)
         return
     apply_result(db, rec, result.to_dict())
+    # a new analysis (synchrony) and duration: the figures job recomputes (ipr.figures)
+    figures.mark_stale(db, rec.id, rec.study_id)
     db.commit()
-    # nonverbal synchrony and its surrogate baseline take seconds: done here, in the worker,
-    # so the timeline page only reads them
-    ctx.report("synchrony", 0.0)
-    try:
-        from ipr import timeline_service
-
-        timeline_service.synchrony_figures(storage, rec, surrogates="compute")
-    except Exception:  # noqa: BLE001 — the recording is ready; the page can compute it later
-        log.exception("synchrony for recording %s failed", rec.id)
 
 
 def apply_result(db: Session, rec: Recording, result: dict[str, Any]) -> None:
@@ -509,11 +502,10 @@ def motion_job(ctx: jobs.Context) -> None:
     tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, path)
     rec.media_info = {**(rec.media_info or {}), "motion": _motion_summary(data["motion_energy"])}
+    figures.mark_stale(db, rec.id, rec.study_id)  # a new analysis: the figures are redone
     db.commit()
     ctx.report("synchrony", 0.0)
-    from ipr import timeline_service
-
-    timeline_service.synchrony_figures(storage, rec, surrogates="compute")
+    figures.compute_recording(db, storage, rec.id)  # here, so the page shows them on reload
     audit.record(
         db,
         "motion_rerun",

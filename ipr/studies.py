@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ipr import audit
+from ipr import audit, figures
 from ipr.access import RANK
 from ipr.errors import ValidationError
 from ipr.models import (
@@ -134,8 +134,12 @@ def update_study(
         raise ValidationError(
             "The minimum clip length is above the maximum.", field="segment_min_ms"
         )
+    retune = changes.get("alignment_tolerance_ms", study.alignment_tolerance_ms)
+    retune = retune != study.alignment_tolerance_ms
     for key, value in changes.items():
         setattr(study, key, value)
+    if retune:
+        figures.mark_study_stale(db, study.id)
     audit.record(
         db,
         "study_updated",

@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from ipr import jobs, studies
+from ipr import figures, jobs, studies
 from ipr.models import ApiToken, AuditEvent, Membership, Moment, RecallSession, Recording
 from ipr.storage import Storage
 from tests.conftest import CORPUS, Web, api_token, make_video
@@ -80,6 +80,7 @@ def setup(app, db, owner, study, sample_mp4):
         moments[name] = resp.json["id"]
     gone = f"/api/v1/recall-sessions/{sessions['client']}/moments/{moments['gone']}"
     assert api("DELETE", gone).status_code == 204
+    figures.run_queued(app.extensions["ipr_db"], dict(app.config))  # what the worker does
     return {"rec": rec, "rec2": rec2, "dyad": dyad, "api": api, "m": moments, "study": study}
 
 

@@ -10,11 +10,26 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from ipr import jobs, studies, timeline_service
+from ipr import figures as figures_layer
+from ipr import jobs, studies
 from ipr.models import AuditEvent, Job, Recording, Study
 from ipr.storage import Storage
 from tests.conftest import Web, jpost
 from tests.test_timeline_view import add_recording, motion
+
+
+def stored_sync(app, db, rec, *, redo: bool = True) -> dict:
+    """The synchrony as the worker stores it (ipr.figures), computed here as the worker does."""
+    storage = Storage(app.config["RECORDINGS_DIR"])
+    db.expire_all()
+    rec = db.get(Recording, rec.id)
+    if redo:
+        figures_layer.mark_stale(db, rec.id, rec.study_id)
+        db.commit()
+    figures_layer.compute_recording(db, storage, rec.id)
+    tolerance = rec.dyad.study.alignment_tolerance_ms
+    return figures_layer.read(db, rec, tolerance, tolerance).data["synchrony"]
+
 
 REGIONS = [
     {"name": "therapist", "x": 0.05, "y": 0.1, "w": 0.4, "h": 0.85},
@@ -75,22 +90,21 @@ def test_motion_job_rewrites_the_series_and_the_synchrony(app, db, owner_web, re
     db.expire_all()
     rec = db.get(Recording, ready.id)
     assert rec.media_info["motion"]["missing"] == 0
-    cached = json.loads(storage.derived(rec.storage_key, "synchrony.json").read_text())
+    cached = stored_sync(app, db, rec, redo=False)  # the job stored it already
     assert cached["error"].startswith("Synchrony needs at least 35 s")  # 6 s is too short
     assert db.scalar(select(AuditEvent).where(AuditEvent.action == "motion_rerun"))
 
 
 def test_study_settings_drive_the_synchrony_figures(app, db, owner_web, study, ready):
-    storage = Storage(app.config["RECORDINGS_DIR"])
-    before = timeline_service.synchrony_figures(storage, ready)
-    assert before["settings"]["smoothing_s"] == 0 and before["window_ms"] == 30_000
+    before = stored_sync(app, db, ready)
+    assert "smoothing_s" not in before["settings"] and before["window_ms"] == 30_000
     form = {"threshold": "12", "smoothing_s": "0.5", "window_s": "20", "step_s": "5",
             "max_lag_s": "2", "surrogates": "10", "seed": "3"}  # fmt: skip
     assert owner_web.post(f"/studies/{study.id}/motion", form).status_code == 302
     db.expire_all()
     assert db.get(Study, study.id).motion_settings["window_s"] == 20.0
     rec = db.get(Recording, ready.id)
-    after = timeline_service.synchrony_figures(storage, rec, surrogates="compute")
+    after = stored_sync(app, db, rec)
     assert (after["window_ms"], after["step_ms"], after["max_lag_ms"]) == (20_000, 5_000, 2_000)
     assert after["settings"]["smoothing_s"] == 0.5
     assert after["surrogate"]["n"] == 10 and after["surrogate"]["seed"] == 3
@@ -115,7 +129,7 @@ def _with_missing(app, rec, every: int) -> None:
 def test_a_third_missing_gives_a_warned_figure_and_mostly_missing_none(app, db, ready, owner_web):
     storage = Storage(app.config["RECORDINGS_DIR"])
     _with_missing(app, ready, 3)
-    sync = timeline_service.synchrony_figures(storage, ready)
+    sync = stored_sync(app, db, ready)
     assert sync["missing"]["missing"] == 500 and sync["missing"]["samples"] == 1500
     assert sync["warning"] == "33% of samples missing: variable frame rate or dropped frames"
     assert sync["grand_mean"] is not None
@@ -125,8 +139,7 @@ def test_a_third_missing_gives_a_warned_figure_and_mostly_missing_none(app, db, 
     path = storage.derived(ready.storage_key, "analysis.json")
     me = {"rate_hz": 25.0, "left": odd, "right": odd}
     path.write_text(json.dumps({"scene_cuts_ms": [], "silences_ms": [], "motion_energy": me}))
-    timeline_service.clear_caches()
-    sync = timeline_service.synchrony_figures(storage, ready)
+    sync = stored_sync(app, db, ready)
     assert sync.get("grand_mean") is None
     assert sync["error"] == (
         "90% of samples missing: variable frame rate or dropped frames; the motion data is "
@@ -179,10 +192,11 @@ def test_motion_series_and_synchrony_exports(app, db, owner_web, owner, ready):
     assert txt.status_code == 200
     rows = txt.get_data(as_text=True).splitlines()
     assert rows[0] == "therapist client" and rows[2] == "NA NA" and len(rows) == 1501
+    figures = stored_sync(app, db, ready)  # the worker's part
     sync = owner_web.client.get(f"{base}.synchrony_csv", headers=auth).get_data(as_text=True)
-    figures = timeline_service.synchrony_figures(storage, ready)
     assert f"# grand_mean={figures['grand_mean']}" in sync.splitlines()
-    assert '# settings={"max_lag_s": 5.0, "seed": 0, "smoothing_s": 0.0, "step_s": 10.0, ' in sync
+    settings = '# settings={"max_lag_s": 5.0, "n_surrogates": 50, "seed": 0, "segment_s": 30.0'
+    assert settings in sync
     body = sync.split("window_centre_ms,synchrony\n")[1].splitlines()
     assert len(body) == figures["n_windows"] == 3
     assert body[0] == f"15000,{figures['series'][0]['value']}"
@@ -212,9 +226,9 @@ def test_the_vfr_corpus_file_shows_its_missing_share(app, db, owner, owner_web, 
     assert rec.media_info["motion"]["missing"] == 79 and rec.media_info["motion"]["samples"] == 239
     message = "33% of samples missing: repeated frames (variable frame rate or dropped frames)"
     assert message in owner_web.get(f"/recordings/{rec.id}").get_data(as_text=True)
+    sync = stored_sync(app, db, rec, redo=False)  # the figures job the ingest queued
     timeline = owner_web.get(f"/recordings/{rec.id}/timeline").get_data(as_text=True)
     assert f"<strong>Warning:</strong> {message}." in timeline
-    sync = timeline_service.synchrony_figures(storage, rec)
     assert sync.get("grand_mean") is None and sync["warning"] == message
 
 

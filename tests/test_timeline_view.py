@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ipr import recall, studies
+from ipr import figures, recall, studies
 from ipr import timeline_service as ts
 from ipr.models import Moment, Recording, ResearcherAnnotation, utcnow
 from ipr.storage import Storage
@@ -103,15 +103,24 @@ def dyad_setup(app, db, owner, owner_web, study, sample_mp4):
             study_id=study.id, moment_id=c2.id, user_id=owner.id, codes=[rupture.id], note="r1"
         )
     )
+    figures.mark_stale(db, rec.id, study.id)  # moments written behind recall's back
     db.commit()
     token = api_token(db, owner)
     client = app.test_client()
 
-    def api(url: str, bearer: str | None = token):
+    def compute() -> int:
+        """What the worker does: run the waiting figures jobs."""
+        return figures.run_queued(app.extensions["ipr_db"], dict(app.config))
+
+    def api(url: str, bearer: str | None = token, *, fresh: bool = True):
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        if fresh:  # ask once (queues the figures if they are not stored), let the worker run
+            client.get(url, headers=headers)
+            compute()
         return client.get(url, headers=headers)
 
     return {
+        "compute": compute,
         "rec": rec,
         "dyad": dyad,
         "study": study,
@@ -196,7 +205,24 @@ def test_api_gives_lanes_pairs_unmatched_and_exact_figures(dyad_setup) -> None:
     assert sync["n_windows"] == 3
     assert sync["grand_mean"] == pytest.approx(expected.grand_mean)
     assert [p["t_ms"] for p in sync["series"]] == [15_000, 25_000, 35_000]
-    assert sync["surrogate"]["n"] == ts.N_SURROGATES  # the API computes it
+    assert sync["surrogate"]["n"] == ts.N_SURROGATES  # the worker computed it
+    status = body["figures_status"]
+    assert status["state"] == "fresh" and status["moments_version"] == status["current_version"]
+    assert status["params"] == {
+        "tolerance_ms": 5000,
+        "bin_ms": 1000,
+        "n_shifts": 1000,
+        "seed": 0,
+        "phase": "blind",
+        "synchrony": {
+            "window_s": 30.0,
+            "step_s": 10.0,
+            "max_lag_s": 5.0,
+            "segment_s": 30.0,
+            "n_surrogates": 50,
+            "seed": 0,
+        },
+    }
 
 
 def test_tolerance_changes_the_matching(dyad_setup) -> None:
@@ -208,10 +234,10 @@ def test_tolerance_changes_the_matching(dyad_setup) -> None:
     ]
     assert wide["unmatched"] == {"therapist": [], "client": []}
     assert wide["figures"]["co_marking_rate"] == 1.0
-    # 30 000 to the span starting at 50 000 is 20 000 apart: 19 999 leaves it alone
-    almost = api(f"/api/v1/recordings/{rec.id}/timeline?tolerance_ms=19999").json
+    # 30 000 to the span starting at 50 000 is 20 000 apart: 19 900 leaves it alone
+    almost = api(f"/api/v1/recordings/{rec.id}/timeline?tolerance_ms=19900").json
     assert len(almost["pairs"]) == 1
-    none = api(f"/api/v1/recordings/{rec.id}/timeline?tolerance_ms=1999").json
+    none = api(f"/api/v1/recordings/{rec.id}/timeline?tolerance_ms=1900").json
     assert none["pairs"] == [] and none["figures"]["co_marking_rate"] == 0.0
     assert none["unmatched"] == {
         "therapist": [ids["t1"], ids["t2"]],
@@ -224,14 +250,16 @@ def test_tolerance_changes_the_matching(dyad_setup) -> None:
 
 def test_invalid_tolerance_is_422(dyad_setup, owner_web) -> None:
     rec = dyad_setup["rec"]
-    for bad in ("-1", "abc", "2.5", "600001"):
-        resp = dyad_setup["api"](f"/api/v1/recordings/{rec.id}/timeline?tolerance_ms={bad}")
+    for bad in ("-1", "abc", "2.5", "600001", "60100", "3001", "²", "9" * 5000):
+        url = f"/api/v1/recordings/{rec.id}/timeline?tolerance_ms={bad}"
+        resp = dyad_setup["api"](url, fresh=False)
         assert resp.status_code == 422, bad
         assert resp.json["error"]["field"] == "tolerance_ms"
         page = owner_web.get(f"/recordings/{rec.id}/timeline.json?tolerance_ms={bad}")
         assert page.status_code == 422, bad
     assert ts.parse_tolerance(None, 4000) == 4000 and ts.parse_tolerance("0", 4000) == 0
-    assert ts.parse_tolerance("600000", 4000) == 600_000
+    assert ts.parse_tolerance("60000", 4000) == 60_000
+    assert ts.parse_tolerance("600000", 600_000) == 600_000  # the study's own: always
 
 
 def test_api_needs_a_token_and_hides_other_studies(app, db, dyad_setup, make_user) -> None:
@@ -246,6 +274,7 @@ def test_api_needs_a_token_and_hides_other_studies(app, db, dyad_setup, make_use
 
 def test_edits_and_deletions_change_the_answer(db, dyad_setup) -> None:
     ids, rec, api = dyad_setup["ids"], dyad_setup["rec"], dyad_setup["api"]
+    study_id = dyad_setup["study"].id
     url = f"/api/v1/recordings/{rec.id}/timeline?tolerance_ms=5000"
     assert len(api(url).json["pairs"]) == 1
     lanes = ts.load_lanes(db, db.get(Recording, rec.id))
@@ -253,14 +282,21 @@ def test_edits_and_deletions_change_the_answer(db, dyad_setup) -> None:
     assert [m.t_ms for m in lanes.client] == [12_000, 50_000]
     m = db.get(Moment, ids["t2"])
     m.t_ms, m.version = 47_000, 2  # now 3 s before the client's span
+    figures.mark_stale(db, rec.id, study_id)
     db.commit()
+    # until the worker has run: the stored figures, marked as updating, the lane already moved
+    before = api(url, fresh=False).json
+    assert before["figures_status"]["state"] == "updating"
+    assert len(before["pairs"]) == 1 and before["lanes"]["therapist"][1]["t_ms"] == 47_000
     body = api(url).json
+    assert body["figures_status"]["state"] == "fresh"
     assert body["pairs"][1] == {
         "therapist_moment_id": ids["t2"],
         "client_moment_id": ids["c2"],
         "lag_ms": 3000,
     }
     db.get(Moment, ids["c1"]).deleted_at = utcnow()
+    figures.mark_stale(db, rec.id, study_id)
     db.commit()
     body = api(url).json
     assert [p["client_moment_id"] for p in body["pairs"]] == [ids["c2"]]
@@ -275,7 +311,13 @@ def page_payload(html: str) -> dict:
 
 def test_page_embeds_the_payload_and_shows_the_figures(owner_web, dyad_setup) -> None:
     ids, rec = dyad_setup["ids"], dyad_setup["rec"]
-    ts.clear_caches()  # the figures are cached by content, across tests too
+    first = owner_web.get(f"/recordings/{rec.id}/timeline").get_data(as_text=True)
+    # never computed: the lanes are there, the figures say so and the panel polls
+    assert page_payload(first)["figures"] is None and page_payload(first)["pairs"] == []
+    assert 'data-figures-state="computing"' in first
+    assert f'hx-get="/recordings/{rec.id}/timeline?tolerance_ms=5000"' in first
+    assert 'hx-trigger="every 2s"' in first
+    dyad_setup["compute"]()
     resp = owner_web.get(f"/recordings/{rec.id}/timeline")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
@@ -287,14 +329,14 @@ def test_page_embeds_the_payload_and_shows_the_figures(owner_web, dyad_setup) ->
     assert [c["name"] for c in data["codes"]] == ["Insight", "Rupture"]
     assert data["scales"][0]["key"] == "hat"
     assert data["urls"]["data"] == f"/recordings/{rec.id}/timeline.json"
-    assert data["figures"]["synchrony"]["surrogate"] is None  # the page asks for it separately
+    assert data["figures"]["synchrony"]["surrogate"]["n"] == ts.N_SURROGATES
     assert "Co-marking 50%" in html
     assert "1 pair among 2 therapist and 2 client moments" in html
     assert "Median gap 2.0 s" in html
     assert "Time-unit kappa -0.05" in html
-    assert f'hx-get="/recordings/{rec.id}/timeline/synchrony"' in html
-    assert f'hx-get="/recordings/{rec.id}/timeline/chance?tolerance_ms=5000"' in html
-    assert data["figures"]["chance"] is None and data["figures"]["chance_pending"] is True
+    assert "hx-trigger" not in html  # fresh: nothing polls
+    assert "data-figures-state" not in html
+    assert data["figures"]["chance"]["n_shifts"] == 1000
     # strict CSP: no executable inline script and no style attributes
     assert not re.search(r"<script(?![^>]*(src=|application/json))", html)
     assert " style=" not in html
@@ -303,34 +345,89 @@ def test_page_embeds_the_payload_and_shows_the_figures(owner_web, dyad_setup) ->
 
 def test_tolerance_control_gets_the_figures_fragment_and_json(owner_web, dyad_setup) -> None:
     rec = dyad_setup["rec"]
-    frag = owner_web.get(f"/recordings/{rec.id}/timeline?tolerance_ms=20000", htmx=True)
+    url = f"/recordings/{rec.id}/timeline?tolerance_ms=20000"
+    frag = owner_web.get(url, htmx=True).get_data(as_text=True)
+    assert '<section id="figures"' in frag and "<html" not in frag
+    assert "being computed" in frag and 'hx-trigger="every 2s"' in frag
+    dyad_setup["compute"]()
+    frag = owner_web.get(url, htmx=True)
     html = frag.get_data(as_text=True)
     assert frag.status_code == 200 and html.lstrip().startswith("{# ") is False
     assert '<section id="figures"' in html and "<html" not in html
-    assert "Co-marking 100%" in html and "±20.0 s" in html
+    assert "Co-marking 100%" in html and "±20.0 s" in html and "hx-trigger" not in html
+    owner_web.get(f"/recordings/{rec.id}/timeline.json?tolerance_ms=0")
+    dyad_setup["compute"]()
     data = owner_web.get(f"/recordings/{rec.id}/timeline.json?tolerance_ms=0").json
     assert data["pairs"] == [] and data["tolerance_ms"] == 0
     chance = owner_web.get(f"/recordings/{rec.id}/timeline/chance?tolerance_ms=5000", htmx=True)
     html = chance.get_data(as_text=True)
     assert chance.status_code == 200 and "hx-trigger" not in html
     assert re.search(r"Co-marking 50%\s*<span class=\"muted\">· chance \d+% · p = 0\.\d{3}", html)
-    # once computed, the page's JSON carries it without asking again
     data = owner_web.get(f"/recordings/{rec.id}/timeline.json?tolerance_ms=5000").json
     assert data["figures"]["chance"]["n_shifts"] == 1000
-    assert data["figures"]["chance_pending"] is False
 
 
-def test_synchrony_fragment_computes_once_and_is_kept(app, owner_web, dyad_setup) -> None:
+def test_extra_tolerances_are_bounded_and_never_computed_by_the_web(
+    app, db, owner_web, dyad_setup, monkeypatch
+) -> None:
+    """The old DoS: ?tolerance_ms=3001, 3002, … each recomputed the chance baseline in the
+    request. Now: a step of 100 ms, the worker computes, and at most MAX_EXTRA_SETS are kept."""
+    from sqlalchemy import func, select
+
+    import ipr.timeline
+    from ipr.models import FigureSet, Job
+
     rec = dyad_setup["rec"]
+    calls: list[str] = []
+    for name in ("agreement", "chance_baseline", "match_lanes"):
+        real = getattr(ipr.timeline, name)
+        monkeypatch.setattr(
+            ipr.timeline, name, lambda *a, _r=real, _n=name, **k: (calls.append(_n), _r(*a, **k))[1]
+        )
+    owner_web.get(f"/recordings/{rec.id}/timeline")  # the study's own set, asked for
+    for tol in (3001, 3002):
+        resp = owner_web.get(f"/recordings/{rec.id}/timeline/chance?tolerance_ms={tol}")
+        assert resp.status_code == 422
+    for tol in range(1000, 9000, 1000):  # eight new tolerances
+        resp = owner_web.get(f"/recordings/{rec.id}/timeline/chance?tolerance_ms={tol}")
+        assert resp.status_code == 200
+    assert calls == []  # not one figure computed in the web process
+    kept = db.scalars(select(FigureSet.params_key).where(FigureSet.recording_id == rec.id)).all()
+    assert len(kept) == 1 + figures.MAX_EXTRA_SETS  # the study's own set and the 4 newest
+    queued = db.scalar(
+        select(func.count()).select_from(Job).where(Job.kind == "figures", Job.status == "queued")
+    )
+    assert queued == 1  # one coalesced job for the recording
+    assert dyad_setup["compute"]() == 1
+    assert "agreement" in calls
+    tols = sorted(
+        s["tolerance_ms"]
+        for s in db.scalars(select(FigureSet.params).where(FigureSet.recording_id == rec.id))
+    )
+    assert tols == [4000, 5000, 6000, 7000, 8000]
+
+
+def test_synchrony_is_computed_by_the_worker_and_kept_across_saves(
+    app, db, owner_web, dyad_setup, monkeypatch
+) -> None:
+    import ipr.synchrony
+
+    rec = dyad_setup["rec"]
+    owner_web.get(f"/recordings/{rec.id}/timeline/synchrony", htmx=True)
+    dyad_setup["compute"]()
     resp = owner_web.get(f"/recordings/{rec.id}/timeline/synchrony", htmx=True)
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "when shuffled" in html and "hx-trigger" not in html
-    cache = Storage(app.config["RECORDINGS_DIR"]).derived(rec.storage_key, ts.SYNC_CACHE_NAME)
-    stored = json.loads(cache.read_text())
-    assert stored["surrogate"]["n"] == ts.N_SURROGATES
-    ts.clear_caches()  # a fresh process reads the file instead of computing again
-    data = owner_web.get(f"/recordings/{rec.id}/timeline.json").json
-    assert data["figures"]["synchrony"]["surrogate"] == stored["surrogate"]
+    first = owner_web.get(f"/recordings/{rec.id}/timeline.json").json["figures"]["synchrony"]
+    assert first["surrogate"]["n"] == ts.N_SURROGATES
+    calls: list[int] = []
+    monkeypatch.setattr(ipr.synchrony, "surrogate_baseline", lambda *a, **k: calls.append(1))
+    figures.mark_stale(db, rec.id, rec.study_id)  # a moment changed: synchrony did not
+    db.commit()
+    assert dyad_setup["compute"]() == 1
+    again = owner_web.get(f"/recordings/{rec.id}/timeline.json").json
+    assert again["figures_status"]["state"] == "fresh"
+    assert again["figures"]["synchrony"] == first and calls == []
 
 
 def test_participants_and_outsiders_never_reach_the_timeline(app, dyad_setup, make_user) -> None:
@@ -367,6 +464,10 @@ def test_dyad_page_shows_sessions_one_above_the_other(
     later = add_recording(
         app, db, dyad_setup["study"], dyad_setup["dyad"], owner, sample_mp4, "Session 5"
     )
+    waiting = owner_web.get(f"/dyads/{dyad_setup['dyad'].id}/timeline").get_data(as_text=True)
+    assert 'data-total="dyad"' not in waiting  # nothing stored yet
+    assert "Some figures are being computed" in waiting and 'hx-trigger="every 3s"' in waiting
+    dyad_setup["compute"]()
     resp = owner_web.get(f"/dyads/{dyad_setup['dyad'].id}/timeline")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
@@ -377,13 +478,41 @@ def test_dyad_page_shows_sessions_one_above_the_other(
     assert json.loads(second.group(1))["pairs"] == []
     assert "<strong>1 pair</strong>" in html and "<strong>0 pairs</strong>" in html
     assert 'co-marking <strong data-figure="co-marking">50%</strong>' in html
+    assert "hx-trigger" not in html
+    syncs = [json.loads(m.group(1))["figures"]["synchrony"] for m in (first, second)]
+    total = re.search(r'<p data-total="dyad">(.*?)</p>', html, re.S).group(1)
+    assert " ".join(re.sub(r"<[^>]+>", "", total).split()) == (
+        "All 2 sessions: 1 pair among 2 therapist and 2 client moments · co-marking 50% "
+        "(pooled) · mean synchrony " + f"{np.mean([s['grand_mean'] for s in syncs]):.3f}"
+    )
+
+
+def test_dyad_page_with_a_recording_shorter_than_the_synchrony_window(
+    app, db, owner, owner_web, dyad_setup, sample_mp4
+) -> None:
+    """It answered 500: the template read synchrony.grand_mean of an error."""
+    short = add_recording(
+        app, db, dyad_setup["study"], dyad_setup["dyad"], owner, sample_mp4, "Short", analysis=False
+    )
+    derived = Storage(app.config["RECORDINGS_DIR"]).derived_dir(short.storage_key)
+    left, right = motion(seconds=10)  # 10 s: shorter than one 30 s window
+    (derived / "analysis.json").write_text(
+        json.dumps({"motion_energy": {"rate_hz": 25.0, "left": left, "right": right}})
+    )
+    owner_web.get(f"/dyads/{dyad_setup['dyad'].id}/timeline")
+    dyad_setup["compute"]()
+    resp = owner_web.get(f"/dyads/{dyad_setup['dyad'].id}/timeline")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    sync = owner_web.get(f"/recordings/{short.id}/timeline.json").json["figures"]["synchrony"]
+    assert sync["error"] and sync["grand_mean"] is None
+    assert sync["error"] in html.replace("&#39;", "'")
 
 
 def test_dashboard_lists_every_dyad_and_session(app, db, owner, owner_web, dyad_setup) -> None:
     study = dyad_setup["study"]
     studies.create_dyad(db, study, owner, "02")
     db.commit()
-    ts.clear_caches()
 
     def row_text() -> list[str]:
         html = owner_web.get(f"/studies/{study.id}/dashboard").get_data(as_text=True)
@@ -392,15 +521,22 @@ def test_dashboard_lists_every_dyad_and_session(app, db, owner, owner_web, dyad_
         return [" ".join(re.sub(r"<[^>]+>", "", c).split()) for c in cells]
 
     text = row_text()
-    assert text[:7] == ["01", "Session 3", "submitted", "in progress", "2 / 2", "1", "50%"]
-    # the client's lane has a span: its chance level (slow with spans) waits for the timeline
-    assert text[7] == "—"
-    owner_web.get(f"/recordings/{dyad_setup['rec'].id}/timeline/chance", htmx=True)
+    assert text[:6] == ["01", "Session 3", "submitted", "in progress", "—", "— computing…"]
+    assert dyad_setup["compute"]() == 1  # the dashboard's first view queued nothing twice
     text = row_text()
+    assert text[:7] == ["01", "Session 3", "submitted", "in progress", "2 / 2", "1", "50%"]
+    # the worker computes the chance level with spans too
     assert re.fullmatch(r"\d+% \(p = 0\.\d{3}\)", text[7]), text[7]
-    assert re.fullmatch(r"0\.\d{3}", text[8]), text[8]  # synchrony, no surrogate p yet
+    assert re.fullmatch(r"0\.\d{3} \(p = 0\.\d{3}\)", text[8]), text[8]
     html = owner_web.get(f"/studies/{study.id}/dashboard").get_data(as_text=True)
     assert "No recordings yet." in html  # dyad 02
+    assert "hx-trigger" not in html
+    foot = re.search(r'<tr data-total="study">(.*?)</tr>', html, re.S).group(1)
+    cells = [
+        " ".join(re.sub(r"<[^>]+>", "", c).split())
+        for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", foot, re.S)
+    ]
+    assert cells[:4] == ["Study, pooled over 1 session", "2 / 2", "1", "50%"]
     study_page = owner_web.get(f"/studies/{study.id}").get_data(as_text=True)
     assert f'href="/studies/{study.id}/dashboard"' in study_page
     rec, dyad = dyad_setup["rec"], dyad_setup["dyad"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 
 from ipr.exports import provenance
 from ipr.exports.data import ExportStudy, format_timecode
@@ -43,15 +44,27 @@ def _cell(kind: str, value: object) -> str:
     return escape_cell(str(value))
 
 
-def to_csv(data: ExportStudy, *, include_text: bool = True) -> bytes:
-    """Every moment of `data` as CSV bytes; identical input gives identical bytes."""
+def iter_csv(
+    data: ExportStudy, *, include_text: bool = True, rows_per_chunk: int = 1000
+) -> Iterator[bytes]:
+    """The CSV in chunks of rows, in one pass (a study's export is streamed as it is written)."""
     cols = columns(data, include_text=include_text)
     buffer = io.StringIO()
     for key, value in provenance.rows(data):
         buffer.write(f"{COMMENT}{key}: {value}\r\n")
     writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")
     writer.writerow([c.name for c in cols])
-    for ctx, moment in iter_rows(data):
+    for n, (ctx, moment) in enumerate(iter_rows(data), 1):
         values = moment_values(ctx, moment)
         writer.writerow([_cell(c.kind, values[c.name]) for c in cols])
-    return buffer.getvalue().encode("utf-8-sig")
+        if n % rows_per_chunk == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def to_csv(data: ExportStudy, *, include_text: bool = True) -> bytes:
+    """Every moment of `data` as CSV bytes; identical input gives identical bytes."""
+    return b"".join(iter_csv(data, include_text=include_text))

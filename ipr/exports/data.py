@@ -40,6 +40,8 @@ def _as(kind: type, value: object) -> object:
 
 
 def _frozen_map(value: Mapping) -> Mapping:
+    if isinstance(value, MappingProxyType):  # already read-only (shared by many moments)
+        return value
     return MappingProxyType(dict(value))
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from dataclasses import replace
 from importlib import resources
 
 from ipr.exports import provenance
-from ipr.exports.data import ExportMoment, ExportRecording, ExportStudy
+from ipr.exports.data import ExportDyad, ExportMoment, ExportRecording, ExportStudy
 
 FORMAT_NAME = "ipr-annotator-export"
 SCHEMA_VERSION = 1
@@ -84,6 +86,15 @@ def _recording(recording: ExportRecording, include_text: bool) -> dict:
     }
 
 
+def _dyad(d: ExportDyad, include_text: bool) -> dict:
+    return {
+        "code": d.code,
+        "therapist_code": d.therapist_code,
+        "client_code": d.client_code,
+        "recordings": [_recording(r, include_text) for r in d.recordings],
+    }
+
+
 def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
     """The export as plain JSON-ready data (what `to_json` serialises)."""
     return {
@@ -113,17 +124,24 @@ def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
                 }
                 for s in data.scales
             ],
-            "dyads": [
-                {
-                    "code": d.code,
-                    "therapist_code": d.therapist_code,
-                    "client_code": d.client_code,
-                    "recordings": [_recording(r, include_text) for r in d.recordings],
-                }
-                for d in data.dyads
-            ],
+            "dyads": [_dyad(d, include_text) for d in data.dyads],
         },
     }
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def iter_json(data: ExportStudy, *, include_text: bool = True) -> Iterator[bytes]:
+    """`to_json`'s bytes in chunks, one dyad at a time (a study's export is streamed)."""
+    head = to_document(replace(data, dyads=()), include_text=include_text)
+    text = _dumps(head)
+    assert text.endswith('"dyads":[]}}')
+    yield text[: -len("]}}")].encode()
+    for i, dyad in enumerate(data.dyads):
+        yield (("," if i else "") + _dumps(_dyad(dyad, include_text))).encode()
+    yield b"]}}\n"
 
 
 def to_json(data: ExportStudy, *, include_text: bool = True) -> bytes:

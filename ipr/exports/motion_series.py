@@ -2,7 +2,7 @@
 and the synchrony figures with every parameter they were computed with (docs/exports.md).
 
 Pure functions of a recording's stored analysis (``analysis.json``'s ``motion_energy``) and its
-synchrony figures (``ipr.timeline_service.synchrony_figures``); all return bytes.
+stored synchrony figures (``ipr.figures``, computed by the worker); all return bytes.
 """
 
 from __future__ import annotations

@@ -103,6 +103,8 @@ def _send(result: dataset.ExportResult) -> Response:
         resp.headers["Content-Length"] = str(path.stat().st_size)
         if not result.keep:
             resp.call_on_close(lambda: path.unlink(missing_ok=True))  # also if never read
+    elif result.chunks is not None:
+        resp = Response(iter(result.chunks))  # plain data by now: no database while streaming
     else:
         resp = Response(result.content or b"")
     resp.headers["Content-Type"] = result.media_type
@@ -152,6 +154,7 @@ def _make(
         user=who,
         ip=client_ip(),
         queue=huey(),
+        stream=True,
     )
     db().commit()
     return result

@@ -60,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.configure(cfg["LOG_LEVEL"], cfg["LOG_FORMAT"])
     app.extensions["ipr_db"] = Database(cfg["DATABASE_URL"])
     app.extensions["ipr_huey"] = make_huey(cfg, instance_path)
+    app.extensions["ipr_db"].queue = app.extensions["ipr_huey"]
     app.extensions["ipr_storage"] = Storage(cfg["RECORDINGS_DIR"])
     app.extensions["ipr_rate"] = RateLimiter(cfg["WRITE_RATE_PER_MINUTE"], cfg["REDIS_URL"])
     grants = MediaGrants(cfg["MEDIA_GRANT_SECONDS"])

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ipr import audit, studies
 from ipr.access import get_or_404, require_role, role_in, scoped
@@ -25,8 +27,25 @@ SECTIONS = {
 }
 
 
+def _preload_dyads(study: Study) -> None:
+    """The dyads with their participants and recordings in three statements, not two per dyad
+    (the study page lists them all)."""
+    dyads = (
+        db()
+        .scalars(
+            select(Dyad)
+            .where(Dyad.study_id == study.id)
+            .order_by(Dyad.code)
+            .options(selectinload(Dyad.participants), selectinload(Dyad.recordings))
+        )
+        .all()
+    )
+    set_committed_value(study, "dyads", list(dyads))
+
+
 def _study_ctx(study: Study, **extra: Any) -> dict[str, Any]:
     role = role_in(db(), user(), study.id)
+    _preload_dyads(study)
     ctx = {
         "study": study,
         "role": role,

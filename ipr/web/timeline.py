@@ -11,7 +11,7 @@ from ipr import timeline_service as ts
 from ipr.access import get_or_404
 from ipr.models import Dyad, Recording, Study
 from ipr.web.api import api_user, token_required
-from ipr.web.context import db, login_required, render, storage, user
+from ipr.web.context import db, login_required, render, user
 
 bp = Blueprint("timeline", __name__)
 
@@ -50,16 +50,21 @@ def _page_payload(rec: Recording, tl: ts.Timeline) -> dict[str, Any]:
     }
 
 
+def _context(rec: Recording) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"rec": rec, "dyad": rec.dyad, "study": rec.dyad.study, "tl": None}
+    if rec.status == "ready" and rec.duration_ms:
+        tl = ts.timeline(db(), rec, _tolerance(rec))
+        ctx.update(tl=tl, f=tl.figures, payload=_page_payload(rec, tl))
+    return ctx
+
+
 @bp.get("/recordings/<int:recording_id>/timeline")
 @login_required
 def page(recording_id: int) -> Any:
-    """The whole page; an htmx request (the tolerance control) gets the figures panel alone."""
+    """The whole page; an htmx request (the tolerance control, or the panel polling while the
+    worker computes) gets the figures panel alone."""
     rec = get_or_404(db(), Recording, recording_id, user())
-    ctx: dict[str, Any] = {"rec": rec, "dyad": rec.dyad, "study": rec.dyad.study, "tl": None}
-    if rec.status == "ready" and rec.duration_ms:
-        tl = ts.timeline(db(), storage(), rec, _tolerance(rec))
-        ctx.update(tl=tl, f=tl.figures, payload=_page_payload(rec, tl))
-    return render("timeline/page.html", "timeline/_figures.html", **ctx)
+    return render("timeline/page.html", "timeline/_figures.html", **_context(rec))
 
 
 @bp.get("/recordings/<int:recording_id>/timeline.json")
@@ -67,27 +72,26 @@ def page(recording_id: int) -> Any:
 def data(recording_id: int) -> Any:
     """The API's payload for the page's own tolerance control (cookie login, read-only)."""
     rec = get_or_404(db(), Recording, recording_id, user())
-    return jsonify(ts.timeline(db(), storage(), rec, _tolerance(rec)).to_dict())
+    return jsonify(ts.timeline(db(), rec, _tolerance(rec)).to_dict())
 
 
 @bp.get("/recordings/<int:recording_id>/timeline/chance")
 @login_required
 def chance(recording_id: int) -> Any:
-    """The co-marking figure with its chance baseline, which can take seconds the first time."""
+    """The co-marking figure with its chance baseline, as stored (polls while computing)."""
     rec = get_or_404(db(), Recording, recording_id, user())
-    tl = ts.timeline(db(), storage(), rec, _tolerance(rec), chance="compute")
-    return render(
-        "timeline/_comarking.html", "timeline/_comarking.html", rec=rec, tl=tl, f=tl.figures
-    )
+    ctx = _context(rec)
+    return render("timeline/_comarking.html", "timeline/_comarking.html", **ctx)
 
 
 @bp.get("/recordings/<int:recording_id>/timeline/synchrony")
 @login_required
 def synchrony(recording_id: int) -> Any:
-    """The synchrony-versus-surrogates figure, computed once (seconds) and then kept."""
+    """The synchrony-versus-surrogates figure, as stored (polls while computing)."""
     rec = get_or_404(db(), Recording, recording_id, user())
-    sync = ts.synchrony_figures(storage(), rec, surrogates="compute")
-    return render("timeline/_synchrony.html", "timeline/_synchrony.html", rec=rec, sync=sync)
+    ctx = _context(rec)
+    sync = ctx["f"].get("synchrony") if ctx.get("f") else None
+    return render("timeline/_synchrony.html", "timeline/_synchrony.html", sync=sync, **ctx)
 
 
 @bp.get("/dyads/<int:dyad_id>/timeline")
@@ -98,30 +102,43 @@ def dyad(dyad_id: int) -> Any:
     sessions = []
     for rec in d.recordings:
         if rec.status == "ready" and rec.duration_ms:
-            tl = ts.timeline(db(), storage(), rec, d.study.alignment_tolerance_ms, chance="auto")
+            tl = ts.timeline(db(), rec, d.study.alignment_tolerance_ms)
             sessions.append(
                 {"rec": rec, "tl": tl, "f": tl.figures, "payload": _page_payload(rec, tl)}
             )
         else:
             sessions.append({"rec": rec, "tl": None})
-    return render("timeline/dyad.html", dyad=d, study=d.study, sessions=sessions)
+    pending = any(s["tl"] is not None and s["tl"].pending for s in sessions)
+    total = ts.fig.aggregate(
+        ts.fig.summary_of(s["f"]) for s in sessions if s["tl"] is not None and s["f"] is not None
+    )
+    return render(
+        "timeline/dyad.html", dyad=d, study=d.study, sessions=sessions, pending=pending,
+        total=total,
+    )  # fmt: skip
 
 
 @bp.get("/studies/<int:study_id>/dashboard")
 @login_required
 def dashboard(study_id: int) -> Any:
-    """Every dyad × session: recall states, counts, co-marking against chance, synchrony."""
+    """Every dyad × session: recall states, counts, co-marking against chance, synchrony.
+
+    An htmx request (the table polling while figures are computed) gets the table alone."""
     study = get_or_404(db(), Study, study_id, user())
-    rows = ts.study_dashboard(db(), storage(), study)
-    return render("timeline/dashboard.html", study=study, rows=rows)
+    rows = ts.study_dashboard(db(), study)
+    pending = any(r.state in ("computing", "updating") for _, rs in rows for r in rs)
+    total = ts.pooled(r for _, rs in rows for r in rs)
+    return render(
+        "timeline/dashboard.html", "timeline/_dashboard_table.html", study=study, rows=rows,
+        pending=pending, total=total,
+    )  # fmt: skip
 
 
 @bp.get("/api/v1/recordings/<int:recording_id>/timeline")
 @token_required
 def api(recording_id: int) -> Any:
     rec = get_or_404(db(), Recording, recording_id, api_user())
-    tl = ts.timeline(db(), storage(), rec, _tolerance(rec), chance="compute", surrogates="compute")
-    return jsonify(tl.to_dict())
+    return jsonify(ts.timeline(db(), rec, _tolerance(rec)).to_dict())
 
 
 def timeline_paths() -> dict[str, Any]:
@@ -205,9 +222,18 @@ def timeline_paths() -> dict[str, Any]:
                 "type": "object",
                 "properties": {"therapist": ids, "client": ids},
             },
+            "figures_status": {
+                "type": ["object", "null"],
+                "description": "How current the stored figures are: state (fresh, updating: "
+                "shown from an older version of the moments while the worker recomputes, "
+                "computing: none stored yet, failed), moments_version they were computed "
+                "from, current_version, computed_at, error, app_version, params (every "
+                "parameter used)",
+            },
             "figures": {
-                "type": "object",
-                "description": "Agreement figures of docs/timeline.md (co_marking_rate, chance "
+                "type": ["object", "null"],
+                "description": "Stored figures (null while computing), from blind-phase "
+                "moments only. Agreement figures of docs/timeline.md (co_marking_rate, chance "
                 "with expected_rate and p_value, lag medians, the time-unit kappa with its "
                 "bin_ms, observed and expected agreement, per_code, code_cooccurrence), "
                 "synchrony (windowed cross-correlation of the two motion-energy curves, its "
@@ -234,9 +260,16 @@ def timeline_paths() -> dict[str, Any]:
                     {
                         "name": "tolerance_ms",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 0, "maximum": ts.MAX_TOLERANCE_MS},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": ts.MAX_TOLERANCE_MS,
+                            "multipleOf": ts.TOLERANCE_STEP_MS,
+                        },
                         "description": "Largest gap between two moments that may pair; "
-                        "default: the study's alignment tolerance",
+                        "default: the study's alignment tolerance (always accepted). Other "
+                        "values: 0–60,000 ms in 100 ms steps, computed by the worker (the "
+                        "answer says computing until then)",
                     }
                 ],
                 "responses": {

@@ -87,6 +87,7 @@
   Board.prototype.setMatching = function (payload) {
     this.data.pairs = payload.pairs;
     this.data.unmatched = payload.unmatched;
+    this.data.figures_status = payload.figures_status;
     this.data.tolerance_ms = payload.tolerance_ms;
     this.data.figures = payload.figures;
     this.index();
@@ -663,7 +664,8 @@
   }
 
   function initMinis() {
-    document.querySelectorAll("canvas.tl-mini").forEach(function (canvas) {
+    document.querySelectorAll("canvas.tl-mini:not([data-drawn])").forEach(function (canvas) {
+      canvas.setAttribute("data-drawn", "1");
       var node = document.getElementById(canvas.getAttribute("data-source"));
       if (!node) return;
       var board = new Board(canvas, JSON.parse(node.textContent), { mini: true });
@@ -673,4 +675,18 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { initPage(); initMinis(); });
+
+  // figures are computed by the worker: when a polled panel (or dyad page) arrives fresh,
+  // draw the new pairs too
+  document.addEventListener("htmx:afterSettle", function () {
+    initMinis();
+    var panel = document.getElementById("figures"), board = window.iprTimeline;
+    if (!panel || !board || panel.getAttribute("data-state") !== "fresh") return;
+    var st = board.data.figures_status;
+    if (st && st.state === "fresh") return;
+    fetchJson(board.data.urls.data + "?tolerance_ms=" + board.data.tolerance_ms).then(function (payload) {
+      board.data.figures_status = payload.figures_status;
+      board.setMatching(payload);
+    });
+  });
 })();

@@ -189,7 +189,10 @@ def seed(server: LiveServer, who: str, video: Path) -> dict[str, int]:
                         )  # fmt: skip
             s.commit()
             ids.setdefault("rec", rec.id)
-        return ids
+    # what a worker does after moments change: compute and store the figures
+    done = server.flask("ipr", "figures", "--study", str(ids["study"]))
+    assert done.returncode == 0, done.stderr
+    return ids
 
 
 def shoot(page: Page, name: str, *, full_page: bool = False) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 
 import pytest
 
-from ipr.exports.csv_ import escape_cell, to_csv, unescape_cell
+from ipr.exports.csv_ import escape_cell, iter_csv, to_csv, unescape_cell
 from ipr.exports.data import ExportDataError, ExportMoment, ExportRecording, format_timecode
-from ipr.exports.json_ import schema, to_document, to_json
+from ipr.exports.json_ import iter_json, schema, to_document, to_json
 from tests.exports.conftest import make_study
 
 HEADER = (
@@ -237,3 +238,15 @@ def test_schema_validator_catches_a_broken_document(study):
         "$.study: missing name",
         "$.study.dyads[0].recordings[0].moments[0].lane: 'observer' not in ['therapist', 'client']",
     ]
+
+
+@pytest.mark.parametrize("include_text", [True, False])
+def test_streamed_csv_and_json_are_the_same_bytes_in_chunks(study, include_text):
+    """The app streams study exports chunk by chunk; the bytes are exactly the file's."""
+    rows = list(iter_csv(study, include_text=include_text, rows_per_chunk=2))
+    assert len(rows) > 2 and b"".join(rows) == to_csv(study, include_text=include_text)
+    parts = list(iter_json(study, include_text=include_text))
+    assert len(parts) == len(study.dyads) + 2
+    assert b"".join(parts) == to_json(study, include_text=include_text)
+    empty = list(iter_json(replace(study, dyads=()), include_text=include_text))
+    assert b"".join(empty) == to_json(replace(study, dyads=()), include_text=include_text)
