@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -279,9 +280,9 @@ DEMO_PASSWORD = "demo-password-ipr"
 @ipr_cli.command("demo")
 @click.option(
     "--base-url",
-    default="http://127.0.0.1:5000",
-    show_default=True,
-    help="Where the app is served, for the printed links.",
+    default=None,
+    help="Where the app is served, for the printed links. Default: IPR_BASE_URL, else "
+    "http://127.0.0.1:$PORT (5000 when PORT is unset).",
 )
 @click.option(
     "--length",
@@ -290,12 +291,13 @@ DEMO_PASSWORD = "demo-password-ipr"
     show_default=True,
     help="Length of the generated demo recording in seconds.",
 )
-def demo(base_url: str, seconds: int) -> None:
+def demo(base_url: str | None, seconds: int) -> None:
     """Seed the demo study (dyads, codebook, scales, a processed recording with moments) and
     print the researcher login and the participants' links."""
     from ipr import demo as demo_data
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    base_url = printed_base_url(base_url, app.config["BASE_URL"], os.environ.get("PORT"))
     dbmod.upgrade(app.config["DATABASE_URL"])
     with _db() as s:
         user = s.scalar(select(User).where(User.email == DEMO_EMAIL))
@@ -322,6 +324,11 @@ def demo(base_url: str, seconds: int) -> None:
                 "  (Participant links were printed when the demo was first made; "
                 "make new ones on the recording page.)"
             )
+
+
+def printed_base_url(given: str | None, configured: str, port: str | None) -> str:
+    """The address printed links use: --base-url, else IPR_BASE_URL, else the actual port."""
+    return (given or configured or f"http://127.0.0.1:{port or 5000}").rstrip("/")
 
 
 def init_app(app: Flask) -> None:

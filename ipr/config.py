@@ -175,6 +175,25 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "BASE_URL",
+        "",
+        "Where participants and researchers reach the app (e.g. https://ipr.example.org), for "
+        "every printed or e-mailed link. Empty: the address of the request (the CLI: "
+        "http://127.0.0.1:$PORT).",
+    ),
+    Setting(
+        "SMTP_URL",
+        "",
+        "SMTP server for invitation and reminder e-mails: smtp://host:port (smtps:// for TLS, "
+        "smtp+starttls:// for STARTTLS, user:password@ before the host to log in). Empty: no "
+        "e-mail buttons.",
+    ),
+    Setting(
+        "SMTP_FROM",
+        "",
+        "The From address of invitation e-mails (e.g. ipr@clinic.example.org).",
+    ),
+    Setting(
         "X_ACCEL_REDIRECT",
         "",
         "When set (e.g. /protected-media/), media bytes are handed to nginx with "

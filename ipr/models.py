@@ -163,6 +163,11 @@ class Study(Base):
     allow_early_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
     resume_after_save: Mapped[bool] = mapped_column(Boolean, default=True)
     require_2fa: Mapped[bool] = mapped_column(Boolean, default=False)
+    # every language participants may read the study in; None: only ``language``
+    languages: Mapped[list[str] | None] = mapped_column(JSON)
+    # study texts in the other languages: {"instructions"|"invitation"|"reminder": {lang: text}};
+    # invitation and reminder texts in the main language live here too
+    texts: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     # ipr.motion.MotionSettings as stored, plus "regions" (the default drawn regions)
     motion_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -206,6 +211,8 @@ class Code(Base):
     colour: Mapped[str] = mapped_column(String(7), default="#4c78a8")
     shortcut: Mapped[str | None] = mapped_column(String(1))
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # the name and description in the study's other languages: {lang: {"name", "description"}}
+    translations: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     study: Mapped[Study] = relationship(back_populates="codes")
 
 
@@ -221,6 +228,8 @@ class RatingScale(Base):
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     required: Mapped[bool] = mapped_column(Boolean, default=False)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # the name and anchors in the study's other languages: {lang: {"name", "labels": {v: text}}}
+    translations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     study: Mapped[Study] = relationship(back_populates="scales")
 
 
@@ -252,6 +261,7 @@ class Participant(Base):
     dyad_id: Mapped[int] = mapped_column(ForeignKey("dyads.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     code: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str | None] = mapped_column(String(8))  # None: the study's language
     dyad: Mapped[Dyad] = relationship(back_populates="participants")
 
 
@@ -347,6 +357,10 @@ class RecallSession(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     pin_hash: Mapped[str | None] = mapped_column(String(255))
     last_position_ms: Mapped[int] = mapped_column(Integer, default=0)
+    # The furthest point watched: what the researcher reads as progress (seeking back keeps it).
+    furthest_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    paused_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # "Stop for now": a break
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -229,6 +229,8 @@ def cookie_binding(rs: RecallSession) -> str:
 
 
 def mark_started(db: Session, rs: RecallSession) -> None:
+    rs.last_seen_at = utcnow()
+    rs.paused_at = None
     if rs.status == "invited":
         rs.status = "in_progress"
         rs.started_at = utcnow()
@@ -591,8 +593,16 @@ def correct_moment(db: Session, m: Moment, user: User, data: dict[str, Any]) -> 
 def save_position(db: Session, rs: RecallSession, t_ms: Any) -> None:
     t = _int(t_ms, "t_ms")
     rs.last_position_ms = max(0, min(t, rs.recording.duration_ms or 0))
+    rs.furthest_ms = max(rs.furthest_ms or 0, rs.last_position_ms)
     mark_started(db, rs)
     db.commit()
+
+
+def take_break(rs: RecallSession) -> None:
+    """The participant chose *Stop for now*: the invitations panel shows a break until they
+    come back. Does not commit."""
+    if rs.status != "submitted":
+        rs.paused_at = rs.last_seen_at = utcnow()
 
 
 def finish(db: Session, rs: RecallSession, *, actor: str) -> None:

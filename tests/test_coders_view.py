@@ -4,6 +4,7 @@ never change the participants' figures (the recording of tests/test_timeline_vie
 from __future__ import annotations
 
 import ipr
+from ipr import figures as figures_layer
 from ipr import timeline_service as ts
 from ipr.models import ResearcherAnnotation
 from tests.test_timeline_view import dyad_setup, sample_mp4  # noqa: F401 (fixtures)
@@ -22,7 +23,7 @@ def test_second_coder_gets_a_layer_and_leaves_participant_figures_alone(
     owner_web,
 ) -> None:
     rec, ids, codes, api = (dyad_setup[k] for k in ("rec", "ids", "codes", "api"))
-    ts.clear_caches()
+    dyad_setup["compute"]()
     before = figures(api, rec.id)
     export_before = api(f"/api/v1/recordings/{rec.id}/export.json").json
     # Before: the client's own codes (Insight on c1) against the one coder (Rupture on c2).
@@ -42,7 +43,9 @@ def test_second_coder_gets_a_layer_and_leaves_participant_figures_alone(
             codes=[codes["rupture"]], note="",
         )
     )  # fmt: skip
+    figures_layer.mark_stale(db, rec.id, rec.study_id)  # as recall.annotate does
     db.commit()
+    dyad_setup["compute"]()
     after = figures(api, rec.id)
     export_after = api(f"/api/v1/recordings/{rec.id}/export.json").json
     for doc in (export_before, export_after):  # the export's participant figures, unchanged too
@@ -89,7 +92,9 @@ def test_exports_keep_each_coder_and_carry_provenance(db, dyad_setup, make_user)
             codes=[codes["insight"], codes["rupture"]], note="both",
         )
     )  # fmt: skip
+    figures_layer.mark_stale(db, rec.id, rec.study_id)  # as recall.annotate does
     db.commit()
+    dyad_setup["compute"]()
     doc = api(f"/api/v1/recordings/{rec.id}/export.json").json
     moments = doc["study"]["dyads"][0]["recordings"][0]["moments"]
     c2 = next(m for m in moments if m["id"] == ids["c2"])

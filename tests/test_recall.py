@@ -409,3 +409,33 @@ def test_researcher_codes_a_moment_in_a_layer_of_their_own(
     viewer = Web(app)
     viewer.login("viewer@example.org")
     assert viewer.post(f"/moments/{mid}/annotation", {"note": "x"}, htmx=True).status_code == 403
+
+
+def test_progress_shows_the_furthest_point_watched_not_the_last(app, db, recall_env, owner_web):
+    created = recall_env["invite"]("client")
+    web = participant(app, created["url"])
+    pos = f"/recall/{created['id']}/position"
+    for t_ms in (4200, 2500, 1000):  # watched to 0:04, then went back to look again
+        assert jpost(web, pos, {"t_ms": t_ms}).status_code == 204
+    rs = db.get(RecallSession, created["id"])
+    db.refresh(rs)
+    assert (rs.last_position_ms, rs.furthest_ms) == (1000, 4200)
+    html = owner_web.get(f"/recordings/{recall_env['rec'].id}").get_data(as_text=True)
+    assert "watched to 0:04" in html and "watched to 0:01" not in html
+    # the participant comes back where they were, not where they had got to
+    page = web.client.get(f"/recall/{created['id']}").get_data(as_text=True)
+    assert '"last_position_ms": 1000' in page
+
+
+def test_a_finished_participant_sees_no_break_stop_or_mark(app, db, recall_env) -> None:
+    created = recall_env["invite"]("client")
+    web = participant(app, created["url"])
+    page = f"/recall/{created['id']}"
+    before = web.client.get(page).get_data(as_text=True)
+    assert all(f'id="{b}"' in before for b in ("break-btn", "stop-btn", "finish-btn", "mark-btn"))
+    jpost(web, f"/recall/{created['id']}/finish", {})
+    after = web.client.get(page).get_data(as_text=True)
+    assert not any(
+        f'id="{b}"' in after for b in ("break-btn", "stop-btn", "finish-btn", "mark-btn")
+    )
+    assert 'id="locked-note"' in after

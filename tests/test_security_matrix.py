@@ -191,6 +191,8 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("recall_admin.correct", "POST"): ("editor", True),  # rewrites a moment (audited)
     ("recall_admin.unlock", "POST"): ("editor", False),
     ("api_imports.create_import", "POST"): ("editor", False),
+    ("recall_admin.email", "POST"): ("editor", False),  # SMTP set in the world: queues an e-mail
+    ("studies.save_texts", "POST"): ("editor", False),
     ("ops.healthz", "GET"): ("public", False),
     ("ops.readyz", "GET"): ("public", False),
     ("ops.metrics_view", "GET"): ("public", False),  # the test client is 127.0.0.1 (METRICS_ALLOW)
@@ -326,6 +328,7 @@ class Identity:
 @pytest.fixture
 def world(app, db, owner, owner_web, study, make_user):
     """One study with a ready recording, two self-guided recall sessions and every identity."""
+    app.config.update(SMTP_URL="smtp://127.0.0.1:9", SMTP_FROM="study@example.org")  # never sent
     owner_web.post(f"/studies/{study.id}/dyads", {"code": "01"})
     owner_web.post(f"/studies/{study.id}/codes", {"name": "Insight", "colour": "#123456"})
     db.expire_all()

@@ -50,10 +50,10 @@ def iter_csv(
     """The CSV in chunks of rows, in one pass (a study's export is streamed as it is written)."""
     cols = columns(data, include_text=include_text)
     buffer = io.StringIO()
+    buffer.write("\ufeff")  # the BOM opens the file, before the provenance lines
     for key, value in provenance.rows(data):
         buffer.write(f"{COMMENT}{key}: {value}\r\n")
     writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")
     writer.writerow([c.name for c in cols])
     for n, (ctx, moment) in enumerate(iter_rows(data), 1):
         values = moment_values(ctx, moment)

@@ -136,6 +136,7 @@ def _dumps(value: object) -> str:
 def iter_json(data: ExportStudy, *, include_text: bool = True) -> Iterator[bytes]:
     """`to_json`'s bytes in chunks, one dyad at a time (a study's export is streamed)."""
     head = to_document(replace(data, dyads=()), include_text=include_text)
+    head["provenance"] = provenance.document(data)  # of every recording, not of the empty head
     text = _dumps(head)
     assert text.endswith('"dyads":[]}}')
     yield text[: -len("]}}")].encode()

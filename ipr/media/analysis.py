@@ -14,6 +14,9 @@ import numpy as np
 # Scene cuts, on the mean absolute grey-level difference between consecutive frames (0..255).
 CUT_MIN_SCORE = 8.0  # a hard cut changes the picture by at least this much on average
 CUT_RATIO = 3.0  # ... and stands out this many times above the surrounding frames' median
+# ... and is not a change of the whole picture's level (a light switched on, a uniform background
+# changing colour): with the mean change taken out, this share of the score must remain.
+CUT_SHAPE_FRACTION = 0.3
 CUT_WINDOW_MS = 1_000  # the surroundings: this much on each side
 MIN_SCENE_MS = 500  # cuts closer than this to the previous one are flashes, not scenes
 FREEZE_MAX_SCORE = 0.05  # a frame this close to the previous one is a held (frozen) picture
@@ -132,6 +135,7 @@ class FrameAnalyzer:
         self._prev: np.ndarray | None = None
         self._scores: list[np.ndarray] = []
         self._means: list[np.ndarray] = []
+        self._shapes: list[np.ndarray] = []
         self._motion: list[np.ndarray] = []
         self._repeated: list[np.ndarray] = []
         self.frames = 0
@@ -149,8 +153,11 @@ class FrameAnalyzer:
         diff -= np.minimum(frames, before)
         pixels = self.width * self.height
         flat = diff.reshape(n, -1)
-        self._scores.append(flat.sum(axis=1, dtype=np.uint64) / pixels)
-        self._means.append(frames.reshape(n, -1).sum(axis=1, dtype=np.uint64) / pixels)
+        scores = flat.sum(axis=1, dtype=np.uint64) / pixels
+        means = frames.reshape(n, -1).sum(axis=1, dtype=np.uint64) / pixels
+        self._scores.append(scores)
+        self._means.append(means)
+        self._shapes.append(self._shape_scores(frames, before, scores))
         # a frame identical to the one before in every analysed pixel is a repeat the constant
         # rate filled in (camera pictures always carry some sensor noise); frame 0 is not
         repeated = flat.max(axis=1) == 0
@@ -167,9 +174,25 @@ class FrameAnalyzer:
         self._prev = frames[-1].copy()
         self.frames += n
 
+    @staticmethod
+    def _shape_scores(frames: np.ndarray, before: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Mean absolute difference with the mean difference taken out: what is left of a
+        change once the picture's overall level shift is removed. Only frames that could be a
+        hard cut (score >= CUT_MIN_SCORE, a few per minute) are measured; the rest are 0."""
+        shapes = np.zeros(len(frames))
+        for k in np.flatnonzero(scores >= CUT_MIN_SCORE).tolist():
+            d = frames[k].astype(np.int16) - before[k].astype(np.int16)
+            shapes[k] = float(np.abs(d - d.mean()).mean())
+        return shapes
+
     @property
     def scores(self) -> np.ndarray:
         return np.concatenate(self._scores) if self._scores else np.zeros(0)
+
+    @property
+    def shapes(self) -> np.ndarray:
+        """Per frame, the score without the overall level change (0 where no cut is possible)."""
+        return np.concatenate(self._shapes) if self._shapes else np.zeros(0)
 
     @property
     def means(self) -> np.ndarray:
@@ -192,10 +215,18 @@ def frame_ms(index: int, fps_num: int, fps_den: int) -> int:
 
 
 def detect_cuts(
-    scores: np.ndarray, fps_num: int, fps_den: int, means: np.ndarray | None = None
+    scores: np.ndarray,
+    fps_num: int,
+    fps_den: int,
+    means: np.ndarray | None = None,
+    shapes: np.ndarray | None = None,
 ) -> list[int]:
     """Frame indices that start a new scene: hard cuts, and the picture's return after a
     black hold (`means`, the frames' mean grey levels, tells black holds from still pictures).
+
+    `shapes` (``FrameAnalyzer.shapes``) keeps a change of the whole picture's level (a uniform
+    background changing colour) from passing for a cut. A black hold entered by a hard cut is
+    one transition: the cut into it is the new scene, the picture's return is not another one.
     """
     scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
@@ -209,6 +240,8 @@ def detect_cuts(
         return []
     base = _surrounding_median(scores, half)
     hard = (scores >= CUT_MIN_SCORE) & (scores >= CUT_RATIO * np.maximum(base, 0.5))
+    if shapes is not None:
+        hard &= np.asarray(shapes, dtype=np.float64)[:n] >= CUT_SHAPE_FRACTION * scores
     # A black hold: consecutive frames that do not change and are dark; frozen[i] is the length
     # of the hold that ends just before frame i.
     held = (scores <= FREEZE_MAX_SCORE) & (np.asarray(means)[:n] <= BLACK_MAX_MEAN)
@@ -217,7 +250,9 @@ def detect_cuts(
     last_change = np.maximum.accumulate(np.where(held, -1, idx))
     run = idx - last_change  # length of the hold ending at i (0 if frame i is not held)
     frozen = np.concatenate([[0], run[:-1]])
-    after_hold = (frozen >= freeze_frames) & (scores >= FREEZE_END_SCORE)
+    entered = np.maximum(idx - frozen - 1, 0)  # the frame that changed into the hold
+    entered_by_cut = hard[entered] & (entered >= 1)
+    after_hold = (frozen >= freeze_frames) & (scores >= FREEZE_END_SCORE) & ~entered_by_cut
     candidates = np.flatnonzero(hard | after_hold)
     cuts: list[int] = []
     for i in candidates.tolist():

@@ -137,22 +137,26 @@ def cut_clip(
     """Write [start_ms, end_ms) of our playable copy as its own MP4, metadata stripped.
 
     When the clip starts on a keyframe the streams are copied (seconds); otherwise the clip is
-    re-encoded so that it still starts exactly at `start_ms`.
+    re-encoded so that it still starts exactly at `start_ms`. A clip that starts at or before
+    the first video frame (a file whose first keyframe is at 21 ms, say) starts where the file
+    starts: it is copied from there, without a seek.
     """
     if not 0 <= start_ms < end_ms:
         raise ValueError("need 0 <= start_ms < end_ms")
     if packets is None:
         packets = video_packets(playable)
-    copy = any(key and abs(t - start_ms) <= 1 for t, key in packets)
+    from_start = bool(packets) and packets[0][1] and start_ms <= packets[0][0]
+    copy = from_start or any(key and abs(t - start_ms) <= 1 for t, key in packets)
     # Stream copy stops by decode order, so count the frames instead of trusting -t alone.
     frames = sum(1 for t, _ in packets if start_ms - 1 <= t < end_ms - 1)
     codec = {"c": "copy", "frames:v": str(frames)} if copy else {**VIDEO_ENCODE, **AUDIO_ENCODE}
-    src = pinned_input(playable, "mov", seek_ms=start_ms)
+    seek_ms = 0 if from_start else start_ms
+    src = pinned_input(playable, "mov", seek_ms=seek_ms)
     clip = ffmpeg.output(
         src["v:0"],
         src["a:0?"],
         str(dst),
-        t=f"{(end_ms - start_ms) / 1000:.3f}",
+        t=f"{(end_ms - seek_ms) / 1000:.3f}",
         **codec,
         **STRIP_METADATA,
         **MP4_OUT,
@@ -203,14 +207,17 @@ def write_clips(
     *,
     packets: Sequence[tuple[int, bool]] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    thumbnails: bool = True,
 ) -> None:
     """Cut each (start, end) of ``bounds`` into ``folder``/NNN.mp4 with its NNN.jpg thumbnail
-    (NNN from 001): the clip files of a recording, at ingest and when re-segmented."""
+    (NNN from 001): the clip files of a recording, at ingest and when re-segmented. With
+    ``thumbnails=False`` the caller makes the thumbnails."""
     if packets is None:
         packets = video_packets(playable)
     folder.mkdir(parents=True, exist_ok=True)
     for i, (start, end) in enumerate(bounds, start=1):
         cut_clip(playable, folder / f"{i:03d}.mp4", start, end, packets=packets)
-        extract_thumbnail(playable, folder / f"{i:03d}.jpg", start)
+        if thumbnails:
+            extract_thumbnail(playable, folder / f"{i:03d}.jpg", start)
         if progress is not None:
             progress(i, len(bounds))

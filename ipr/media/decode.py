@@ -50,6 +50,7 @@ class Signals:
     peak: np.ndarray  # 10 ms audio windows, peak amplitude
     tiles: list[np.ndarray]  # sprite tiles, BGR
     keyframes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # frame indices
+    shapes: np.ndarray = field(default_factory=lambda: np.zeros(0))  # scores, level change removed
     repeated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per frame
 
     @classmethod
@@ -70,6 +71,7 @@ class Signals:
             peak=audio.peak if audio is not None else np.zeros(0),
             tiles=tiles,
             keyframes=np.array(keyframes or [], np.int64),
+            shapes=frames.shapes,
             repeated=frames.repeated,
         )
 
@@ -87,6 +89,7 @@ class Signals:
                 peak=self.peak,
                 tiles=tiles,
                 keyframes=self.keyframes,
+                shapes=self.shapes,
                 repeated=self.repeated,
             )
 
@@ -103,6 +106,7 @@ class Signals:
                 peak=z["peak"],
                 tiles=list(z["tiles"]),
                 keyframes=z["keyframes"],
+                shapes=z["shapes"],
                 repeated=z["repeated"] if "repeated" in z else np.zeros(0, bool),
             )
 
@@ -135,8 +139,11 @@ def decode(
     tile_every: int,
     tile_size: tuple[int, int],
     report=None,  # noqa: ANN001 - callable(frames) or None
+    thumbnail: tuple[Path, int, int] | None = None,
     threshold: int = MOTION_PIXEL_THRESHOLD,
 ) -> Signals:
+    """With ``thumbnail`` (path, width, height) the first frame is also written there as a
+    JPEG: the first clip's thumbnail, without an ffmpeg run of its own."""
     import av
 
     aw, ah = size
@@ -173,6 +180,8 @@ def decode(
 
         def emit(picture: np.ndarray, frame) -> None:  # noqa: ANN001
             index = state["next"]
+            if index == 0 and thumbnail is not None:
+                _write_jpeg(frame, *thumbnail)
             if index % tile_every == 0:
                 tile = frame.reformat(tw, th, format="bgr24", interpolation="AREA")
                 tiles.append(tile.to_ndarray())
@@ -212,6 +221,17 @@ def decode(
     return Signals.collect(frames, None, tiles, keyframes)
 
 
+def _write_jpeg(frame, path: Path, width: int, height: int) -> None:  # noqa: ANN001 - av frame
+    """Best effort: without the file the parent makes the thumbnail with ffmpeg instead."""
+    import cv2
+
+    picture = frame.reformat(width, height, format="bgr24", interpolation="AREA").to_ndarray()
+    try:
+        cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    except (cv2.error, OSError):
+        Path(path).unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ipr.media.decode")
     parser.add_argument("src", type=Path)
@@ -222,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-size", required=True, help="sprite tile size WxH")
     parser.add_argument("--tile-every", type=int, required=True)
     parser.add_argument("--regions", required=True, help="JSON list of [name, x, y, w, h]")
+    parser.add_argument("--thumbnail", type=Path, help="a JPEG of the first frame to write")
+    parser.add_argument("--thumbnail-size", default="320x180", help="its size WxH")
     parser.add_argument("--threshold", type=int, default=MOTION_PIXEL_THRESHOLD)
     args = parser.parse_args(argv)
     regions = [Region(str(n), *map(float, box)) for n, *box in json.loads(args.regions)]
@@ -242,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         args.tile_every,
         pair(args.tile_size),
         report,
+        (args.thumbnail, *pair(args.thumbnail_size)) if args.thumbnail else None,
         args.threshold,
     )
     if signals.frames == 0:

@@ -63,6 +63,8 @@ TILE_SIDE = 160  # longer side of a sprite tile
 SPRITE_COLUMNS = 10
 MAX_SPRITE_TILES = 300
 SPLIT_TOLERANCE_MS = 100  # a segment listed this close to its keyframe was cut there
+THUMB_WIDTH = 320  # clip thumbnails (extract_thumbnail's default width)
+FIRST_THUMB = "first.jpg"  # the first frame, written by the remux path's decode child
 
 Progress = Callable[[str, float], None]
 Cancelled = Callable[[], bool]
@@ -452,10 +454,12 @@ def _analyse(
     limits: RunLimits,
     progress: Progress | None,
     cancelled: Cancelled | None,
+    thumbnail: Path | None = None,
     threshold: int = MOTION_PIXEL_THRESHOLD,
 ) -> Signals:
     """The analysis decode of a file that is played as it is: ``ipr.media.decode`` in a child
-    process, under the same limits, deadline and kill switch as ffmpeg."""
+    process, under the same limits, deadline and kill switch as ffmpeg. With ``thumbnail``
+    the child also writes the first frame there (THUMB_WIDTH wide, as ``extract_thumbnail``)."""
     layout = _Layout.of(p)
     out = work / f"signals-{uuid.uuid4().hex}.npz"
     boxes = [[r.name, r.x, r.y, r.w, r.h] for r in regions]
@@ -469,6 +473,9 @@ def _analyse(
         "--regions", json.dumps(boxes),
         "--threshold", str(threshold),
     ]  # fmt: skip
+    if thumbnail is not None:
+        size = f"{THUMB_WIDTH}x{_even(THUMB_WIDTH * p.height / max(1, p.width))}"
+        args += ["--thumbnail", str(thumbnail), "--thumbnail-size", size]
     child = StreamingRun(limits)
     proc = child.start(args, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     expected = max(1, p.duration_ms * p.fps_num // (1000 * p.fps_den))
@@ -526,15 +533,27 @@ def _write_sprite(signals: Signals, layout: _Layout, p: ProbeResult, dst: Path) 
     }
 
 
-def _playable_facts(playable: Path, limits: Limits) -> tuple[int, int, int]:
-    """Duration and display size of the finished MP4, as the browser will see them."""
+@dataclass(frozen=True)
+class _Facts:
+    """The finished MP4 as the browser will see it, and its video packets when asked for."""
+
+    duration_ms: int
+    width: int
+    height: int
+    packets: list[tuple[int, bool]] | None  # (pts_ms, is_keyframe), in presentation order
+
+
+def _playable_facts(playable: Path, limits: Limits, *, packets: bool = False) -> _Facts:
+    """Duration and display size of the finished MP4 (and, with ``packets``, every video
+    packet's time and keyframe flag) from one ffprobe run."""
+    entries = "format=duration:stream=width,height" + (":packet=pts_time,flags" if packets else "")
     args = ffprobe_base(limits) + [
         "-f",
         "mov",
         "-select_streams",
         "v:0",
         "-show_entries",
-        "format=duration:stream=width,height",
+        entries,
         "-of",
         "json",
         "-i",
@@ -543,7 +562,14 @@ def _playable_facts(playable: Path, limits: Limits) -> tuple[int, int, int]:
     info = json.loads(run(args, RunLimits(timeout_s=limits.probe_timeout_s)).stdout or b"{}")
     stream = (info.get("streams") or [{}])[0]
     duration = round(float(info.get("format", {}).get("duration", 0)) * 1000)
-    return duration, int(stream.get("width", 0)), int(stream.get("height", 0))
+    listed = None
+    if packets:
+        listed = sorted(
+            (round(float(pk["pts_time"]) * 1000), "K" in pk.get("flags", ""))
+            for pk in info.get("packets", [])
+            if "pts_time" in pk
+        )
+    return _Facts(duration, int(stream.get("width", 0)), int(stream.get("height", 0)), listed)
 
 
 def ingest(
@@ -627,7 +653,8 @@ def _ingest_into(
             try:
                 signals = _analyse(
                     src, p.format_name, p, settings.regions, work, limits, progress, cancelled,
-                    settings.motion_threshold,
+                    thumbnail=work / FIRST_THUMB,
+                    threshold=settings.motion_threshold,
                 )  # fmt: skip
             except BaseException:
                 wait([copy])  # the decode's reason is the one to report; the copy just ends
@@ -638,9 +665,11 @@ def _ingest_into(
         report("transcoding", 0.0)
         signals = _transcode_with_analysis(p, playable, settings, limits, progress, cancelled)
     report("analysing", 1.0)
-    duration_ms, width, height = _playable_facts(playable, settings.limits)
+    # The packet list is needed only when the clips are cut after the copy, not by it.
+    facts = _playable_facts(playable, settings.limits, packets=split is None)
+    duration_ms, width, height = facts.duration_ms, facts.width, facts.height
     scores = signals.scores
-    cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, signals.means)
+    cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, signals.means, signals.shapes)
     scene_cuts_ms = [frame_ms(i, p.fps_num, p.fps_den) for i in cut_frames]
     silences = detect_silences(signals.rms, duration_ms=duration_ms) if p.has_audio else []
     motion = _motion(signals, p, settings.motion_threshold)
@@ -652,7 +681,10 @@ def _ingest_into(
         keyframes = [frame_ms(int(i), p.fps_num, p.fps_den) for i in signals.keyframes]
         clips = _clips_from_split(split, keyframes, duration_ms)
     if clips is None:
-        clips = _make_clips(playable, work, duration_ms, settings, scene_cuts_ms, silences, report)
+        packets = facts.packets if facts.packets is not None else video_packets(playable)
+        clips = _make_clips(
+            playable, work, duration_ms, settings, scene_cuts_ms, silences, packets, report
+        )
     result = IngestResult(
         duration_ms=duration_ms,
         width=width,
@@ -707,6 +739,8 @@ def _clips_from_split(
         shutil.rmtree(split.folder, ignore_errors=True)
         return None
     for i in range(1, len(bounds) + 1):
+        if i == 1 and _take_first_thumbnail(split.folder.parent, split.folder / "001.jpg"):
+            continue
         extract_thumbnail(split.folder / f"{i:03d}.mp4", split.folder / f"{i:03d}.jpg", 0)
     return [
         Clip(i, start, end, f"clips/{i:03d}.mp4", f"clips/{i:03d}.jpg")
@@ -721,6 +755,7 @@ def _make_clips(
     settings: IngestSettings,
     scene_cuts_ms: list[int],
     silences: list[tuple[int, int]],
+    packets: list[tuple[int, bool]],
     report: Callable[[str, float], None],
 ) -> list[Clip]:
     bounds = segment(
@@ -732,16 +767,34 @@ def _make_clips(
         scene_cuts_ms=scene_cuts_ms,
         silences_ms=silences,
     )
-    packets = video_packets(playable)
     bounds = snap_to_keyframes(bounds, [t for t, key in packets if key])
-    write_clips(
-        playable, work / "clips", bounds, packets=packets,
-        progress=lambda done, total: report("clips", done / total),
-    )  # fmt: skip
+    if len(bounds) == 1:
+        # One clip is the whole playable copy: the same bytes a stream copy would give, copied
+        # as a file (no ffmpeg run; not a hard link, so no write to a clip reaches the copy).
+        (work / "clips").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(playable, work / "clips" / "001.mp4")
+    else:
+        write_clips(
+            playable, work / "clips", bounds, packets=packets, thumbnails=False,
+            progress=lambda done, total: report("clips", done / total),
+        )  # fmt: skip
+    for i, (start, _) in enumerate(bounds, start=1):
+        thumb = work / "clips" / f"{i:03d}.jpg"
+        if not (i == 1 and _take_first_thumbnail(work, thumb)):
+            extract_thumbnail(playable, thumb, start)
     return [
         Clip(i, start, end, f"clips/{i:03d}.mp4", f"clips/{i:03d}.jpg")
         for i, (start, end) in enumerate(bounds, start=1)
     ]
+
+
+def _take_first_thumbnail(work: Path, dst: Path) -> bool:
+    """Use the first frame the decode child wrote (remux path) as the first clip's thumbnail."""
+    first = work / FIRST_THUMB
+    if not first.is_file():
+        return False
+    os.replace(first, dst)
+    return True
 
 
 def _motion(signals: Signals, p: ProbeResult, threshold: int) -> MotionEnergy:
@@ -766,7 +819,7 @@ def compute_motion_energy(
     with tempfile.TemporaryDirectory(prefix="ipr-motion-") as tmp:
         signals = _analyse(
             Path(p.path), p.format_name, p, tuple(regions), Path(tmp), run_limits,
-            progress, cancelled, threshold,
+            progress, cancelled, threshold=threshold,
         )  # fmt: skip
     return _motion(signals, p, threshold)
 

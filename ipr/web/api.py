@@ -15,6 +15,7 @@ from ipr import auth, door, recall, recordings, studies
 from ipr.access import get_or_404, role_in, scoped
 from ipr.errors import Conflict, NotFound, Unauthorized, ValidationError
 from ipr.models import Dyad, Participant, RecallSession, Recording, Study, User
+from ipr.web import recall_admin
 from ipr.web.context import (
     client_ip,
     db,
@@ -327,7 +328,7 @@ def upload_recording(dyad_id: int) -> Any:
 
 def recall_session_json(rs: RecallSession, token: str | None = None) -> dict[str, Any]:
     if rs.mode == "self":
-        url = url_for("recall.enter", token=token, _external=True) if token else None
+        url = recall_admin.invitation_url(token) if token else None  # IPR_BASE_URL when set
     else:
         url = url_for("recall.page", rs_id=rs.id, _external=True)
     out = {

@@ -28,7 +28,7 @@ from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ipr import door, recall
+from ipr import door, recall, study_texts
 from ipr.access import get_or_404
 from ipr.errors import (
     N_,
@@ -75,7 +75,7 @@ def access(rs_id: int) -> tuple[RecallSession, User | None]:
     if grant and grant.get("rs") == rs_id:
         rs = db().get(RecallSession, rs_id)
         if rs is not None:  # even the "link ended" answer speaks the study's language
-            g.locale = db().get(Study, rs.study_id).language
+            g.locale = _language(rs)
         try:
             rs = door.check(db(), rs_id, grant.get("d"))
         except Unauthorized:
@@ -88,8 +88,13 @@ def access(rs_id: int) -> tuple[RecallSession, User | None]:
     rs = get_or_404(db(), RecallSession, rs_id, researcher, "editor")
     if rs.mode != "researcher":
         raise NotFound()  # a self-guided participant's page is theirs alone
-    g.locale = db().get(Study, rs.study_id).language
+    g.locale = _language(rs)
     return rs, researcher
+
+
+def _language(rs: RecallSession) -> str:
+    """The participant's own language among the study's (else the study's language)."""
+    return study_texts.participant_language(db().get(Study, rs.study_id), rs.participant)
 
 
 def _write(rs: RecallSession, researcher: User | None) -> None:
@@ -143,7 +148,7 @@ def pin(rs_id: int) -> Any:
         raise NotFound()
     rs = db().get(RecallSession, rs_id)
     if rs is not None:
-        g.locale = db().get(Study, rs.study_id).language
+        g.locale = _language(rs)
     language = g.get("locale", "en")
     if rs is None or not recall.link_valid(rs) or recall.cookie_binding(rs) != pending.get("b"):
         return render_template("recall/ended.html", page_lang=language), 401
@@ -223,13 +228,13 @@ def page(rs_id: int) -> Any:
         participant=rs.participant,
         recording=rec,
         clips=list(clips),
-        study=study,
+        study=study_texts.for_participant(study, _language(rs)),
         moments=[_m(rs, m) for m in recall.own_moments(db(), rs)],
         revealed=_revealed(rs),
         frozen_blind=recall.revealed(rs) and researcher is None,
         urls=urls,
         researcher_led=researcher is not None,
-        page_lang=study.language,
+        page_lang=_language(rs),
     )
 
 
@@ -315,6 +320,7 @@ def stop(rs_id: int) -> Any:
         return redirect(url_for("recordings.show", recording_id=rs.recording_id), 303)
     language = g.get("locale", "en")
     recall.end_devices(db(), rs)  # every browser and client of this link must open it again
+    recall.take_break(rs)
     db().commit()
     media_grants().forget(request.environ)
     session.pop("recall", None)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request, url_for
+import segno
+from flask import Blueprint, current_app, request
+from markupsafe import Markup
 from sqlalchemy import select
 
-from ipr import door, recall, studies
+from ipr import door, invitations, recall, studies, study_texts
 from ipr.access import get_or_404, role_in
 from ipr.errors import Conflict, NotFound, ValidationError
 from ipr.models import (
@@ -19,13 +21,28 @@ from ipr.models import (
     VoiceNote,
 )
 from ipr.web import ranges
-from ipr.web.context import client_ip, db, login_required, render, storage, user
+from ipr.web.context import client_ip, db, huey, login_required, render, storage, user
 
 bp = Blueprint("recall_admin", __name__)
 
 
+def base_url() -> str:
+    """IPR_BASE_URL when set (the address participants reach), else this request's address."""
+    return current_app.config["BASE_URL"] or request.url_root
+
+
 def invitation_url(token: str) -> str:
-    return url_for("recall.enter", token=token, _external=True)
+    return invitations.link_url(base_url(), token)
+
+
+def qr_svg(url: str) -> Markup:
+    """The link as an inline SVG QR code, drawn here: no external request, no script."""
+    svg = segno.make(url, error="m").svg_inline(scale=5, border=2, dark="#000", light="#fff")
+    return Markup(svg)  # noqa: S704 — segno's own SVG of our own URL
+
+
+def email_enabled() -> bool:
+    return bool(current_app.config["SMTP_URL"] and current_app.config["SMTP_FROM"])
 
 
 def lanes(rec: Recording) -> list[dict[str, Any]]:
@@ -58,6 +75,9 @@ def lanes(rec: Recording) -> list[dict[str, Any]]:
                 "notes": notes,
                 "link_valid": bool(rs and recall.link_valid(rs)),
                 "pin_locked": bool(rs and rs.pin_hash and door.pin_locked(db(), rs)),
+                "state": invitations.state(rs, rec) if rs else None,
+                "last_seen": invitations.last_seen(rs) if rs else None,
+                "language": study_texts.participant_language(rec.dyad.study, p),
             }
         )
     return out
@@ -80,17 +100,27 @@ def recall_context(rec: Recording) -> dict[str, Any]:
         "can_reveal": both_done or study.allow_early_reveal,
         "responses_exist": rec.revealed_at is not None and recall.responses_exist(db(), rec),
         "moment_times": {m.id: m.t_ms for lane in both for m in lane["moments"]},
+        "new_links": {},  # a link is shown once, right after it is made (see _section)
+        "email_enabled": email_enabled(),
+        "email_jobs": invitations.email_jobs(db(), rec),
+        "languages": study_texts.languages(study),
+        "language_names": study_texts.LANGUAGES,
+        "missing_texts": study_texts.missing(study),
     }
 
 
 def _section(rec: Recording, status: int = 200, **extra: Any) -> Any:
     role = role_in(db(), user(), rec.study_id)
+    new_links = {
+        rs_id: {"url": url, "qr": qr_svg(url)} for rs_id, url in extra.pop("new_links", {}).items()
+    }
     ctx = {
         "rec": rec,
         "study": rec.dyad.study,
         "dyad": rec.dyad,
         "can_edit": studies.can(role, "editor"),
         **recall_context(rec),
+        "new_links": new_links,
         **extra,
     }
     return render("recordings/recording.html", "recordings/_recall.html", status=status, **ctx)
@@ -108,12 +138,14 @@ def voice(moment_id: int) -> Any:
     return ranges.send_range(path, note.mime_type)
 
 
-def _try(rec: Recording, action: Any) -> Any:
+def _try(rec: Recording, action: Any, pid: int | None = None) -> Any:
+    """Run a change; an error is shown in the row of participant ``pid`` when given."""
     try:
         extra = action() or {}
     except (ValidationError, Conflict) as exc:
         db().rollback()
-        return _section(rec, 422, error=exc.message)  # htmx swaps 422 in place
+        # htmx swaps 422 in place; the field named by the error is outlined
+        return _section(rec, 422, error=exc.message, error_field=exc.field, error_pid=pid)
     db().commit()
     return _section(rec, **extra)
 
@@ -132,6 +164,9 @@ def create(recording_id: int) -> Any:
     def action() -> dict[str, Any]:
         pid = request.form.get("participant_id", type=int)
         participant = get_or_404(db(), Participant, pid, user())
+        language = request.form.get("language")
+        if language in study_texts.languages(rec.dyad.study):
+            participant.language = language
         rs, token = recall.create_session(
             db(),
             rec,
@@ -142,9 +177,9 @@ def create(recording_id: int) -> Any:
             pin=request.form.get("pin") or None,
             ip=client_ip(),
         )
-        return {"new_link": (rs.id, invitation_url(token))} if token else {}
+        return {"new_links": {rs.id: invitation_url(token)}} if token else {}
 
-    return _try(rec, action)
+    return _try(rec, action, request.form.get("participant_id", type=int))
 
 
 @bp.post("/recall-sessions/<int:rs_id>/link")
@@ -163,16 +198,42 @@ def reissue(rs_id: int) -> Any:
             pin=request.form.get("pin", ""),
             ip=client_ip(),
         )
-        return {"new_link": (rs.id, invitation_url(token))}
+        return {"new_links": {rs.id: invitation_url(token)}}
 
-    return _try(rs.recording, action)
+    return _try(rs.recording, action, rs.participant_id)
+
+
+@bp.post("/recall-sessions/<int:rs_id>/email")
+@login_required
+def email(rs_id: int) -> Any:
+    """Queue an invitation or reminder e-mail with a fresh link (the worker sends it)."""
+    rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
+    if not email_enabled():
+        raise NotFound()
+
+    def action() -> dict[str, Any]:
+        kind = request.form.get("kind", "invitation")
+        language = request.form.get("language")
+        if language in study_texts.languages(rs.recording.dyad.study):
+            rs.participant.language = language  # the e-mail and the page speak it
+        invitations.queue_email(
+            db(), huey(), rs, user(), kind=kind, to=request.form.get("email", ""),
+            base_url=base_url(), ip=client_ip(),
+        )  # fmt: skip
+        return {"notice": (rs.id, f"The {kind} to {rs.participant.code} is queued.")}
+
+    return _try(rs.recording, action, rs.participant_id)
 
 
 @bp.post("/recall-sessions/<int:rs_id>/revoke")
 @login_required
 def revoke(rs_id: int) -> Any:
     rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
-    return _try(rs.recording, lambda: recall.revoke_link(db(), rs, user(), ip=client_ip()))
+    return _try(
+        rs.recording,
+        lambda: recall.revoke_link(db(), rs, user(), ip=client_ip()),
+        rs.participant_id,
+    )
 
 
 @bp.post("/recall-sessions/<int:rs_id>/unlock")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
+from sqlalchemy import select
 
 from ipr import audit, recordings, studies
 from ipr.access import get_or_404, role_in
 from ipr.errors import ValidationError
-from ipr.models import Clip, Dyad, Participant, Recording
+from ipr.models import Clip, Dyad, Participant, Recording, Upload
 from ipr.web import recall_admin
 from ipr.web.context import (
     client_ip,
@@ -35,12 +36,22 @@ def _role_ctx(study_id: int) -> dict[str, Any]:
 def dyad(dyad_id: int) -> Any:
     d = get_or_404(db(), Dyad, dyad_id, user())
     jobs = {r.id: recordings.latest_job(db(), r) for r in d.recordings}
+    uploading = (
+        db()
+        .scalars(
+            select(Upload)
+            .where(Upload.dyad_id == d.id, Upload.recording_id.is_(None))
+            .order_by(Upload.created_at)
+        )
+        .all()
+    )
     return render(
         "recordings/dyad.html",
         "recordings/_sessions.html",
         dyad=d,
         study=d.study,
         jobs=jobs,
+        uploading=uploading,
         **_role_ctx(d.study_id),
     )
 

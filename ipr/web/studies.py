@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ipr import audit, studies
+from ipr import audit, studies, study_texts
 from ipr.access import get_or_404, require_role, role_in, scoped
 from ipr.errors import NotFound, ValidationError
 from ipr.models import Code, Dyad, Membership, Participant, RatingScale, Study
@@ -22,6 +22,7 @@ SECTIONS = {
     "codebook": "studies/_codebook.html",
     "scales": "studies/_scales.html",
     "instructions": "studies/_instructions.html",
+    "texts": "studies/_texts.html",
     "settings": "studies/_settings.html",
     "members": "studies/_members.html",
 }
@@ -54,6 +55,9 @@ def _study_ctx(study: Study, **extra: Any) -> dict[str, Any]:
         "languages": studies.LANGUAGES,
         "strategies": studies.SEGMENTATION_STRATEGIES,
         "roles": studies.STUDY_ROLES,
+        "offered": study_texts.languages(study),
+        "missing_texts": study_texts.missing(study),
+        "app_scales": {sc.id for sc in study.scales if study_texts.app_written(sc)},
     }
     ctx.update(extra)
     return ctx
@@ -67,8 +71,9 @@ def _section(study: Study, name: str, status: int = 200, **extra: Any) -> Any:
     return render("studies/study.html", SECTIONS[name], status=status, section=name, **ctx)
 
 
-def _edit(study_id: int, section: str, action: Any) -> Any:
-    """Run a change as an editor; a validation error re-renders the section with its message."""
+def _edit(study_id: int, section: str, action: Any, target: str | None = None) -> Any:
+    """Run a change as an editor; a validation error re-renders the section with its message.
+    ``target`` names the input the change came from: it shows *Saved*, or is outlined."""
     study = get_or_404(db(), Study, study_id, user(), "editor")
     try:
         action(study)
@@ -76,8 +81,11 @@ def _edit(study_id: int, section: str, action: Any) -> Any:
     except ValidationError as exc:
         db().rollback()
         study = get_or_404(db(), Study, study_id, user(), "editor")
-        return _section(study, section, status=422, error=exc.message, error_field=exc.field)
-    return _section(study, section)
+        return _section(
+            study, section, status=422, error=exc.message, error_field=exc.field,
+            error_target=target,
+        )  # fmt: skip
+    return _section(study, section, saved_target=target)
 
 
 @bp.get("/")
@@ -163,6 +171,7 @@ def update_dyad(dyad_id: int) -> Any:
         dyad.study_id,
         "dyads",
         lambda s: studies.update_dyad(db(), dyad, user(), dict(request.form), ip=client_ip()),
+        f"dyad-{dyad.id}",
     )
 
 
@@ -176,6 +185,7 @@ def rename_participant(participant_id: int) -> Any:
         lambda s: studies.rename_participant(
             db(), p, user(), request.form.get("code", ""), ip=client_ip()
         ),
+        f"participant-{p.id}",
     )
 
 
@@ -200,6 +210,7 @@ def update_code(code_id: int) -> Any:
         code.study_id,
         "codebook",
         lambda s: studies.update_code(db(), code, user(), dict(request.form), ip=client_ip()),
+        f"code-{code.id}",
     )
 
 
@@ -272,6 +283,23 @@ def save_instructions(study_id: int) -> Any:
         "instructions",
         lambda s: studies.update_study(db(), s, user(), data, ip=client_ip()),
     )
+
+
+@bp.post("/studies/<int:study_id>/texts")
+@login_required
+def save_texts(study_id: int) -> Any:
+    """The study's languages and its texts in each of them (audited)."""
+    data: dict[str, Any] = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    data["languages"] = request.form.getlist("languages")
+
+    def action(study: Study) -> None:
+        study_texts.apply(study, data)
+        audit.record(
+            db(), "study_texts_updated", user=user(), study_id=study.id,
+            obj=("study", study.id), ip=client_ip(), details={"languages": study.languages},
+        )  # fmt: skip
+
+    return _edit(study_id, "texts", action)
 
 
 BOOL_SETTINGS = ("participants_can_code", "allow_early_reveal", "resume_after_save", "require_2fa")

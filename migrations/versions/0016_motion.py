@@ -2,7 +2,7 @@
 step, surrogates, seed) and its default regions, as one JSON column
 
 Revision ID: 0016
-Revises: 0003
+Revises: 0013
 Create Date: 2026-11-30 02:30:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0003"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

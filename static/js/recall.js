@@ -380,6 +380,7 @@
   var currentClip = -1;
 
   function nowMs() { return Math.round(video.currentTime * 1000); }
+  function atEnd() { return video.ended || (duration > 0 && nowMs() >= duration - 100); }
   // A time to store: the decoder's duration can run a few ms past the recording's.
   function markMs() { return duration ? Math.min(nowMs(), duration) : nowMs(); }
   function seekTo(ms) {
@@ -482,7 +483,8 @@
   $("start-btn").addEventListener("click", function () {
     intro.hidden = true;
     area.hidden = false;
-    playBtn.focus();
+    window.scrollTo(0, 0); // the instructions were long: the video starts at the top
+    playBtn.focus({ preventScroll: true });
   });
   $("again-btn").addEventListener("click", function () {
     video.pause();
@@ -513,7 +515,8 @@
       return parseInt(c.value, 10);
     });
     return {
-      t_ms: editing.t_ms, end_ms: editing.end_ms, peaks_ms: editing.peaks_ms.slice(),
+      // Peaks belong to a span: until its end is known they wait in the form (see settleSpan).
+      t_ms: editing.t_ms, end_ms: editing.end_ms, peaks_ms: editing.end_ms != null ? editing.peaks_ms.slice() : [],
       text: textEl.value, codes: codes, ratings: ratings, responds_to_id: editing.responds_to_id,
     };
   }
@@ -575,8 +578,19 @@
     voiceState("");
     form.hidden = false;
     lists.hidden = true;
+    document.body.classList.add("is-editing");
     if (m) seekTo(m.t_ms);
-    textEl.focus();
+    // On a phone the form is a sheet over the bottom of the screen: bring the video back on top.
+    var sheet = window.matchMedia("(max-width: 599px)").matches;
+    if (sheet) {
+      window.scrollTo(0, 0);
+      // The sheet leaves the video and its Play button in sight, so one can play on to an end.
+      var free = window.innerHeight - $("play-btn").getBoundingClientRect().bottom - 8;
+      form.style.maxHeight = Math.round(Math.max(window.innerHeight * 0.5, free)) + "px";
+    } else {
+      form.style.maxHeight = "";
+    }
+    textEl.focus({ preventScroll: sheet });
   }
   // Send whatever changed; a new moment is created once it has something in it.
   function commit() {
@@ -602,14 +616,23 @@
     }
     renderMine();
   }
+  // Peaks were added while playing on but no end was set: the moment lasted at least until
+  // the furthest of now and its last peak, so that is its end (the peaks are never lost).
+  function settleSpan() {
+    if (!editing || editing.end_ms != null || !editing.peaks_ms.length) return;
+    var end = Math.max(markMs(), editing.peaks_ms[editing.peaks_ms.length - 1]);
+    editing.end_ms = end;
+    $("m-end").value = fmt(end);
+  }
   function closeForm(keep) {
     if (!editing) return;
-    if (keep) commit();
+    if (keep) { settleSpan(); commit(); }
     window.clearTimeout(textTimer);
     stopRecording(true);
     editing = null;
     form.hidden = true;
     lists.hidden = false;
+    document.body.classList.remove("is-editing");
     renderMine();
     if (markBtn) markBtn.focus();
   }
@@ -649,7 +672,8 @@
   });
   $("peak-now").addEventListener("click", function () {
     var ms = markMs();
-    if (editing.end_ms == null || ms < editing.t_ms || ms > editing.end_ms) { showFormError(S.peak_needs_end); return; }
+    // Before an end is set the participant plays on: a peak then only has to come after the start.
+    if (ms < editing.t_ms || (editing.end_ms != null && ms > editing.end_ms)) { showFormError(S.peak_needs_end); return; }
     showFormError("");
     if (editing.peaks_ms.indexOf(ms) < 0) editing.peaks_ms.push(ms);
     editing.peaks_ms.sort(function (a, b) { return a - b; });
@@ -665,8 +689,10 @@
       missing.el.querySelector("input").focus();
       return;
     }
+    settleSpan();
     commit();
-    var resume = data.resume_after_save;
+    // At the end of the recording playing again would start it over from 0:00.
+    var resume = data.resume_after_save && !atEnd();
     closeForm(false);
     if (resume) video.play().catch(function () {});
   });
@@ -859,7 +885,7 @@
 
   // ---------------------------------------------------------------- break, stop, finish
   var breakDlg = $("break-dlg"), wasPlaying = false;
-  $("break-btn").addEventListener("click", function () {
+  if ($("break-btn")) $("break-btn").addEventListener("click", function () {
     wasPlaying = !video.paused;
     video.pause();
     breakDlg.showModal();
@@ -872,7 +898,7 @@
   document.querySelectorAll("dialog [data-close]").forEach(function (b) {
     b.addEventListener("click", function () { b.closest("dialog").close(); });
   });
-  $("stop-btn").addEventListener("click", function () {
+  if ($("stop-btn")) $("stop-btn").addEventListener("click", function () {
     video.pause();
     $("stop-pending").hidden = true;
     $("stop-dlg").showModal();

@@ -30,6 +30,38 @@
     return out;
   }
 
+  // The same colours as the dyad timeline (timeline.js): scene cuts distinct from both people.
+  var LEFT = "#0f766e", RIGHT = "#b45309", CUT = "#4338ca";
+
+  function stepFor(durationMs, width) {
+    // a tick every 1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10, 15, 30 min: at least ~70 px apart
+    var steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+    for (var i = 0; i < steps.length; i++) {
+      if ((steps[i] * 1000 / durationMs) * width >= 70) return steps[i] * 1000;
+    }
+    return 3600000;
+  }
+
+  function label(ms) {
+    var s = Math.round(ms / 1000), m = Math.floor(s / 60), hh = Math.floor(m / 60);
+    var ss = String(s % 60).padStart(2, "0");
+    return hh ? hh + ":" + String(m % 60).padStart(2, "0") + ":" + ss : m + ":" + ss;
+  }
+
+  function drawAxis(ctx, x, durationMs, width, top) {
+    // the time axis under the plot: ticks and m:ss labels of presentation time
+    ctx.strokeStyle = "#5b6470"; ctx.fillStyle = "#5b6470"; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(0, top + .5); ctx.lineTo(width, top + .5); ctx.stroke();
+    ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "top";
+    var step = stepFor(durationMs, width);
+    for (var t = 0; t <= durationMs; t += step) {
+      var px = Math.round(x(t)) + .5;
+      ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, top + 4); ctx.stroke();
+      var text = label(t), tw = ctx.measureText(text).width;
+      ctx.fillText(text, Math.min(Math.max(0, px - tw / 2), width - tw), top + 6);
+    }
+  }
+
   function init() {
     var box = document.getElementById("signals");
     var video = document.getElementById("player");
@@ -47,7 +79,7 @@
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, w, h);
       var x = function (ms) { return (ms / duration) * w; };
-      var waveTop = 4, waveH = 80, meTop = 100, meH = 90;
+      var waveTop = 4, waveH = 74, meTop = 88, meH = 84, axisTop = h - 22;
       var a = data.analysis || {};
       (a.silences_ms || []).forEach(function (s) {
         ctx.fillStyle = "#efe6cf";
@@ -62,7 +94,7 @@
           ctx.fillRect(px, mid - p * waveH / 2, pw, Math.max(1, p * waveH));
         });
       }
-      ctx.fillStyle = "#c2410c";
+      ctx.fillStyle = CUT;
       (a.scene_cuts_ms || []).forEach(function (t) { ctx.fillRect(x(t) - 1, 0, 2, h); });
       ctx.strokeStyle = "#9aa3ad"; ctx.setLineDash([3, 3]);
       clipStarts.forEach(function (t) { if (t > 0) { ctx.beginPath(); ctx.moveTo(x(t), 0); ctx.lineTo(x(t), h); ctx.stroke(); } });
@@ -71,7 +103,7 @@
       if (me && me.therapist && !me.left) { me.left = me.therapist; me.right = me.client; } // drawn regions
       if (me && me.rate_hz) {
         var per = Math.max(1, Math.floor((me.left || []).length / w));
-        [["left", "#2f6f8f"], ["right", "#b5508a"]].forEach(function (pair) {
+        [["left", LEFT], ["right", RIGHT]].forEach(function (pair) {
           var series = smooth(me[pair[0]] || [], per);
           var peak = 0; series.forEach(function (v) { if (v > peak) peak = v; });
           peak = peak || 1;
@@ -83,8 +115,9 @@
           ctx.stroke();
         });
       }
+      drawAxis(ctx, x, duration, w, axisTop);
       ctx.fillStyle = "#1d232b";
-      ctx.fillRect(x(video.currentTime * 1000) - 1, 0, 2, h);
+      ctx.fillRect(x(video.currentTime * 1000) - 1, 0, 2, axisTop);
     }
 
     canvas.addEventListener("click", function (ev) {
@@ -128,6 +161,23 @@
   });
   document.addEventListener("focusin", function (ev) {
     if (ev.target.matches && ev.target.matches("[data-select-on-focus]")) ev.target.select();
+  });
+  // Copy a link box's text; the button says "Copied" so the researcher knows it worked.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest && ev.target.closest("[data-copy]");
+    if (!btn) return;
+    var box = document.getElementById(btn.getAttribute("data-copy"));
+    if (!box) return;
+    box.focus();
+    box.select();
+    var done = function () { btn.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(box.value).then(done, function () {
+        if (document.execCommand("copy")) done();
+      });
+    } else if (document.execCommand("copy")) {
+      done();
+    }
   });
   document.addEventListener("keydown", function (ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;

@@ -6,7 +6,7 @@
   "use strict";
 
   var ROLE = { therapist: "#2f6f8f", client: "#b5508a" };
-  var LEFT = "#0f766e", RIGHT = "#b45309", CUT = "#c2410c", INK = "#1d232b", MUTED = "#5b6470";
+  var LEFT = "#0f766e", RIGHT = "#b45309", CUT = "#4338ca", INK = "#1d232b", MUTED = "#5b6470";
   var RESPONSE = "#7c3aed";
   var GUTTER = 104, MIN_SPAN = 10000;
   var STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].map(function (s) { return s * 1000; });

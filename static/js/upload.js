@@ -136,6 +136,11 @@
       status.setAttribute("hx-swap", "outerHTML");
       box.appendChild(status);
       if (window.htmx) window.htmx.process(status);
+      // the dyad's recordings table shows the new recording with its stage and percent
+      var sessions = document.getElementById("sessions");
+      if (sessions && window.htmx) {
+        window.htmx.ajax("GET", window.location.pathname, { target: "#sessions", swap: "outerHTML" });
+      }
     }
 
     fileInput.addEventListener("change", function () {

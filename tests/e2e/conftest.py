@@ -39,6 +39,7 @@ from ipr.demo import STUDY_NAME as DEMO_STUDY
 from ipr.demo import seed_study
 from ipr.models import User
 from tests.conftest import PASSWORD, ROOT, skip_or_fail
+from tests.smtp_inbox import Inbox, smtp_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,6 +54,10 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
+PHONE = {"width": 390, "height": 844}
+# axe-core, pinned in static/vendor/axe-core/VERSION; only the tests ever put it into a page.
+AXE_SOURCE = (ROOT / "static" / "vendor" / "axe-core" / "axe.min.js").read_text()
+AXE_FAILS_ON = ("serious", "critical")
 STARTUP_SECONDS = 120  # importing the app takes seconds on a busy 2-core machine
 
 
@@ -126,7 +131,16 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def smtp_inbox() -> Iterator[Inbox]:
+    """A real local SMTP server the live server sends invitation e-mails to."""
+    with smtp_server() as inbox:
+        yield inbox
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, smtp_inbox: Inbox
+) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
     (root / "recordings").mkdir()
     db_url = f"sqlite:///{root / 'ipr.sqlite3'}"
@@ -137,6 +151,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "IPR_RECORDINGS_DIR": str(root / "recordings"),
         "IPR_SECRET_KEY": "e2e-" + uuid.uuid4().hex,
         "IPR_REDIS_URL": "",
+        "IPR_SMTP_URL": smtp_inbox.url,
+        "IPR_SMTP_FROM": "ipr@clinic.example.org",
         "PYTHONUNBUFFERED": "1",
     }
     port = free_port()
@@ -205,6 +221,8 @@ class PageGuard:
     foreign_requests: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     expected_statuses: set[int] = field(default_factory=set)
+    a11y_violations: list[str] = field(default_factory=list)
+    a11y_checked: int = 0
 
     def expect_status(self, *statuses: int) -> None:
         """The test provokes these HTTP statuses on purpose: Chromium's console note is fine."""
@@ -231,9 +249,11 @@ class PageGuard:
         self.console_errors.append(f"uncaught: {error}")
 
     def problems(self) -> list[str]:
-        return [f"request to another host: {u}" for u in self.foreign_requests] + [
-            f"console error: {e}" for e in self.console_errors
-        ]
+        return (
+            [f"request to another host: {u}" for u in self.foreign_requests]
+            + [f"console error: {e}" for e in self.console_errors]
+            + [f"accessibility: {v}" for v in self.a11y_violations]
+        )
 
 
 @dataclass
@@ -258,6 +278,36 @@ def _safe(name: str) -> str:
 
 
 GUARD_ATTR = "_ipr_guard"
+
+AXE_RUN = """async (failsOn) => {
+  const result = await window.axe.run(document, { resultTypes: ["violations"] });
+  return result.violations.filter((v) => failsOn.includes(v.impact)).map((v) => ({
+    id: v.id, impact: v.impact,
+    nodes: v.nodes.slice(0, 4).map((n) => n.target.join(" ") + " (" +
+      (n.failureSummary || "").split("\\n").slice(1, 2).join("").trim() + ")"),
+  }));
+}"""
+
+
+def check_a11y(page: Page, state: str) -> list[str]:
+    """Run axe-core on the page as it is now (this state, this window size).
+
+    Serious and critical violations are kept on the page's guard, so the test fails at its end
+    with every state's findings listed; they are also returned. Evaluated through the DevTools
+    protocol, the script is not subject to the page's CSP and no page of the app ever loads it.
+    """
+    if page.evaluate("!window.axe"):
+        page.evaluate(AXE_SOURCE + "\n;0")  # an expression for the protocol, not a page script
+    size = page.viewport_size or {}
+    where = f"{state} at {size.get('width')}x{size.get('height')} ({page.url})"
+    found = [
+        f"{where}: {v['impact']} {v['id']}: {'; '.join(v['nodes'])}"
+        for v in page.evaluate(AXE_RUN, list(AXE_FAILS_ON))
+    ]
+    guard: PageGuard = getattr(page, GUARD_ATTR)
+    guard.a11y_checked += 1
+    guard.a11y_violations.extend(found)
+    return found
 
 
 def expect_status(page: Page, *statuses: int) -> None:
@@ -291,6 +341,12 @@ def new_page(
 
     yield _open
 
+    for p in opened:  # every page's last state is checked too, whatever the test did
+        if not p.page.is_closed() and p.page.url.startswith(live_server.url):
+            try:
+                check_a11y(p.page, f"{p.name}, last state")
+            except Exception as exc:  # a crashed page must not hide the test's own failure
+                print(f"could not run axe on {p.name}: {exc}")
     problems = [f"{p.name}: {msg}" for p in opened for msg in p.guard.problems()]
     call = getattr(request.node, "report_call", None)
     if (call is not None and call.failed) or problems:

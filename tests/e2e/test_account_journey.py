@@ -9,7 +9,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import TABLET, LiveServer, expect_status, log_in
+from tests.e2e.conftest import TABLET, LiveServer, check_a11y, expect_status, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +34,7 @@ def test_two_factor_enrolment_and_login(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0
+    check_a11y(page, "two-factor on, recovery codes")
     page.get_by_role("button", name="Log out").click()
 
     page.goto("/login")
@@ -46,6 +47,7 @@ def test_two_factor_enrolment_and_login(
     page.get_by_label("Code").fill("000000")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_have_text("That code is not right.")
+    check_a11y(page, "wrong second-factor code")
     page.get_by_label("Code").fill(codes[0])
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/studies")

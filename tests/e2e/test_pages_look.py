@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import DESKTOP, TABLET, LiveServer, expect_status, log_in
+from tests.e2e.conftest import DESKTOP, TABLET, LiveServer, check_a11y, expect_status, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +29,7 @@ def shoot(page: Page, name: str, size: str) -> None:
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, f"{name} at {size} scrolls sideways by {overflow}px"
+    check_a11y(page, name)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}-{size}.png"))
 

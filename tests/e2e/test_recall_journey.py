@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     TABLET,
     LiveServer,
     PageGuard,
+    check_a11y,
     expect_status,
     log_in,
 )
@@ -92,6 +93,12 @@ def participant_page(
 
     yield _open
 
+    for name, page, _ in opened:  # every page's last state is checked too
+        if not page.is_closed() and page.url.startswith(live_server.url):
+            try:
+                check_a11y(page, f"{name}, last state")
+            except Exception as exc:  # a crashed page must not hide the test's own failure
+                print(f"could not run axe on {name}: {exc}")
     problems = [f"{name}: {msg}" for name, _, guard in opened for msg in guard.problems()]
     call = getattr(request.node, "report_call", None)
     if (call is not None and call.failed) or problems:
@@ -112,6 +119,7 @@ def shoot(page: Page, name: str, *, docs: bool = False) -> None:
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, f"{name} scrolls sideways by {overflow}px"
+    check_a11y(page, name)
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"recall-{name}.png"
     page.screenshot(path=str(path))
@@ -471,7 +479,7 @@ def test_two_blinded_participants_recall_one_session(
     tab2.close()
     therapist.keyboard.press("Escape")
 
-    # --- the client, on a tablet in portrait: the moments sit below the player
+    # --- the client, on a tablet in portrait: the moments sit beside the player
     client = participant_page(viewport=TABLET, name="client")
     client.goto(c_link["url"])
     # by keyboard alone, with a visible focus ring at every stop
@@ -501,7 +509,7 @@ def test_two_blinded_participants_recall_one_session(
     expect(mine(client)).to_have_count(2)
     box_video = client.locator("#video").bounding_box()
     box_list = client.locator("#lists").bounding_box()
-    assert box_video and box_list and box_list["y"] > box_video["y"] + box_video["height"]
+    assert box_video and box_list and box_list["x"] > box_video["x"] + box_video["width"]
     shoot(client, "tablet", docs=True)
 
     # --- nothing is lost: the server stores a moment but its answer never arrives; the page
@@ -592,6 +600,7 @@ def test_two_blinded_participants_recall_one_session(
     expect(recall_section.locator(".lane-therapist")).to_contain_text("T-alpha (edited)")
     expect(recall_section.locator(".lane-client")).to_contain_text("C-one: I felt judged here")
     recall_section.scroll_into_view_if_needed()
+    check_a11y(researcher, "both lanes, with code chips")
     researcher.screenshot(path=str(SHOTS / "recall-researcher-lanes.png"))
 
     # --- the reveal: each sees the other's moments and can respond

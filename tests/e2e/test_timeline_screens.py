@@ -28,7 +28,7 @@ from ipr.models import Clip, Moment, Recording, ResearcherAnnotation, User
 from ipr.storage import Storage
 from ipr.synchrony import read_mea_txt
 from tests.conftest import CORPUS, ROOT
-from tests.e2e.conftest import LiveServer, log_in
+from tests.e2e.conftest import LiveServer, check_a11y, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -200,6 +200,7 @@ def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, f"{name} scrolls sideways by {overflow}px"
+    check_a11y(page, name)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"timeline-{name}.png"), full_page=full_page)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import LiveServer, expect_status, log_in
+from tests.e2e.conftest import LiveServer, check_a11y, expect_status, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +92,7 @@ def test_researcher_sets_up_a_study_and_shares_it(
     members.get_by_role("button", name="Add member").click()
     expect(members.get_by_label(f"Role of {viewer.email}")).to_have_value("viewer")
     assert same_document(page)
+    check_a11y(page, "study after every section was edited in place")
 
     # everything survived: a fresh load shows what was saved
     page.reload()
@@ -136,6 +137,7 @@ def test_researcher_sets_up_a_study_and_shares_it(
         expect(colleague.get_by_role("button", name=button)).to_have_count(0)
     expect(colleague.get_by_label("Study name")).to_be_disabled()
     expect(colleague.get_by_role("link", name="Audit trail")).to_have_count(0)
+    check_a11y(colleague, "study, read-only")
 
 
 def tab_to(page: Page, element_id: str, limit: int = 40) -> int:

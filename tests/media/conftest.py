@@ -10,7 +10,12 @@ import pytest
 
 from ipr.media import IngestResult, IngestSettings, ingest
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+# ../shared/corpus beside the checkout (or beside a folder of work trees holding it).
+CORPUS = next(
+    (d / "shared" / "corpus" for d in Path(__file__).resolve().parents[3:5]
+     if (d / "shared" / "corpus").is_dir()),
+    Path(__file__).resolve().parents[3] / "shared" / "corpus",
+)  # fmt: skip
 SHORT_CLIPS = IngestSettings(fixed_ms=3_000, min_clip_ms=1_000, max_clip_ms=6_000)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ipr.media import cut_clip, extract_thumbnail, ingest, keyframes_ms, segment
+from ipr.media import IngestSettings, cut_clip, extract_thumbnail, ingest, keyframes_ms, segment
 from tests.media.conftest import SHORT_CLIPS, ffprobe_json, lavfi
 
 
@@ -124,3 +124,71 @@ def test_clips_the_copy_cut_wrongly_are_thrown_away(tmp_path: Path) -> None:
     # The keyframes say the cut belongs at 3000 ms, the copy says 3600 ms: cut again.
     assert _clips_from_split(split, [0, 1000, 2000, 3000, 4000], 6000) is None
     assert not split.folder.exists()
+
+
+def _video_packets(path: Path) -> list[tuple[int, int, bool]]:
+    """(pts_ms, size in bytes, is_keyframe) of every video packet, in presentation order."""
+    out = ffprobe_json(
+        path, "-select_streams", "v:0", "-show_entries", "packet=pts_time,size,flags"
+    )
+    packets = [
+        (round(float(p["pts_time"]) * 1000), int(p["size"]), p["flags"].startswith("K"))
+        for p in out["packets"]
+    ]
+    return sorted(packets)
+
+
+@pytest.mark.parametrize(("strategy", "bounds", "frames"), [
+    ("fixed", [(0, 6038)], [150]),  # one 5-minute clip: the whole file
+    ("silences", [(0, 3022), (3022, 5022), (5022, 6038)], [75, 50, 25]),  # pauses at keyframes
+])  # fmt: skip
+def test_clips_of_a_file_whose_first_keyframe_is_after_0_are_copied(
+    tmp_path: Path, strategy: str, bounds: list[tuple[int, int]], frames: list[int]
+) -> None:
+    # Video starts at 66 ms, audio (AAC priming) at 44 ms: in the playable copy the first
+    # keyframe is at 22 ms. The first clip starts where the file starts and is copied too.
+    src = lavfi(
+        tmp_path / "late.mp4",
+        "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=6",
+        "-f", "lavfi", "-i", "sine=f=440:d=6:sample_rate=48000",
+        "-af", "volume=enable='between(t,2,3)+between(t,4.5,5)':volume=0",
+        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "25",
+        "-c:a", "aac", "-shortest", "-output_ts_offset", "0.066",
+    )  # fmt: skip
+    settings = IngestSettings(strategy=strategy, fixed_ms=300_000, min_clip_ms=1_000)
+    result = ingest(src, tmp_path / "out", settings)
+    assert result.remuxed
+    playable = _video_packets(tmp_path / "out" / "playable.mp4")
+    assert len(playable) == 150
+    assert playable[0][0] == 22 and playable[0][2]
+    assert [(c.start_ms, c.end_ms) for c in result.clips] == bounds
+    counts = []
+    for clip in result.clips:
+        got = _video_packets(tmp_path / "out" / clip.path)
+        wanted = [p for p in playable if clip.start_ms - 1 <= p[0] < clip.end_ms - 1]
+        # Copied, not re-encoded: the very same compressed frames, byte for byte in size.
+        assert [size for _, size, _ in got] == [size for _, size, _ in wanted]
+        assert got[0][2]
+        counts.append(len(got))
+        thumb = ffprobe_json(tmp_path / "out" / clip.thumbnail_path, "-show_streams")
+        assert (thumb["streams"][0]["width"], thumb["streams"][0]["height"]) == (320, 240)
+    assert counts == frames
+
+
+def test_the_decode_child_writes_the_first_thumbnail_or_leaves_it_to_ffmpeg(
+    left_moves: Path, tmp_path: Path
+) -> None:
+    from fractions import Fraction
+
+    from ipr.media import DEFAULT_REGIONS
+    from ipr.media.decode import decode
+
+    args = (left_moves, "mov", Fraction(25), (160, 60), list(DEFAULT_REGIONS), 25, (160, 60))
+    thumb = tmp_path / "first.jpg"
+    assert decode(*args, thumbnail=(thumb, 320, 120)).frames == 100
+    info = ffprobe_json(thumb, "-show_streams")
+    assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (320, 120)
+    # A thumbnail that cannot be written is no reason to fail the analysis.
+    missing = tmp_path / "no-such-folder" / "first.jpg"
+    assert decode(*args, thumbnail=(missing, 320, 120)).frames == 100
+    assert not missing.exists()

@@ -1,0 +1,50 @@
+"""Researcher pages that fit a tablet (768×1024) and a phone (390×844): nothing scrolls sideways.
+
+Each page is saved as a PNG in ``test-artifacts/screenshots/`` (``SCREENSHOTS_DIR=docs/screenshots``
+refreshes the kept ones) so a person can look at them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import make_video
+from tests.e2e.conftest import LiveServer, expect_status, log_in
+from tests.e2e.test_invitations_journey import PHONE, TABLET_PORTRAIT, fits, ready_recording
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("size", ["768", "390"])
+def test_researcher_pages_fit_tablet_and_phone(
+    new_page: Callable[..., Page], live_server: LiveServer, tmp_path: Path, size: str
+) -> None:
+    viewport = TABLET_PORTRAIT if size == "768" else PHONE
+    who = live_server.new_researcher("fit")
+    study_id = live_server.seed_study(who, f"Fitting study {size}")
+    rec_id, dyad_id = ready_recording(live_server, study_id, make_video(tmp_path / "v.mp4", 2.0))
+    page = new_page(viewport=viewport, name=size)
+    expect_status(page, 404)  # this recording has no analysis files: its plot stays empty
+    log_in(page, who)
+    fits(page, f"fit-{size}-studies")
+    page.goto(f"/studies/{study_id}")
+    fits(page, f"fit-{size}-study")
+    page.goto(f"/dyads/{dyad_id}")
+    fits(page, f"fit-{size}-dyad")
+    page.goto(f"/recordings/{rec_id}")
+    fits(page, f"fit-{size}-recording")
+    page.locator("#invite-client").get_by_role("button", name="Start recall for C01").click()
+    expect(page.locator("#invite-client .link-box")).to_be_visible()
+    fits(page, f"fit-{size}-invitations-panel")
+    page.goto(f"/studies/{study_id}/dashboard")
+    fits(page, f"fit-{size}-dashboard")
+    page.goto(f"/recordings/{rec_id}/export")
+    fits(page, f"fit-{size}-export")
+    page.goto(f"/recordings/{rec_id}/import")
+    fits(page, f"fit-{size}-import")
+    page.goto("/account/tokens")
+    fits(page, f"fit-{size}-tokens")
