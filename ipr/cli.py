@@ -192,7 +192,8 @@ def import_(file: Path, study_name: str, dyad_code: str, session_label: str, wai
 @ipr_cli.command("export")
 @click.argument("recording_id", type=int)
 @click.option("--format", "fmt", required=True, help="csv, xlsx, json, eaf, textgrid, vtt, srt, "
-              "svg, png, bundle, methods (a Methods paragraph) or zip (moment clips).")  # fmt: skip
+              "svg, png, bundle, methods (a Methods paragraph), zip (moment clips), motion_csv, "
+              "motion_txt (rMEA's readMEA) or synchrony_csv.")  # fmt: skip
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-text", is_flag=True, help="Leave out every free-text field.")
 @click.option("--pre-roll-ms", default=5000, show_default=True, help="Moment clips only.")

@@ -58,6 +58,7 @@ from ipr.exports.moment_clips import (
     ZIP_DATE,
     write_moment_clips,
 )
+from ipr.exports.motion_series import MOTION_FORMATS
 from ipr.exports.peers import HEAD_BYTES, import_eaf_lane
 from ipr.exports.peers import Choice as PeerChoice
 from ipr.exports.peers import choices as peer_choices
@@ -78,6 +79,7 @@ from ipr.models import (
     VoiceNote,
     utcnow,
 )
+from ipr.motion import MotionSettings
 from ipr.storage import Storage
 from ipr.synchrony import surrogate_baseline, synchrony
 
@@ -451,9 +453,10 @@ def _figures(data: dict[str, Any]) -> dict[str, float | None]:
 def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
     """Every parameter of every figure the app reports (those the worker computes with,
     `ipr.figures.params_for`), as exports and Methods cite them."""
-    params = figures_layer.params_for(study.alignment_tolerance_ms)
+    params = figures_layer.params_for(study.alignment_tolerance_ms, study.motion_settings)
     sync = inspect.signature(synchrony).parameters
     surr = inspect.signature(surrogate_baseline).parameters
+    ms = MotionSettings.of(study.motion_settings)
     stored_sync = params["synchrony"]
     return {
         "matching": {"tolerance_ms": params["tolerance_ms"]},
@@ -466,6 +469,7 @@ def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
             "max_lag_s": stored_sync["max_lag_s"],
             **{k: sync[k].default for k in ("fisher_z", "absolute")},
         },
+        "motion": {"threshold": ms.threshold, "smoothing_s": ms.smoothing_s},
         "synchrony_surrogates": {
             "n": stored_sync["n_surrogates"],
             "seed": stored_sync["seed"],
@@ -478,7 +482,7 @@ def figure_parameters(study: Study) -> dict[str, dict[str, Any]]:
 
 # --- producing an export file -----------------------------------------------------------------
 
-EXPORT_FORMATS = (*FORMATS, "zip")
+EXPORT_FORMATS = (*FORMATS, "zip", *MOTION_FORMATS)
 """Every `--format` / `export.<fmt>`: the pure exporters' formats, and `zip` (moment clips)."""
 
 _EXTENSIONS = {"textgrid": "TextGrid", "bundle": "zip", "methods": "md"}
@@ -580,7 +584,9 @@ def export(
         raise ExportRequestError("This recording is not ready yet: nothing to export.")
     data = export_data(db, obj, dt.datetime.now(dt.UTC).replace(microsecond=0))
     stem = export_stem(obj)
-    if fmt == "zip" and queue is not None:
+    if fmt in MOTION_FORMATS:
+        result = _motion_export(db, storage, obj, fmt, stem)
+    elif fmt == "zip" and queue is not None:
         params = {
             "scope": scope, "obj_id": obj.id, "include_text": include_text,
             "pre_roll_ms": pre_roll_ms, "post_roll_ms": post_roll_ms,
@@ -630,6 +636,54 @@ def export(
         details=details,
     )  # fmt: skip
     return result
+
+
+def _motion_export(
+    db: Session, storage: Storage, obj: Study | Dyad | Recording, fmt: str, stem: str
+) -> ExportResult:
+    """Motion-energy series / synchrony of one recording, or a ZIP of every ready one."""
+    from ipr.exports.motion_series import MOTION_FORMATS, make
+
+    suffix, media_type = MOTION_FORMATS[fmt]
+
+    def one(rec: Recording) -> bytes | None:
+        path = storage.derived(rec.storage_key, "analysis.json")
+        if rec.status != "ready" or not path.is_file():
+            return None
+        me = json.loads(path.read_text(encoding="utf-8")).get("motion_energy") or {}
+        if not me:
+            return None
+        figures = None
+        if fmt == "synchrony_csv":  # the worker's stored figures (requests compute nothing)
+            tolerance = rec.dyad.study.alignment_tolerance_ms
+            stored = figures_layer.read(db, rec, tolerance, tolerance)
+            figures = (stored.data or {}).get("synchrony") or {
+                "error": "the synchrony is being computed; ask again shortly"
+            }
+        return make(fmt, me, figures)
+
+    if isinstance(obj, Recording):
+        content = one(obj)
+        if content is None:
+            raise ExportRequestError("This recording has no motion-energy analysis (no video).")
+        return ExportResult(f"{stem}_{suffix}", media_type, content)
+    recs = obj.recordings if isinstance(obj, Dyad) else [r for d in obj.dyads for r in d.recordings]
+    buffer = io.BytesIO()
+    written = 0
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for rec in recs:
+            content = one(rec)
+            if content is None:
+                continue
+            name = f"{safe_name(rec.dyad.code)}_{safe_name(rec.session_label)}_{rec.id}_{suffix}"
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+            written += 1
+    if not written:
+        raise ExportRequestError("There is no recording with motion energy to export here yet.")
+    return ExportResult(f"{stem}_{fmt}.zip", ZIP_TYPE, buffer.getvalue())
 
 
 def clips_key(data: ExportStudy, params: dict[str, Any]) -> str:

@@ -76,15 +76,25 @@ def app_version() -> str:
         return "unknown"
 
 
-def params_for(tolerance_ms: int) -> dict[str, Any]:
-    """Every parameter a figure set is computed with (stored beside the figures)."""
+def params_for(tolerance_ms: int, motion_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every parameter a figure set is computed with (stored beside the figures); synchrony's
+    come from the study's motion settings (ipr.motion.MotionSettings, defaults = SYNCHRONY)."""
+    from ipr.motion import MotionSettings
+
+    ms = MotionSettings.of(motion_settings)
+    sync: dict[str, Any] = {
+        **SYNCHRONY, "window_s": ms.window_s, "step_s": ms.step_s, "max_lag_s": ms.max_lag_s,
+        "n_surrogates": ms.surrogates, "seed": ms.seed,
+    }  # fmt: skip
+    if ms.smoothing_s:
+        sync["smoothing_s"] = ms.smoothing_s
     return {
         "tolerance_ms": tolerance_ms,
         "bin_ms": BIN_MS,
         "n_shifts": N_SHIFTS,
         "seed": SEED,
         "phase": "blind",
-        "synchrony": {**SYNCHRONY, "n_surrogates": N_SURROGATES, "seed": SURROGATE_SEED},
+        "synchrony": sync,
     }
 
 
@@ -377,8 +387,13 @@ def _analysis_stamp(storage: Storage, rec: Recording) -> list[int] | None:
     return [stat.st_mtime_ns, stat.st_size]
 
 
-def compute_synchrony(storage: Storage, rec: Recording, stamp: list[int]) -> dict[str, Any]:
-    """Synchrony of the two motion-energy curves and its segment-shuffled surrogates."""
+def compute_synchrony(
+    storage: Storage, rec: Recording, stamp: list[int], params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Synchrony of the two motion-energy curves and its segment-shuffled surrogates, with the
+    study's pipeline (`params`: params_for()["synchrony"]); missing samples are counted and
+    warned about, and mostly missing data gives no figure (ipr.motion)."""
+    from ipr import motion
     from ipr.synchrony import SynchronyError, surrogate_baseline, synchrony
 
     out: dict[str, Any] = {"analysis_stamp": stamp, "grand_mean": None, "surrogate": None}
@@ -388,24 +403,31 @@ def compute_synchrony(storage: Storage, rec: Recording, stamp: list[int]) -> dic
     except (OSError, ValueError):
         data = {}
     me = data.get("motion_energy") or {} if isinstance(data, dict) else {}
-    left, right = list(me.get("left") or []), list(me.get("right") or [])
-    rate = float(me.get("rate_hz") or 0)
+    left, right, rate, _names = motion.pair(me)
+    s = params or params_for(0)["synchrony"]
+    out["settings"] = s
     if not left or not rate:
         out["error"] = "This recording has no motion-energy curves (no video, or not analysed)."
         return out
-    s = SYNCHRONY
+    missing = motion.missing_summary(me)
+    out["missing"] = missing
+    out["warning"] = missing["message"] if missing["warn"] else None
+    if missing["mostly_missing"]:
+        out["error"] = missing["message"]
+        return out
+    settings = motion.MotionSettings(smoothing_s=float(s.get("smoothing_s") or 0))
     try:
+        x, y = motion.prepared(left, right, rate, settings)
         out.update(
             synchrony(
-                left, right, rate, window_s=s["window_s"], step_s=s["step_s"],
-                max_lag_s=s["max_lag_s"],
+                x, y, rate, window_s=s["window_s"], step_s=s["step_s"], max_lag_s=s["max_lag_s"],
             ).to_dict()
         )  # fmt: skip
         out["surrogate"] = surrogate_baseline(
-            left, right, rate, n=N_SURROGATES, seed=SURROGATE_SEED, segment_s=s["segment_s"],
+            x, y, rate, n=s["n_surrogates"], seed=s["seed"], segment_s=s["segment_s"],
             window_s=s["window_s"], step_s=s["step_s"], max_lag_s=s["max_lag_s"],
         ).to_dict()  # fmt: skip
-    except SynchronyError as exc:
+    except (SynchronyError, motion.MotionSettingsInvalid) as exc:
         out["error"] = exc.message
     return out
 
@@ -468,7 +490,7 @@ def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
     version = rec.figures_version
     study = db.get(Study, rec.study_id)
     assert study is not None
-    default = params_for(study.alignment_tolerance_ms)
+    default = params_for(study.alignment_tolerance_ms, study.motion_settings)
     rows = {
         r.params_key: r
         for r in db.scalars(select(FigureSet).where(FigureSet.recording_id == rec.id))
@@ -489,7 +511,7 @@ def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
         ).all()
     )
     lanes = load_blind_lanes(db, rec, codebook)
-    sync = _synchrony_for(storage, rec, rows.values())
+    sync = _synchrony_for(storage, rec, rows.values(), default["synchrony"])
     now = utcnow()
     for key, params in todo.items():
         row = rows.get(key)
@@ -515,7 +537,7 @@ def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
 
 
 def _synchrony_for(
-    storage: Storage, rec: Recording, rows: Iterable[FigureSet]
+    storage: Storage, rec: Recording, rows: Iterable[FigureSet], params: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Synchrony depends on the analysis, not on moments: reuse a stored one while it holds."""
     stamp = _analysis_stamp(storage, rec)
@@ -523,10 +545,10 @@ def _synchrony_for(
         return None
     for row in rows:
         sync = (row.data or {}).get("synchrony")
-        same = (row.params or {}).get("synchrony") == params_for(0)["synchrony"]
+        same = (row.params or {}).get("synchrony") == params
         if sync and same and sync.get("analysis_stamp") == stamp:
             return sync
-    return compute_synchrony(storage, rec, stamp)
+    return compute_synchrony(storage, rec, stamp, params)
 
 
 @jobs.handler(JOB_KIND)
@@ -613,7 +635,8 @@ def read(db: Session, rec: Recording, study_tolerance_ms: int, tolerance_ms: int
     A set not stored yet is asked for (an extra tolerance evicts the oldest beyond
     MAX_EXTRA_SETS) and a worker job queued; the caller commits nothing: this does.
     """
-    params = params_for(tolerance_ms)
+    settings = rec.dyad.study.motion_settings
+    params = params_for(tolerance_ms, settings)
     key = params_key(params)
     row = db.scalar(
         select(FigureSet).where(FigureSet.recording_id == rec.id, FigureSet.params_key == key)
@@ -621,7 +644,7 @@ def read(db: Session, rec: Recording, study_tolerance_ms: int, tolerance_ms: int
     current = rec.figures_version
     state = _state(row, current)
     if row is None:
-        default_key = params_key(params_for(study_tolerance_ms))
+        default_key = params_key(params_for(study_tolerance_ms, settings))
         _request(db, rec, key, params, default_key=default_key)
     elif state in ("updating", "computing"):
         queue_job(db, rec.id, rec.study_id)
@@ -675,7 +698,7 @@ def _request(
 
 def read_summaries(db: Session, study: Study) -> dict[int, Stored]:
     """The study tolerance's summary of every recording of the study (one statement)."""
-    params = params_for(study.alignment_tolerance_ms)
+    params = params_for(study.alignment_tolerance_ms, study.motion_settings)
     rows = db.execute(
         select(
             FigureSet.recording_id,
@@ -705,7 +728,7 @@ def read_summaries(db: Session, study: Study) -> dict[int, Stored]:
 
 def read_sets(db: Session, study: Study, recording_ids: Sequence[int]) -> dict[int, Stored]:
     """The study tolerance's whole figure sets of these recordings (one statement; exports)."""
-    params = params_for(study.alignment_tolerance_ms)
+    params = params_for(study.alignment_tolerance_ms, study.motion_settings)
     if not recording_ids:
         return {}
     rows = db.execute(

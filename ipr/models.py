@@ -168,6 +168,8 @@ class Study(Base):
     # study texts in the other languages: {"instructions"|"invitation"|"reminder": {lang: text}};
     # invitation and reminder texts in the main language live here too
     texts: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
+    # ipr.motion.MotionSettings as stored, plus "regions" (the default drawn regions)
+    motion_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -146,14 +147,18 @@ def latest_job(db: Session, rec: Recording) -> Job | None:
 
 def ingest_settings(study: Study, rec: Recording) -> Any:
     from ipr.media import DEFAULT_REGIONS, IngestSettings, Region
+    from ipr.motion import MotionSettings
 
-    regions = tuple(Region(**r) for r in rec.regions) if rec.regions else DEFAULT_REGIONS
+    stored = study.motion_settings or {}
+    drawn = rec.regions or stored.get("regions")  # the recording's own, else the study default
+    regions = tuple(Region(**r) for r in drawn) if drawn else DEFAULT_REGIONS
     return IngestSettings(
         strategy=study.segmentation_strategy,
         fixed_ms=study.segment_fixed_ms,
         min_clip_ms=study.segment_min_ms,
         max_clip_ms=study.segment_max_ms,
         regions=regions,
+        motion_threshold=MotionSettings.of(stored).threshold,
     )
 
 
@@ -251,6 +256,7 @@ def apply_result(db: Session, rec: Recording, result: dict[str, Any]) -> None:
         "silences_ms": result["silences_ms"],
         "source": result.get("source", {}),
         "processed_at": utcnow().isoformat(timespec="seconds"),
+        "motion": _motion_summary(result.get("motion_energy") or {}),
     }
     replace_clips(db, rec, [(c["index"], c["start_ms"], c["end_ms"]) for c in result["clips"]])
 
@@ -425,3 +431,94 @@ def resegment_job(ctx: jobs.Context) -> None:
     if "strategy" in params:
         rec.media_info = {**(rec.media_info or {}), "segmentation": params}
     db.commit()
+
+
+# --- motion regions and the motion pass -------------------------------------------------------
+
+
+def save_regions(
+    db: Session,
+    huey: Any,
+    rec: Recording,
+    raw: Any,
+    user: User,
+    *,
+    as_study_default: bool = False,
+    ip: str | None = None,
+) -> Job:
+    """Store the drawn regions on the recording (and as the study's default if asked), audit
+    the change and queue the motion pass again; no new upload, nothing else re-run."""
+    from ipr.motion import parse_regions
+
+    if rec.status != "ready":
+        raise ValidationError("Regions can be drawn once the recording is ready.")
+    regions = parse_regions(raw)
+    before = rec.regions
+    rec.regions = regions
+    study = db.get(Study, rec.study_id)
+    if as_study_default and study is not None:
+        study.motion_settings = {**(study.motion_settings or {}), "regions": regions}
+    audit.record(
+        db,
+        "motion_regions_changed",
+        user=user,
+        study_id=rec.study_id,
+        obj=("recording", rec.id),
+        ip=ip,
+        details={"before": before, "after": regions, "study_default": as_study_default},
+    )
+    db.commit()
+    return jobs.enqueue(db, huey, "motion", study_id=rec.study_id, recording_id=rec.id)
+
+
+@jobs.handler("motion")
+def motion_job(ctx: jobs.Context) -> None:
+    """Worker: motion energy again over the playable copy with the recording's regions and the
+    study's threshold; the stored analysis gets the new series, then synchrony is recomputed."""
+    from ipr.media import MediaError, compute_motion_energy
+
+    db = ctx.db
+    rec = db.get(Recording, ctx.job.recording_id)
+    if rec is None or rec.status != "ready":
+        return
+    study = db.get(Study, rec.study_id)
+    settings = ingest_settings(study, rec)
+    storage = Storage(ctx.config["RECORDINGS_DIR"])
+    playable = storage.derived(rec.storage_key, "playable.mp4")
+    path = storage.derived(rec.storage_key, "analysis.json")
+    ctx.report("motion energy", 0.0)
+    try:
+        me = compute_motion_energy(
+            playable, settings.regions, threshold=settings.motion_threshold,
+            progress=lambda _stage, fraction: ctx.report("motion energy", fraction),
+            cancelled=ctx.cancelled,
+        )  # fmt: skip
+    except MediaError as exc:
+        raise jobs.JobFailed(exc.message, exc.code) from exc
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data["motion_energy"] = me.to_dict()
+    data["regions"] = [dataclasses.asdict(r) for r in settings.regions]
+    tmp = path.with_name(f".analysis-{ctx.job.id}.json")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+    rec.media_info = {**(rec.media_info or {}), "motion": _motion_summary(data["motion_energy"])}
+    figures.mark_stale(db, rec.id, rec.study_id)  # a new analysis: the figures are redone
+    db.commit()
+    ctx.report("synchrony", 0.0)
+    figures.compute_recording(db, storage, rec.id)  # here, so the page shows them on reload
+    audit.record(
+        db,
+        "motion_rerun",
+        actor="worker",
+        study_id=rec.study_id,
+        obj=("recording", rec.id),
+        details={"missing": me.missing, "threshold": me.threshold},
+    )
+    db.commit()
+
+
+def _motion_summary(motion_energy: dict[str, Any]) -> dict[str, Any]:
+    """What the recording page says about its motion samples (ipr.motion.missing_summary)."""
+    from ipr.motion import missing_summary
+
+    return missing_summary(motion_energy)

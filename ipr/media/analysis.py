@@ -24,8 +24,11 @@ BLACK_MAX_MEAN = 24.0  # a held picture this dark (mean grey level) is a black h
 FREEZE_MIN_MS = 500  # a black hold at least this long ...
 FREEZE_END_SCORE = 1.0  # ... ended by a change at least this large starts a new scene
 
-# Motion energy (MEA-style): a pixel "moves" when its grey level changes by more than this.
+# Motion energy (MEA-style): a pixel "moves" when its grey level changes by more than this
+# (the default of a study's threshold setting).
 MOTION_PIXEL_THRESHOLD = 10
+BACKGROUND = "background"  # a region of this name is subtracted from the others (camera noise)
+MISSING_REASON = "repeated frames (variable frame rate or dropped frames)"
 
 # Audio: envelope of 10 ms windows of 8 kHz mono PCM.
 AUDIO_RATE = 8_000
@@ -73,20 +76,60 @@ DEFAULT_REGIONS = (Region("left", 0.0, 0.0, 0.5, 1.0), Region("right", 0.5, 0.0,
 
 @dataclass
 class MotionEnergy:
-    """Per-region share of changed pixels per frame, sampled at `rate_hz` from t=0."""
+    """Per-region share of changed pixels per frame, sampled at `rate_hz` from t=0.
+
+    A sample is None where the frame repeats the one before it (a frame the constant-rate grid
+    filled in for a missing one): it carries no measurement. `missing` counts them.
+    """
 
     rate_hz: float
-    series: dict[str, list[float]]
+    series: dict[str, list[float | None]]
+    missing: int = 0
+    threshold: int = MOTION_PIXEL_THRESHOLD
 
     def to_dict(self) -> dict:
-        return {"rate_hz": self.rate_hz, **self.series}
+        out: dict = {"rate_hz": self.rate_hz, **self.series}
+        out["threshold"] = self.threshold
+        out["missing"] = self.missing
+        if self.missing:
+            out["missing_reason"] = MISSING_REASON
+        return out
+
+
+def motion_energy(
+    rate_hz: float,
+    motion: np.ndarray,
+    names: list[str],
+    repeated: np.ndarray | None,
+    threshold: int = MOTION_PIXEL_THRESHOLD,
+) -> MotionEnergy:
+    """The stored series: each region's share, minus the background region's share (floored
+    at 0) when there is one, rounded to 4 places, None at repeated frames."""
+    motion = np.asarray(motion, dtype=float).reshape(len(motion), len(names))
+    rep = np.zeros(len(motion), bool) if repeated is None else np.asarray(repeated, bool)
+    series: dict[str, list[float | None]] = {}
+    background = motion[:, names.index(BACKGROUND)] if BACKGROUND in names else None
+    for i, name in enumerate(names):
+        values = motion[:, i]
+        if background is not None and name != BACKGROUND:
+            values = np.maximum(values - background, 0.0)
+        rounded = np.round(values, 4).tolist()
+        series[name] = [None if r else v for v, r in zip(rounded, rep.tolist(), strict=True)]
+    return MotionEnergy(rate_hz, series, int(rep.sum()), threshold)
 
 
 class FrameAnalyzer:
     """Consumes small grey frames in display order; keeps scene scores and motion energy."""
 
-    def __init__(self, width: int, height: int, regions: list[Region] | tuple[Region, ...]):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        regions: list[Region] | tuple[Region, ...],
+        threshold: int = MOTION_PIXEL_THRESHOLD,
+    ):
         self.width, self.height = width, height
+        self.threshold = threshold
         self.regions = list(regions)
         self._slices = [r.slices(width, height) for r in self.regions]
         self._prev: np.ndarray | None = None
@@ -94,6 +137,7 @@ class FrameAnalyzer:
         self._means: list[np.ndarray] = []
         self._shapes: list[np.ndarray] = []
         self._motion: list[np.ndarray] = []
+        self._repeated: list[np.ndarray] = []
         self.frames = 0
 
     def feed(self, frames: np.ndarray) -> None:
@@ -114,7 +158,13 @@ class FrameAnalyzer:
         self._scores.append(scores)
         self._means.append(means)
         self._shapes.append(self._shape_scores(frames, before, scores))
-        moved = diff > MOTION_PIXEL_THRESHOLD
+        # a frame identical to the one before in every analysed pixel is a repeat the constant
+        # rate filled in (camera pictures always carry some sensor noise); frame 0 is not
+        repeated = flat.max(axis=1) == 0
+        if self._prev is None:
+            repeated[0] = False
+        self._repeated.append(repeated)
+        moved = diff > self.threshold
         shares = []
         for ys, xs in self._slices:
             region = moved[:, ys, xs]
@@ -147,6 +197,11 @@ class FrameAnalyzer:
     @property
     def means(self) -> np.ndarray:
         return np.concatenate(self._means) if self._means else np.zeros(0)
+
+    @property
+    def repeated(self) -> np.ndarray:
+        """Per frame: True where the frame repeats its predecessor exactly."""
+        return np.concatenate(self._repeated) if self._repeated else np.zeros(0, bool)
 
     @property
     def motion(self) -> np.ndarray:

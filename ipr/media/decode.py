@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipr.media.analysis import AudioAnalyzer, FrameAnalyzer, Region
+from ipr.media.analysis import MOTION_PIXEL_THRESHOLD, AudioAnalyzer, FrameAnalyzer, Region
 
 PROGRESS_EVERY = 250  # frames between progress lines
 
@@ -51,6 +51,7 @@ class Signals:
     tiles: list[np.ndarray]  # sprite tiles, BGR
     keyframes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # frame indices
     shapes: np.ndarray = field(default_factory=lambda: np.zeros(0))  # scores, level change removed
+    repeated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per frame
 
     @classmethod
     def collect(
@@ -71,6 +72,7 @@ class Signals:
             tiles=tiles,
             keyframes=np.array(keyframes or [], np.int64),
             shapes=frames.shapes,
+            repeated=frames.repeated,
         )
 
     def save(self, path: Path) -> None:
@@ -88,6 +90,7 @@ class Signals:
                 tiles=tiles,
                 keyframes=self.keyframes,
                 shapes=self.shapes,
+                repeated=self.repeated,
             )
 
     @classmethod
@@ -104,6 +107,7 @@ class Signals:
                 tiles=list(z["tiles"]),
                 keyframes=z["keyframes"],
                 shapes=z["shapes"],
+                repeated=z["repeated"] if "repeated" in z else np.zeros(0, bool),
             )
 
 
@@ -136,6 +140,7 @@ def decode(
     tile_size: tuple[int, int],
     report=None,  # noqa: ANN001 - callable(frames) or None
     thumbnail: tuple[Path, int, int] | None = None,
+    threshold: int = MOTION_PIXEL_THRESHOLD,
 ) -> Signals:
     """With ``thumbnail`` (path, width, height) the first frame is also written there as a
     JPEG: the first clip's thumbnail, without an ffmpeg run of its own."""
@@ -143,7 +148,7 @@ def decode(
 
     aw, ah = size
     tw, th = tile_size
-    frames = FrameAnalyzer(aw, ah, regions)
+    frames = FrameAnalyzer(aw, ah, regions, threshold)
     tiles: list[np.ndarray] = []
     keyframes: list[int] = []  # frame indices of the keyframes (where a stream copy can cut)
     # The decoder's threads wait for this thread to hand them packets, so the analysis of the
@@ -239,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regions", required=True, help="JSON list of [name, x, y, w, h]")
     parser.add_argument("--thumbnail", type=Path, help="a JPEG of the first frame to write")
     parser.add_argument("--thumbnail-size", default="320x180", help="its size WxH")
+    parser.add_argument("--threshold", type=int, default=MOTION_PIXEL_THRESHOLD)
     args = parser.parse_args(argv)
     regions = [Region(str(n), *map(float, box)) for n, *box in json.loads(args.regions)]
 
@@ -259,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         pair(args.tile_size),
         report,
         (args.thumbnail, *pair(args.thumbnail_size)) if args.thumbnail else None,
+        args.threshold,
     )
     if signals.frames == 0:
         print("no frames decoded", file=sys.stderr)

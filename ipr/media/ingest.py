@@ -27,6 +27,7 @@ from ipr.media._run import GIB, RunLimits, StreamingRun, run, stream_reader
 from ipr.media.analysis import (
     AUDIO_RATE,
     DEFAULT_REGIONS,
+    MOTION_PIXEL_THRESHOLD,
     AudioAnalyzer,
     FrameAnalyzer,
     MotionEnergy,
@@ -34,6 +35,7 @@ from ipr.media.analysis import (
     detect_cuts,
     detect_silences,
     frame_ms,
+    motion_energy,
     waveform_levels,
 )
 from ipr.media.clips import (
@@ -77,6 +79,7 @@ class IngestSettings:
     min_clip_ms: int = 60_000
     max_clip_ms: int = 600_000
     regions: tuple[Region, ...] = DEFAULT_REGIONS
+    motion_threshold: int = MOTION_PIXEL_THRESHOLD  # grey levels; the study's setting
     limits: Limits = DEFAULT_LIMITS
     timeout_s: float | None = None  # None: scaled to the recording's length
 
@@ -188,13 +191,19 @@ class _Layout:
 class _Decode:
     """One ffmpeg run with analysis outputs on pipes, read concurrently."""
 
-    def __init__(self, p: ProbeResult, regions: tuple[Region, ...], limits: RunLimits):
+    def __init__(
+        self,
+        p: ProbeResult,
+        regions: tuple[Region, ...],
+        limits: RunLimits,
+        threshold: int = MOTION_PIXEL_THRESHOLD,
+    ):
         self.p = p
         layout = _Layout.of(p, *_playable_size(p))
         self.aw, self.ah = layout.aw, layout.ah
         self.tw, self.th = layout.tw, layout.th
         self.tile_every = layout.tile_every
-        self.frames = FrameAnalyzer(self.aw, self.ah, regions)
+        self.frames = FrameAnalyzer(self.aw, self.ah, regions, threshold)
         self.audio = AudioAnalyzer()
         self.tiles: list[np.ndarray] = []
         self.run = StreamingRun(limits)
@@ -338,7 +347,7 @@ def _transcode_with_analysis(
     progress: Progress | None,
     cancelled: Cancelled | None,
 ) -> Signals:
-    dec = _Decode(p, settings.regions, limits)
+    dec = _Decode(p, settings.regions, limits, settings.motion_threshold)
     dec.execute(_transcode_args(p, dst, settings, dec), progress, cancelled)
     return dec.signals()
 
@@ -446,6 +455,7 @@ def _analyse(
     progress: Progress | None,
     cancelled: Cancelled | None,
     thumbnail: Path | None = None,
+    threshold: int = MOTION_PIXEL_THRESHOLD,
 ) -> Signals:
     """The analysis decode of a file that is played as it is: ``ipr.media.decode`` in a child
     process, under the same limits, deadline and kill switch as ffmpeg. With ``thumbnail``
@@ -461,6 +471,7 @@ def _analyse(
         "--tile-size", f"{layout.tw}x{layout.th}",
         "--tile-every", str(layout.tile_every),
         "--regions", json.dumps(boxes),
+        "--threshold", str(threshold),
     ]  # fmt: skip
     if thumbnail is not None:
         size = f"{THUMB_WIDTH}x{_even(THUMB_WIDTH * p.height / max(1, p.width))}"
@@ -643,6 +654,7 @@ def _ingest_into(
                 signals = _analyse(
                     src, p.format_name, p, settings.regions, work, limits, progress, cancelled,
                     thumbnail=work / FIRST_THUMB,
+                    threshold=settings.motion_threshold,
                 )  # fmt: skip
             except BaseException:
                 wait([copy])  # the decode's reason is the one to report; the copy just ends
@@ -660,7 +672,7 @@ def _ingest_into(
     cut_frames = detect_cuts(scores, p.fps_num, p.fps_den, signals.means, signals.shapes)
     scene_cuts_ms = [frame_ms(i, p.fps_num, p.fps_den) for i in cut_frames]
     silences = detect_silences(signals.rms, duration_ms=duration_ms) if p.has_audio else []
-    motion = _motion(signals, p)
+    motion = _motion(signals, p, settings.motion_threshold)
     waveform = {"sample_rate": AUDIO_RATE, "levels": waveform_levels(signals.peak)}
     sprite = _write_sprite(signals, _Layout.of(p, width, height), p, work / "sprite.jpg")
     report("clips", 0.0)
@@ -785,27 +797,31 @@ def _take_first_thumbnail(work: Path, dst: Path) -> bool:
     return True
 
 
-def _motion(signals: Signals, p: ProbeResult) -> MotionEnergy:
-    return MotionEnergy(
-        rate_hz=p.fps_num / p.fps_den,
-        series={
-            name: np.round(signals.motion[:, i], 4).tolist()
-            for i, name in enumerate(signals.region_names)
-        },
+def _motion(signals: Signals, p: ProbeResult, threshold: int) -> MotionEnergy:
+    repeated = signals.repeated if len(signals.repeated) == signals.frames else None
+    return motion_energy(
+        p.fps_num / p.fps_den, signals.motion, signals.region_names, repeated, threshold
     )
 
 
 def compute_motion_energy(
-    playable: Path, regions: list[Region] | tuple[Region, ...], *, limits: Limits = DEFAULT_LIMITS
+    playable: Path,
+    regions: list[Region] | tuple[Region, ...],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    threshold: int = MOTION_PIXEL_THRESHOLD,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
 ) -> MotionEnergy:
     """Re-run motion energy on an existing playable copy, e.g. after moving the regions."""
     p = probe(playable, limits=limits)
     run_limits = _limits_for(p, IngestSettings(limits=limits))
     with tempfile.TemporaryDirectory(prefix="ipr-motion-") as tmp:
         signals = _analyse(
-            Path(p.path), p.format_name, p, tuple(regions), Path(tmp), run_limits, None, None
-        )
-    return _motion(signals, p)
+            Path(p.path), p.format_name, p, tuple(regions), Path(tmp), run_limits,
+            progress, cancelled, threshold=threshold,
+        )  # fmt: skip
+    return _motion(signals, p, threshold)
 
 
 @dataclass

@@ -54,6 +54,9 @@ FORMAT_LABELS = {
     "bundle": "Study bundle — every format in one ZIP",
     "methods": "Methods paragraph — what was measured, parameters, definitions, version to cite",
     "zip": "Moment clips — a short video per moment (ZIP)",
+    "motion_csv": "Motion energy — each region's series at its frame rate (CSV)",
+    "motion_txt": "Motion energy for rMEA — two columns that readMEA reads (text)",
+    "synchrony_csv": "Synchrony — windowed series, summary figures and their parameters (CSV)",
 }
 MODELS: dict[str, type] = {"recording": Recording, "dyad": Dyad, "study": Study}
 

@@ -81,6 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         context,
         exports,
         media,
+        motion,
         ops,
         recall,
         recall_admin,
@@ -113,6 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api.bp)
     app.register_blueprint(api_imports.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(motion.bp)
     csrf.exempt(api_imports.bp)
 
     from ipr import cli

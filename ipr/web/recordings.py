@@ -91,6 +91,9 @@ def status(recording_id: int) -> Any:
         **_role_ctx(rec.study_id),
     )
     finished_now = request.args.get("was") in ("queued", "processing") and rec.status == "ready"
+    working = job and job.kind in ("motion", "resegment") and job.status in ("queued", "running")
+    if request.args.get("was") == "job" and not working:
+        finished_now = True  # a motion or clips job on a ready recording has ended
     if request.htmx and finished_now:
         return resp[0], resp[1], {"HX-Refresh": "true"}  # show the player and clips
     return resp

@@ -24,7 +24,7 @@
     var out = [];
     for (var i = 0; i < values.length; i += n) {
       var s = 0, k = 0;
-      for (var j = i; j < Math.min(values.length, i + n); j++) { s += values[j]; k++; }
+      for (var j = i; j < Math.min(values.length, i + n); j++) { if (values[j] !== null) { s += values[j]; k++; } }
       out.push(k ? s / k : 0);
     }
     return out;
@@ -100,6 +100,7 @@
       clipStarts.forEach(function (t) { if (t > 0) { ctx.beginPath(); ctx.moveTo(x(t), 0); ctx.lineTo(x(t), h); ctx.stroke(); } });
       ctx.setLineDash([]);
       var me = a.motion_energy;
+      if (me && me.therapist && !me.left) { me.left = me.therapist; me.right = me.client; } // drawn regions
       if (me && me.rate_hz) {
         var per = Math.max(1, Math.floor((me.left || []).length / w));
         [["left", LEFT], ["right", RIGHT]].forEach(function (pair) {

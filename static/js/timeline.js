@@ -363,6 +363,7 @@
     this.peaks = {};
     var me = this.analysis && this.analysis.motion_energy;
     if (!me) return;
+    if (me.therapist && !me.left) { me.left = me.therapist; me.right = me.client; } // drawn regions
     var self = this;
     ["left", "right"].forEach(function (k) {
       var s = (me[k] || []).filter(function (v) { return v !== null; }).slice().sort(function (a, b) { return a - b; });

@@ -184,3 +184,31 @@ def test_vectorised_cut_detection_matches_its_definition(seed, n, rate) -> None:
     shapes = scores * rng.choice([0.1, 0.5, 1.0], n)  # some changes are of level only
     got = detect_cuts(scores, *rate, means, shapes)
     assert got == _cuts_by_definition(scores, *rate, means, shapes)
+
+
+@pytest.mark.corpus
+def test_vfr_repeated_frames_are_missing_samples_not_zeros(corpus: Path, ingested) -> None:
+    """goldeneye-vfr-drop3 drops every third frame: on the 24000/1001 grid every third sample
+    is a repeat, so it is missing (None), counted and explained."""
+    result, _ = ingested(corpus / "scene_cuts/pyscenedetect/goldeneye-vfr-drop3.mp4")
+    me = result.motion_energy
+    assert len(me["left"]) == 239
+    assert me["missing"] == 79
+    assert me["missing_reason"] == "repeated frames (variable frame rate or dropped frames)"
+    assert [i for i, v in enumerate(me["left"][:12]) if v is None] == [2, 5, 8, 11]
+    assert [v is None for v in me["left"]] == [v is None for v in me["right"]]
+
+
+def test_threshold_and_background_region(left_moves: Path, ingested) -> None:
+    _, out = ingested(left_moves)
+    regions = [Region("therapist", 0, 0, 0.5, 1), Region("background", 0, 0, 0.25, 1)]
+    low = compute_motion_energy(out / "playable.mp4", regions, threshold=2)
+    high = compute_motion_energy(out / "playable.mp4", regions, threshold=120)
+    assert low.threshold == 2 and high.threshold == 120
+    assert sum(low.series["background"][1:]) > sum(high.series["background"][1:])
+    # the person's share is what moved beyond the background's share (never below 0)
+    raw = compute_motion_energy(out / "playable.mp4", regions[:1], threshold=2)
+    series = (low.series["therapist"], low.series["background"], raw.series["therapist"])
+    for t, b, r in zip(*series, strict=True):
+        assert t == pytest.approx(max(0.0, r - b), abs=2e-4)
+    assert low.missing == 0

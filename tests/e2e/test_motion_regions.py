@@ -1,0 +1,107 @@
+"""Movement regions in Chromium: a researcher draws two regions on the demo recording, the
+motion pass runs again in the worker, and the movement plot changes accordingly.
+
+The screenshot (``SCREENSHOTS_DIR=docs/screenshots`` refreshes the committed one) shows the
+drawn regions over the still and the redrawn movement curves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from ipr import jobs
+from ipr.config import load_config
+from ipr.demo import seed_recording
+from ipr.jobs import make_huey
+from ipr.models import Job, Recording, Study, User
+from ipr.storage import Storage
+from tests.conftest import ROOT
+from tests.e2e.conftest import LiveServer, log_in
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / "test-artifacts" / "screenshots")
+
+
+def drag(page: Page, box: dict[str, float], a: tuple[float, float], b: tuple[float, float]):
+    page.mouse.move(box["x"] + a[0] * box["width"], box["y"] + a[1] * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + (a[0] + b[0]) / 2 * box["width"], box["y"] + b[1] * box["height"])
+    page.mouse.move(box["x"] + b[0] * box["width"], box["y"] + b[1] * box["height"])
+    page.mouse.up()
+
+
+def canvas_pixels(page: Page) -> str:
+    return page.evaluate("document.getElementById('signals-canvas').toDataURL()")
+
+
+def test_drawn_regions_rerun_the_motion_pass_and_change_the_plot(
+    live_server: LiveServer, page: Page
+) -> None:
+    who = live_server.new_researcher("motion")
+    study_id = live_server.seed_study(who, "Movement regions (e2e)")
+    instance = Path(live_server.env["IPR_INSTANCE_PATH"])
+    config = load_config(instance, environ=live_server.env)
+    huey = make_huey(config, instance)
+    with live_server.database.session() as s:
+        user = s.scalar(select(User).where(User.email == who.email))
+        study = s.get(Study, study_id)
+        rec, _ = seed_recording(s, study, user, config, live_server.database, huey, seconds=12)
+        rec_id, key = rec.id, rec.storage_key
+        assert rec.status == "ready"
+    analysis = Storage(config["RECORDINGS_DIR"]).derived(key, "analysis.json")
+    before = json.loads(analysis.read_text())["motion_energy"]
+    assert {"left", "right"} <= set(before)
+
+    log_in(page, who)
+    page.goto(f"/recordings/{rec_id}")
+    stage = page.locator("#region-stage")
+    expect(page.locator("#region-still")).to_be_visible()
+    page.wait_for_function("document.getElementById('region-still').naturalWidth > 0")
+    page.wait_for_timeout(300)  # the curves are drawn once the analysis has loaded
+    plot_before = canvas_pixels(page)
+    stage.scroll_into_view_if_needed()
+    box = stage.bounding_box()  # viewport coordinates: the picture must be on screen
+    assert box is not None
+    # therapist: the top-left quarter of the moving test pattern; client: the whole right half
+    page.get_by_role("radio", name="Therapist").check()
+    drag(page, box, (0.02, 0.02), (0.25, 0.5))
+    page.get_by_role("radio", name="Client").check()
+    drag(page, box, (0.52, 0.05), (0.97, 0.97))
+    therapist = page.locator(".region-box.region-therapist")
+    expect(therapist).to_be_visible()
+    therapist.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # keyboard nudge: 1% of the width each
+    page.get_by_role("button", name="Save regions and analyse movement again").click()
+    expect(page.locator("#region-message")).to_contain_text("Saved")
+
+    with live_server.database.session() as s:
+        saved = s.get(Recording, rec_id).regions
+        job = s.scalar(select(Job).where(Job.recording_id == rec_id, Job.kind == "motion"))
+        job_id = job.id
+    assert [r["name"] for r in saved] == ["therapist", "client"]
+    assert abs(saved[0]["x"] - 0.05) <= 0.01 and abs(saved[0]["w"] - 0.23) <= 0.01
+    assert abs(saved[1]["x"] - 0.52) <= 0.01 and abs(saved[1]["h"] - 0.92) <= 0.01
+    expect(page.locator("#job-status")).to_contain_text("Analysing movement again")
+
+    assert jobs.run_job(live_server.database, config, job_id) == "done"  # the worker's part
+    page.wait_for_load_state("load")
+    expect(page.locator("#job-status")).not_to_contain_text("Analysing", timeout=15_000)
+    page.wait_for_function("document.getElementById('region-still').naturalWidth > 0")
+    page.wait_for_timeout(500)
+    after = json.loads(analysis.read_text())["motion_energy"]
+    assert set(k for k, v in after.items() if isinstance(v, list)) == {"therapist", "client"}
+    assert after["therapist"] != before["left"]
+    expect(page.locator(".region-box")).to_have_count(2)
+    plot_after = canvas_pixels(page)
+    assert plot_after != plot_before
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#regions").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "motion-regions.png"), full_page=True)
