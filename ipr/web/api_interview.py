@@ -25,7 +25,6 @@ from ipr.web.openapi import _errors, _id, _json, _ref
 
 bp = Blueprint("api_interview", __name__, url_prefix="/api/v1")
 
-DEFAULT_AUDIO_MAX_BYTES = 1024**3  # 1 GiB: hours of compressed speech
 MIMETYPES = {
     "wav": "audio/wav",
     "mp3": "audio/mpeg",
@@ -34,10 +33,6 @@ MIMETYPES = {
     "m4a": "audio/mp4",
     "webm": "audio/webm",
 }
-
-
-def audio_max_bytes(cfg: Any) -> int:
-    return int(cfg.get("INTERVIEW_AUDIO_MAX_BYTES", DEFAULT_AUDIO_MAX_BYTES))
 
 
 def _problems(exc: interview.InterviewProblems) -> Any:
@@ -60,7 +55,8 @@ def upload_audio(rs_id: int) -> Any:
                               field="file")  # fmt: skip
     with tempfile.TemporaryDirectory(dir=storage().root) as tmp:
         path = Path(tmp) / "interview"
-        save_bounded(upload, path, audio_max_bytes(current_app.config), "interview audio")
+        cap = current_app.config["INTERVIEW_AUDIO_MAX_BYTES"]
+        save_bounded(upload, path, cap, "interview audio")
         try:
             interview.attach_audio(
                 db(), storage(), rs, path, request.form.get("events"), api_user(),
