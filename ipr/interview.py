@@ -58,6 +58,7 @@ AUDIO_FORMATS = {
     "mov,mp4,m4a,3gp,3g2,mj2": "m4a",
     "matroska,webm": "webm",
 }
+RENOTIFY_AFTER = dt.timedelta(minutes=10)  # one e-mail per distress, not one per click
 PROBE_LIMITS = RunLimits(timeout_s=30.0, cpu_s=30, address_space_bytes=2 * 1024**3)
 
 DEFAULT_SUPPORT = {
@@ -464,8 +465,11 @@ def flag_distress(
     ip: str | None = None,
 ) -> dict[str, Any]:
     """Pause the session calmly, tell the owners (audit; e-mail when configured), and give
-    back the study's support text in the participant's language."""
-    rs.paused_at = rs.last_seen_at = utcnow()
+    back the study's support text in the participant's language. A repeat within
+    ``RENOTIFY_AFTER`` is audited again but sends no second e-mail."""
+    now = utcnow()
+    recent = rs.paused_at is not None and now - rs.paused_at < RENOTIFY_AFTER
+    rs.paused_at = rs.last_seen_at = now
     study = rs.recording.dyad.study
     actor = by_researcher.email if by_researcher else f"participant {rs.participant.code}"
     audit.record(
@@ -475,7 +479,7 @@ def flag_distress(
     )  # fmt: skip
     db.commit()
     job_id = None
-    if smtp:
+    if smtp and not recent:
         job_id = jobs.enqueue(
             db, huey, "distress_email", study_id=rs.study_id,
             params={"recall_session_id": rs.id},

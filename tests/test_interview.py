@@ -251,6 +251,8 @@ def test_distress_pauses_shows_support_text_and_tells_the_owner(app, env, db) ->
         (msg,) = smtp.messages
         assert smtp.envelopes[0] == ("ipr@clinic.example.org", ["owner@example.org"])
         assert msg["Subject"] == "Distress flagged by participant T01"
+        again = jpost(page, f"/recall/{invited['id']}/distress", {})
+        assert again.json["email_job_id"] is None  # a second click e-mails nobody again
     # the study's own text, in Norwegian, through the participant API (the link as Bearer)
     study_id = env["rec"].study_id
     put = env["api"]("PUT", f"/api/v1/studies/{study_id}/support-text",

@@ -319,6 +319,7 @@ def distress(rs_id: int) -> Any:
     """*I need to stop / this is distressing*: the session pauses, the owners are told, and the
     answer carries the study's support text (``ipr.interview.flag_distress``)."""
     rs, researcher = access(rs_id)
+    _write(rs, researcher)
     smtp = bool(current_app.config.get("SMTP_URL") and current_app.config.get("SMTP_FROM"))
     out = interview.flag_distress(
         db(), huey(), rs, smtp=smtp, by_researcher=researcher, ip=client_ip()
