@@ -325,3 +325,26 @@ def test_withdrawal_erases_everything_of_the_participant(app, env, db, interview
         assert "the therapist's own" in body
         for gone in ("SECRET", "I felt stuck", "What was happening"):
             assert gone not in body
+
+
+def test_a_second_upload_replaces_the_first_and_realigns_the_transcript(
+    env, db, interview_wav
+) -> None:
+    a, b, c = env["moments"]
+    rs_id = env["rs"]["id"]
+    assert upload(env, interview_wav, events(a, b, c)).status_code == 201
+    first = db.scalar(select(InterviewAudio)).storage_name
+    files = {"file": (io.BytesIO(VTT.encode()), "t.vtt")}
+    env["api"]("POST", f"/api/v1/recall-sessions/{rs_id}/transcript", data=files)
+    swapped = [
+        {"type": "pause", "video_ms": 9000, "audio_ms": 500, "moment_id": c},
+        {"type": "play", "video_ms": 9000, "audio_ms": 5000},
+    ]
+    assert upload(env, interview_wav, swapped).status_code == 201
+    db.expire_all()
+    (audio,) = db.scalars(select(InterviewAudio)).all()
+    assert audio.storage_name != first
+    folder = env["storage"].recording_dir(env["rec"].storage_key) / "interview"
+    assert [p.name for p in folder.iterdir()] == [audio.storage_name]
+    rows = db.scalars(select(InterviewUtterance).order_by(InterviewUtterance.start_ms)).all()
+    assert [u.moment_id for u in rows] == [c, c, c, c, None, None]
