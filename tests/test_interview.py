@@ -24,7 +24,7 @@ from ipr.models import (
     VoiceNote,
 )
 from ipr.storage import Storage
-from tests.conftest import MEDIA_DATA, api_token, jpost, participant
+from tests.conftest import MEDIA_DATA, api_token, jpost, make_app, participant
 from tests.smtp_inbox import smtp_server
 
 
@@ -40,6 +40,14 @@ def interview_wav(tmp_path_factory) -> bytes:
         check=True,
     )  # fmt: skip
     return out.read_bytes()
+
+
+@pytest.fixture
+def app(tmp_path, any_db_url):
+    """Every test here runs on SQLite and on PostgreSQL (withdrawal deletes across tables)."""
+    app = make_app(tmp_path, any_db_url)
+    yield app
+    app.extensions["ipr_db"].dispose()
 
 
 @pytest.fixture
