@@ -163,6 +163,12 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "INTERVIEW_AUDIO_MAX_BYTES",
+        1024**3,
+        "Largest recall-interview audio file in bytes (checked while it streams in).",
+        int,
+    ),
+    Setting(
         "IMPORT_MAX_ROWS",
         10_000,
         "Most moments one import may add; a longer file is refused before anything is stored.",

@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any, NamedTuple
@@ -67,6 +67,7 @@ from ipr.exports.peers import moments as peer_moments
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
+    InterviewUtterance,
     Job,
     Moment,
     MomentRevision,
@@ -172,6 +173,7 @@ class _Rows:
     stored: dict[int, figures_layer.Stored]
     codings: dict[int, tuple[Coding, ...]]
     sessions: dict[int, list[tuple[int, str, str, str, str]]]
+    said: dict[int, tuple[tuple[int, int | None, str], ...]] = field(default_factory=dict)
 
 
 class _Decoded:
@@ -241,7 +243,18 @@ def _fetch(
     ):  # fmt: skip
         sessions[rec_id].append((rs_id, role, code, mode, status))
     stored = figures_layer.read_sets(db, study, rec_ids)
-    return _Rows(moments, notes, voiced, stored, codings, sessions)
+    said: dict[int, list[tuple[int, int | None, str]]] = defaultdict(list)
+    for mid, start, end, words in db.execute(
+        select(
+            InterviewUtterance.moment_id, InterviewUtterance.start_ms,
+            InterviewUtterance.end_ms, InterviewUtterance.text,
+        )
+        .where(InterviewUtterance.moment_id.in_(live))
+        .order_by(InterviewUtterance.start_ms, InterviewUtterance.id)
+    ):  # fmt: skip
+        said[mid].append((start, end, words))
+    transcripts = {mid: tuple(rows) for mid, rows in said.items()}
+    return _Rows(moments, notes, voiced, stored, codings, sessions, transcripts)
 
 
 def _build(
@@ -331,6 +344,7 @@ def _recording(
                 codings=rows.codings.get(mid, ()),
                 imported_from=m.import_source or "",
                 voice_note=mid in rows.voiced,
+                interview_transcript=rows.said.get(mid, ()),
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
                 phase=m.phase,

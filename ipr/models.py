@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -541,3 +542,54 @@ class Worker(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)  # host:pid
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InterviewAudio(Base):
+    """The recall interview's audio of one researcher-led session, with the player events that
+    align it to the video (``ipr.interview``). The file lives beside the recording."""
+
+    __tablename__ = "interview_audio"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    recall_session_id: Mapped[int] = mapped_column(
+        ForeignKey("recall_sessions.id", ondelete="CASCADE"), unique=True
+    )
+    storage_name: Mapped[str] = mapped_column(String(80))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    format_name: Mapped[str] = mapped_column(String(40))
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class InterviewUtterance(Base):
+    """One line of an imported interview transcript, attached to the stop it belongs to."""
+
+    __tablename__ = "interview_utterances"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    recall_session_id: Mapped[int] = mapped_column(
+        ForeignKey("recall_sessions.id", ondelete="CASCADE"), index=True
+    )
+    moment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("moments.id", ondelete="CASCADE"), index=True
+    )
+    start_ms: Mapped[int] = mapped_column(Integer)
+    end_ms: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class ConsentRecord(Base):
+    """A participant's consent: which information sheet, on which date, recorded by whom."""
+
+    __tablename__ = "consent_records"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True
+    )
+    sheet_version: Mapped[str] = mapped_column(String(40))
+    consented_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -6,6 +6,7 @@ Layout under the recordings folder (``IPR_RECORDINGS_DIR``)::
     <storage_key>/derived/            playable.mp4, sprite.jpg, analysis.json, waveform.json,
                                       clips/NNN.mp4 and clips/NNN.jpg
     <storage_key>/voice/<name>        participants' voice notes
+    <storage_key>/interview/<name>    recall interviews' audio (``ipr.interview``)
     .uploads/<upload_id>.part         resumable uploads in progress
 
 Names inside a recording folder come from this module or from the media package, never from
@@ -63,6 +64,11 @@ class Storage:
         if not re.fullmatch(r"[0-9a-f]{32}\.(webm|ogg|m4a|mp4)", name):
             raise NotFound()
         return self.voice_dir(key) / name
+
+    def interview_path(self, key: str, name: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{32}\.(wav|mp3|flac|ogg|m4a|webm)", name):
+            raise NotFound()
+        return self.recording_dir(key) / "interview" / name
 
     def export_cache(self, key: str) -> Path:
         """A prepared export (moment clips), named by the hash of what it was made from."""

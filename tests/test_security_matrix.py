@@ -22,6 +22,7 @@ from ipr import auth
 from ipr.models import (
     ApiToken,
     Clip,
+    InterviewAudio,
     Membership,
     Moment,
     RecallSession,
@@ -199,6 +200,17 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("ops.metrics_view", "GET"): ("public", False),  # the test client is 127.0.0.1 (METRICS_ALLOW)
     ("ops.jobs_page", "GET"): ("admin", False),
     ("ops.retry_job", "POST"): ("admin", True),  # re-queues a job
+    # the recall interview (ipr/web/api_interview.py)
+    ("api_interview.get_recall_session", "GET"): ("read", False),
+    ("api_interview.interview_audio", "GET"): ("read", False),
+    ("api_interview.upload_audio", "POST"): ("editor", False),
+    ("api_interview.import_transcript", "POST"): ("editor", False),
+    ("api_interview.api_distress", "POST"): ("recall-api", True),  # pauses the session
+    ("recall.distress", "POST"): ("participant", True),  # pauses the session
+    ("api_interview.put_support_text", "PUT"): ("editor", False),
+    ("api_interview.list_consent", "GET"): ("read", False),
+    ("api_interview.record_consent", "POST"): ("editor", False),
+    ("api_interview.withdraw", "POST"): ("owner", True),  # erases a participant's data
 }
 
 
@@ -377,6 +389,12 @@ def world(app, db, owner, owner_web, study, make_user):
         return resp.json
 
     this, other = invite("client", "4711"), invite("therapist", None)
+    db.add(InterviewAudio(study_id=study.id, recall_session_id=this["id"], events=[],
+                          storage_name="0" * 32 + ".wav", size_bytes=len(MEDIA_DATA),
+                          duration_ms=1000, format_name="wav"))  # fmt: skip
+    db.commit()
+    storage.interview_path(rec.storage_key, "0" * 32 + ".wav").parent.mkdir()
+    storage.interview_path(rec.storage_key, "0" * 32 + ".wav").write_bytes(MEDIA_DATA)
     p_this = Web(app)
     path = re.sub(r"^https?://[^/]+", "", this["url"])
     assert p_this.get(path).status_code == 303

@@ -120,6 +120,8 @@ class ExportMoment:
     phase: str = "blind"
     responds_to_id: int | None = None
     corrected_at: str | None = None  # ISO 8601 UTC: a researcher's correction after the reveal
+    interview_transcript: tuple[tuple[int, int | None, str], ...] = ()
+    """(start_ms, end_ms, text) on the interview audio: what was said at this stop."""
 
     def __post_init__(self) -> None:
         where = f"moment {self.id}"

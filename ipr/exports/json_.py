@@ -60,6 +60,10 @@ def _moment(moment: ExportMoment, include_text: bool) -> dict:
         "phase": moment.phase,
         "responds_to_id": moment.responds_to_id,
         "corrected_at": moment.corrected_at,
+        "interview_transcript": [
+            {"start_ms": start, "end_ms": end, "text": said if include_text else None}
+            for start, end, said in moment.interview_transcript
+        ],
     }
 
 

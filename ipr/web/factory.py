@@ -76,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ipr.web import (
         api,
         api_imports,
+        api_interview,
         auth_views,
         banner,
         context,
@@ -116,6 +117,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(ops.bp)
     app.register_blueprint(motion.bp)
     csrf.exempt(api_imports.bp)
+    app.register_blueprint(api_interview.bp)
+    csrf.exempt(api_interview.bp)
 
     from ipr import cli
 

@@ -48,6 +48,8 @@ BODY_LIMITS: dict[str, Callable[[Mapping[str, Any]], int]] = {
     "api.upload_recording": lambda cfg: cfg["UPLOAD_MAX_BYTES"] + FORM_SLACK,
     "exports.import_post": lambda cfg: cfg["IMPORT_MAX_BYTES"] + FORM_SLACK,
     "recall.voice": voice_limit,
+    "api_interview.upload_audio": lambda cfg: cfg["INTERVIEW_AUDIO_MAX_BYTES"] + FORM_SLACK,
+    "api_interview.import_transcript": lambda cfg: cfg["IMPORT_MAX_BYTES"] + FORM_SLACK,
 }
 
 

@@ -28,7 +28,7 @@ from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ipr import door, recall, study_texts
+from ipr import door, interview, recall, study_texts
 from ipr.access import get_or_404
 from ipr.errors import (
     N_,
@@ -46,6 +46,7 @@ from ipr.web.context import (
     client_ip,
     current_user,
     db,
+    huey,
     media_grants,
     moment_limits,
     pin_policy,
@@ -311,6 +312,19 @@ def finish(rs_id: int) -> Any:
     actor = researcher.email if researcher else f"participant {rs.participant.code}"
     recall.finish(db(), rs, actor=actor)
     return jsonify({"status": rs.status})
+
+
+@bp.post("/recall/<int:rs_id>/distress")
+def distress(rs_id: int) -> Any:
+    """*I need to stop / this is distressing*: the session pauses, the owners are told, and the
+    answer carries the study's support text (``ipr.interview.flag_distress``)."""
+    rs, researcher = access(rs_id)
+    _write(rs, researcher)
+    smtp = bool(current_app.config.get("SMTP_URL") and current_app.config.get("SMTP_FROM"))
+    out = interview.flag_distress(
+        db(), huey(), rs, smtp=smtp, by_researcher=researcher, ip=client_ip()
+    )
+    return jsonify(out)
 
 
 @bp.post("/recall/<int:rs_id>/stop")

@@ -141,6 +141,7 @@ def test_json_document_holds_everything(study):
         "phase": "blind",
         "responds_to_id": None,
         "corrected_at": None,
+        "interview_transcript": [],
     }
     assert recording["figures"] == {"chance_kappa": None, "kappa": 0.5, "matched": 1}
     assert recording["pairs"] == [

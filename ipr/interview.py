@@ -1,0 +1,629 @@
+"""The recall interview: its audio aligned to the stops, transcripts, distress, consent, withdrawal.
+
+Plain Python and SQLAlchemy (no Flask). A researcher-led recall session may carry one interview
+recording made on another device, with the player events logged during the interview (both
+clocks: ``video_ms`` on the session video, ``audio_ms`` on the interview audio). A moment's
+*segment* of the interview runs from the pause (or mark) at that moment to the next play, or to
+the end of the audio: that is where the researcher asked about it. Transcript utterances are
+attached to the moment whose segment contains their start.
+
+Not here yet (see docs/interview.md): the browser recorder, the prompt sheet, the follow-up
+pass and automatic transcription (``transcribe`` is the hook a local model would fill).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import webvtt
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ipr import audit, jobs, mail, studies, study_texts
+from ipr.errors import Conflict, ValidationError
+from ipr.media._run import FFPROBE, RunLimits, run
+from ipr.models import (
+    ConsentRecord,
+    InterviewAudio,
+    InterviewUtterance,
+    Membership,
+    Moment,
+    Participant,
+    RecallSession,
+    User,
+    VoiceNote,
+    utcnow,
+)
+
+EVENT_TYPES = ("play", "pause", "seek", "mark")
+STOP_TYPES = ("pause", "mark")
+MAX_EVENTS = 20_000
+MAX_MS = 24 * 3600 * 1000  # a day: no interview is longer
+MAX_TRANSCRIPT_LINES = 50_000
+# ffprobe's format name -> the extension the file is stored under (audio containers only)
+AUDIO_FORMATS = {
+    "wav": "wav",
+    "mp3": "mp3",
+    "flac": "flac",
+    "ogg": "ogg",
+    "mov,mp4,m4a,3gp,3g2,mj2": "m4a",
+    "matroska,webm": "webm",
+}
+RENOTIFY_AFTER = dt.timedelta(minutes=10)  # one e-mail per distress, not one per click
+PROBE_LIMITS = RunLimits(timeout_s=30.0, cpu_s=30, address_space_bytes=2 * 1024**3)
+
+DEFAULT_SUPPORT = {
+    "en": "Thank you for telling us. We have paused here, and the researcher has been told. "
+    "You do not need to go on. If you feel unsafe or overwhelmed, please contact your "
+    "therapist or your doctor, or call the emergency number 113 (Norway) / 112 (EU).",
+    "nb": "Takk for at du sa ifra. Vi har tatt en pause her, og forskeren har fått beskjed. "
+    "Du trenger ikke å fortsette. Hvis du føler deg utrygg eller overveldet, ta kontakt med "
+    "terapeuten din eller legen din, eller ring nødnummeret 113.",
+}
+
+
+class InterviewProblems(ValidationError):
+    """The interview upload or transcript has problems; ``problems`` lists each one."""
+
+    code = "invalid_interview"
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Segment:
+    moment_id: int
+    audio_start_ms: int
+    audio_end_ms: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "moment_id": self.moment_id,
+            "audio_start_ms": self.audio_start_ms,
+            "audio_end_ms": self.audio_end_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Utterance:
+    start_ms: int
+    end_ms: int | None
+    text: str
+
+
+# --- the audio ---------------------------------------------------------------------------------
+
+
+def probe_audio(path: Path) -> tuple[str, str, int]:
+    """(extension, ffprobe format name, duration in ms) of an audio-only file, or a 422."""
+    args = [
+        FFPROBE, "-v", "error", "-hide_banner", "-protocol_whitelist", "file",
+        "-format_whitelist", "wav,mp3,flac,ogg,mov,matroska",
+        "-show_entries", "format=format_name,duration:stream=codec_type",
+        "-of", "json", str(path),
+    ]  # fmt: skip
+    done = run(args, PROBE_LIMITS)
+    bad = ValidationError(
+        "The file is not an audio recording this server reads "
+        "(WAV, MP3, FLAC, Ogg, M4A or WebM audio).",
+        field="file",
+    )
+    if done.returncode != 0:
+        raise bad
+    try:
+        info = json.loads(done.stdout or b"{}")
+    except ValueError:
+        raise bad from None
+    fmt = str(info.get("format", {}).get("format_name", ""))
+    kinds = [s.get("codec_type") for s in info.get("streams", [])]
+    if fmt not in AUDIO_FORMATS or "audio" not in kinds or "video" in kinds:
+        raise bad
+    try:
+        duration_ms = round(float(info["format"]["duration"]) * 1000)
+    except (KeyError, TypeError, ValueError):
+        raise bad from None
+    if not 0 < duration_ms <= MAX_MS:
+        raise bad
+    return AUDIO_FORMATS[fmt], fmt, duration_ms
+
+
+def _int_ms(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_MS
+
+
+def parse_events(raw: str | None, moment_ids: set[int], duration_ms: int) -> list[dict[str, int]]:
+    """The player events, strictly: a JSON list of objects in interview-audio order."""
+    if raw is None or not raw.strip():
+        raise InterviewProblems("Send the player events as the field 'events'.", ["events"])
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InterviewProblems("'events' is not JSON.", [f"events: {exc}"]) from None
+    if not isinstance(data, list) or not data:
+        raise InterviewProblems("'events' must be a non-empty JSON list.", ["events"])
+    if len(data) > MAX_EVENTS:
+        raise InterviewProblems(f"At most {MAX_EVENTS} events.", ["events"])
+    problems: list[str] = []
+    out: list[dict[str, int]] = []
+    last = 0
+    for i, ev in enumerate(data):
+        where = f"events[{i}]"
+        if not isinstance(ev, dict):
+            problems.append(f"{where}: not an object")
+            continue
+        extra = set(ev) - {"type", "video_ms", "audio_ms", "moment_id"}
+        if extra:
+            problems.append(f"{where}: unknown fields {', '.join(sorted(map(str, extra)))}")
+        kind = ev.get("type")
+        if kind not in EVENT_TYPES:
+            problems.append(f"{where}: type must be one of {', '.join(EVENT_TYPES)}")
+        for name in ("video_ms", "audio_ms"):
+            if not _int_ms(ev.get(name)):
+                problems.append(f"{where}: {name} must be a whole number of ms ≥ 0")
+        audio = ev.get("audio_ms")
+        if _int_ms(audio):
+            if audio < last:
+                problems.append(f"{where}: audio_ms goes back in time ({audio} < {last})")
+            if audio > duration_ms:
+                problems.append(
+                    f"{where}: audio_ms {audio} is past the end of the audio ({duration_ms})"
+                )
+            last = max(last, audio)
+        moment_id = ev.get("moment_id")
+        if moment_id is not None and moment_id not in moment_ids:
+            problems.append(f"{where}: moment_id {moment_id!r} is no moment of this session")
+        if kind == "mark" and moment_id is None:
+            problems.append(f"{where}: a mark names its moment_id")
+        item = {"type": kind, "video_ms": ev.get("video_ms"), "audio_ms": audio}
+        if moment_id is not None:
+            item["moment_id"] = moment_id
+        out.append(item)  # type: ignore[arg-type]
+    if problems:
+        raise InterviewProblems("The events have problems.", problems)
+    return out
+
+
+def segments(events: Iterable[dict[str, Any]], duration_ms: int) -> list[Segment]:
+    """Each stop's stretch of interview: from the pause or mark at a moment to the next play
+    (or the end of the audio). A mark and a pause at the same stop make one segment."""
+    out: list[Segment] = []
+    open_: dict[int, int] = {}
+    for ev in events:
+        if ev["type"] in STOP_TYPES and ev.get("moment_id") is not None:
+            open_.setdefault(ev["moment_id"], ev["audio_ms"])
+        elif ev["type"] == "play":
+            out += [Segment(m, start, ev["audio_ms"]) for m, start in open_.items()]
+            open_.clear()
+    out += [Segment(m, start, duration_ms) for m, start in open_.items()]
+    return sorted(out, key=lambda s: (s.audio_start_ms, s.moment_id))
+
+
+def _live_moment_ids(db: Session, rs: RecallSession) -> set[int]:
+    return set(
+        db.scalars(
+            select(Moment.id).where(Moment.recall_session_id == rs.id, Moment.deleted_at.is_(None))
+        )
+    )
+
+
+def get_audio(db: Session, rs: RecallSession) -> InterviewAudio | None:
+    return db.scalar(select(InterviewAudio).where(InterviewAudio.recall_session_id == rs.id))
+
+
+def audio_path(storage: Any, rs: RecallSession, audio: InterviewAudio) -> Path:
+    return storage.interview_path(rs.recording.storage_key, audio.storage_name)
+
+
+def attach_audio(
+    db: Session,
+    storage: Any,
+    rs: RecallSession,
+    upload: Path,
+    events_raw: str | None,
+    user: User,
+    *,
+    ip: str | None = None,
+) -> InterviewAudio:
+    """Keep ``upload`` (moved) as the interview of a researcher-led session, aligned by its
+    events; a second upload replaces the first (and re-attaches the transcript)."""
+    if rs.mode != "researcher":
+        raise Conflict("Only a researcher-led recall session has an interview.")
+    ext, fmt, duration_ms = probe_audio(upload)
+    events = parse_events(events_raw, _live_moment_ids(db, rs), duration_ms)
+    name = f"{uuid.uuid4().hex}.{ext}"
+    target = storage.interview_path(rs.recording.storage_key, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    size = upload.stat().st_size
+    shutil.move(str(upload), target)
+    old = get_audio(db, rs)
+    old_path = audio_path(storage, rs, old) if old else None
+    if old is not None:
+        db.delete(old)
+        db.flush()
+    audio = InterviewAudio(
+        study_id=rs.study_id, recall_session_id=rs.id, storage_name=name, size_bytes=size,
+        duration_ms=duration_ms, format_name=fmt, events=events, created_by_id=user.id,
+    )  # fmt: skip
+    db.add(audio)
+    _reattach(db, rs, segments(events, duration_ms))
+    audit.record(
+        db, "interview_audio_attached", user=user, study_id=rs.study_id,
+        obj=("recall_session", rs.id), ip=ip,
+        details={"duration_ms": duration_ms, "events": len(events), "format": fmt,
+                 "replaced": old is not None},
+    )  # fmt: skip
+    try:
+        db.commit()
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if old_path is not None:
+        old_path.unlink(missing_ok=True)
+    return audio
+
+
+def interview_dict(
+    db: Session, rs: RecallSession, url_for_audio: Callable[[], str]
+) -> dict[str, Any] | None:
+    audio = get_audio(db, rs)
+    if audio is None:
+        return None
+    return {
+        "audio_url": url_for_audio(),
+        "duration_ms": audio.duration_ms,
+        "format": audio.format_name,
+        "segments": [s.to_dict() for s in segments(audio.events, audio.duration_ms)],
+    }
+
+
+# --- transcripts -------------------------------------------------------------------------------
+
+_STAMP = re.compile(r"^\[(\d{1,2}):([0-5]\d):([0-5]\d)(?:[.,](\d{1,3}))?\]\s*(.*)$")
+
+
+def _ts_ms(text: str) -> int:
+    h, m, rest = text.replace(",", ".").split(":")
+    s, _, frac = rest.partition(".")
+    return (int(h) * 3600 + int(m) * 60 + int(s)) * 1000 + int((frac + "000")[:3])
+
+
+def parse_transcript(data: bytes, filename: str) -> tuple[str, list[Utterance]]:
+    """(format, utterances) from WebVTT, SRT or ``[hh:mm:ss] text`` lines."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InterviewProblems("The transcript must be UTF-8 text.", ["file"]) from None
+    lower = filename.lower()
+    if text.lstrip().startswith("WEBVTT") or lower.endswith(".vtt"):
+        fmt, reader = "vtt", webvtt.from_buffer
+    elif lower.endswith(".srt"):
+        fmt, reader = "srt", lambda buf: webvtt.from_buffer(buf, format="srt")
+    else:
+        return "text", _parse_stamped(text)
+    try:
+        captions = reader(io.StringIO(text))
+    except Exception as exc:  # webvtt-py raises its own and plain errors on malformed files
+        raise InterviewProblems(
+            f"The {fmt.upper()} transcript could not be read.", [str(exc)]
+        ) from None
+    out = [
+        Utterance(_ts_ms(c.start), _ts_ms(c.end), " ".join(c.text.split()))
+        for c in captions
+        if c.text.strip()
+    ]
+    if not out:
+        raise InterviewProblems("The transcript has no utterances.", ["file"])
+    return fmt, sorted(out, key=lambda u: u.start_ms)
+
+
+def _parse_stamped(text: str) -> list[Utterance]:
+    starts: list[tuple[int, str]] = []
+    problems: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _STAMP.match(line.strip())
+        if m is None:
+            problems.append(f"line {n}: does not start with [hh:mm:ss]")
+            continue
+        h, mi, s, frac, said = m.groups()
+        ms = (int(h) * 3600 + int(mi) * 60 + int(s)) * 1000 + int(((frac or "") + "000")[:3])
+        if said.strip():
+            starts.append((ms, " ".join(said.split())))
+    if len(starts) > MAX_TRANSCRIPT_LINES:
+        problems.append(f"more than {MAX_TRANSCRIPT_LINES} lines")
+    if problems or not starts:
+        raise InterviewProblems(
+            "The timestamped transcript has problems.", problems or ["no utterances"]
+        )
+    starts.sort(key=lambda p: p[0])
+    return [
+        Utterance(ms, starts[i + 1][0] if i + 1 < len(starts) else None, said)
+        for i, (ms, said) in enumerate(starts)
+    ]
+
+
+def moment_for(start_ms: int, segs: list[Segment]) -> int | None:
+    """The moment whose segment contains ``start_ms`` (start inclusive, end exclusive)."""
+    for s in segs:
+        if s.audio_start_ms <= start_ms < s.audio_end_ms:
+            return s.moment_id
+    return None
+
+
+def _reattach(db: Session, rs: RecallSession, segs: list[Segment]) -> None:
+    for u in db.scalars(
+        select(InterviewUtterance).where(InterviewUtterance.recall_session_id == rs.id)
+    ):
+        u.moment_id = moment_for(u.start_ms, segs)
+
+
+def import_transcript(
+    db: Session,
+    rs: RecallSession,
+    data: bytes,
+    filename: str,
+    user: User,
+    *,
+    ip: str | None = None,
+) -> dict[str, Any]:
+    """Replace the session's transcript; each utterance goes to the stop it was said at."""
+    audio = get_audio(db, rs)
+    if audio is None:
+        raise Conflict("Attach the interview audio first: the transcript is aligned by it.")
+    fmt, utterances = parse_transcript(data, filename)
+    segs = segments(audio.events, audio.duration_ms)
+    db.query(InterviewUtterance).filter(InterviewUtterance.recall_session_id == rs.id).delete()
+    attached: dict[int, int] = {}
+    for u in utterances:
+        mid = moment_for(u.start_ms, segs)
+        if mid is not None:
+            attached[mid] = attached.get(mid, 0) + 1
+        db.add(
+            InterviewUtterance(
+                study_id=rs.study_id, recall_session_id=rs.id, moment_id=mid,
+                start_ms=u.start_ms, end_ms=u.end_ms, text=u.text,
+            )
+        )  # fmt: skip
+    audit.record(
+        db, "interview_transcript_imported", user=user, study_id=rs.study_id,
+        obj=("recall_session", rs.id), ip=ip,
+        details={"format": fmt, "utterances": len(utterances),
+                 "attached": sum(attached.values())},
+    )  # fmt: skip
+    db.commit()
+    return {
+        "format": fmt,
+        "utterances": len(utterances),
+        "attached": {str(k): v for k, v in sorted(attached.items())},
+        "unattached": len(utterances) - sum(attached.values()),
+    }
+
+
+def transcripts(db: Session, moment_ids: Any) -> dict[int, list[dict[str, Any]]]:
+    """Each moment's utterances in order; ``moment_ids`` is a list or a select of ids."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for u in db.scalars(
+        select(InterviewUtterance)
+        .where(InterviewUtterance.moment_id.in_(moment_ids))
+        .order_by(InterviewUtterance.start_ms, InterviewUtterance.id)
+    ):
+        out.setdefault(u.moment_id, []).append(  # type: ignore[arg-type]
+            {"start_ms": u.start_ms, "end_ms": u.end_ms, "text": u.text}
+        )
+    return out
+
+
+def transcribe(path: Path) -> list[Utterance]:
+    """The hook for automatic transcription by a locally installed model: none is bundled
+    (the project fetches no model weights), so this says so."""
+    raise Conflict("No transcription model is installed; import a transcript instead.")
+
+
+# --- distress ----------------------------------------------------------------------------------
+
+
+def support_text(study: Any, lang: str) -> str:
+    """The study's own support text in ``lang`` (``Study.texts['support']``), else ours."""
+    own = ((study.texts or {}).get("support") or {}).get(lang)
+    return own or DEFAULT_SUPPORT.get(lang) or DEFAULT_SUPPORT["en"]
+
+
+def set_support_text(study: Any, lang: str, text: str) -> None:
+    if lang not in study_texts.LANGUAGES:
+        raise ValidationError(f"Unknown language {lang!r}.", field="language")
+    text = text.strip()
+    if len(text) > 4000:
+        raise ValidationError("At most 4000 characters.", field="text")
+    texts = {k: dict(v) for k, v in (study.texts or {}).items()}
+    support = texts.setdefault("support", {})
+    if text:
+        support[lang] = text
+    else:
+        support.pop(lang, None)
+    study.texts = texts
+
+
+def flag_distress(
+    db: Session,
+    huey: Any,
+    rs: RecallSession,
+    *,
+    smtp: bool,
+    by_researcher: User | None = None,
+    ip: str | None = None,
+) -> dict[str, Any]:
+    """Pause the session calmly, tell the owners (audit; e-mail when configured), and give
+    back the study's support text in the participant's language. A repeat within
+    ``RENOTIFY_AFTER`` is audited again but sends no second e-mail."""
+    now = utcnow()
+    recent = rs.paused_at is not None and now - rs.paused_at < RENOTIFY_AFTER
+    rs.paused_at = rs.last_seen_at = now
+    study = rs.recording.dyad.study
+    actor = by_researcher.email if by_researcher else f"participant {rs.participant.code}"
+    audit.record(
+        db, "distress_flagged", actor=actor, user=by_researcher, study_id=rs.study_id,
+        obj=("recall_session", rs.id), ip=ip,
+        details={"participant": rs.participant.code, "position_ms": rs.last_position_ms},
+    )  # fmt: skip
+    db.commit()
+    job_id = None
+    if smtp and not recent:
+        job_id = jobs.enqueue(
+            db, huey, "distress_email", study_id=rs.study_id,
+            params={"recall_session_id": rs.id},
+        ).id  # fmt: skip
+    lang = study_texts.participant_language(study, rs.participant)
+    return {
+        "paused": True,
+        "support_text": support_text(study, lang),
+        "language": lang,
+        "owner_notified": True,
+        "email_job_id": job_id,
+    }
+
+
+@jobs.handler("distress_email")
+def send_distress_email(ctx: jobs.Context) -> None:
+    """E-mail every owner of the study that a participant flagged distress (codes only)."""
+    rs = ctx.db.get(RecallSession, (ctx.job.params or {}).get("recall_session_id"))
+    if rs is None:
+        raise jobs.JobFailed("The recall session no longer exists.")
+    if not ctx.config.get("SMTP_URL") or not ctx.config.get("SMTP_FROM"):
+        raise jobs.JobFailed("No e-mail server is configured (IPR_SMTP_URL, IPR_SMTP_FROM).")
+    server = mail.parse_url(ctx.config["SMTP_URL"])
+    study = rs.recording.dyad.study
+    owners = ctx.db.scalars(
+        select(User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.study_id == rs.study_id, Membership.role == "owner")
+    ).all()
+    body = (
+        f"Participant {rs.participant.code} flagged 'I need to stop / this is distressing' "
+        f"in recall session {rs.id} of the study {study.name!r} "
+        f"(recording {rs.recording.session_label!r}). The session is paused.\n\n"
+        "Please follow the study's safety procedure.\n"
+    )
+    ctx.report("Sending the e-mail", 0.5)
+    for to in owners:
+        subject = f"Distress flagged by participant {rs.participant.code}"
+        mail.send(server, mail.build(ctx.config["SMTP_FROM"], to, subject, body))
+    audit.record(
+        ctx.db, "distress_email_sent", actor="worker", study_id=rs.study_id,
+        obj=("recall_session", rs.id), details={"owners": len(owners)},
+    )  # fmt: skip
+    ctx.db.commit()
+
+
+# --- consent and withdrawal --------------------------------------------------------------------
+
+
+def consent_dict(c: ConsentRecord) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "participant_id": c.participant_id,
+        "sheet_version": c.sheet_version,
+        "consented_on": c.consented_on.isoformat(),
+        "recorded_by_id": c.recorded_by_id,
+        "recorded_at": c.created_at.isoformat(timespec="seconds") + "Z",
+    }
+
+
+def record_consent(
+    db: Session, participant: Participant, data: dict[str, Any], user: User, *, ip: str | None
+) -> ConsentRecord:
+    version = data.get("sheet_version")
+    if not isinstance(version, str) or not 0 < len(version.strip()) <= 40:
+        raise ValidationError(
+            "sheet_version: the information sheet's version (1–40 characters).",
+            field="sheet_version",
+        )
+    raw = data.get("consented_on")
+    try:
+        day = dt.date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        day = None
+    if day is None or not dt.date(2000, 1, 1) <= day <= utcnow().date():
+        raise ValidationError(
+            "consented_on: the date of consent as YYYY-MM-DD, not in the future.",
+            field="consented_on",
+        )
+    record = ConsentRecord(
+        study_id=participant.study_id, participant_id=participant.id,
+        sheet_version=version.strip(), consented_on=day, recorded_by_id=user.id,
+    )  # fmt: skip
+    db.add(record)
+    db.flush()
+    audit.record(
+        db, "consent_recorded", user=user, study_id=participant.study_id,
+        obj=("participant", participant.id), ip=ip,
+        details={"sheet_version": record.sheet_version, "consented_on": day.isoformat()},
+    )  # fmt: skip
+    db.commit()
+    return record
+
+
+def consents(db: Session, participant: Participant) -> list[ConsentRecord]:
+    return list(
+        db.scalars(
+            select(ConsentRecord)
+            .where(ConsentRecord.participant_id == participant.id)
+            .order_by(ConsentRecord.id)
+        )
+    )
+
+
+def withdraw(
+    db: Session, storage: Any, participant: Participant, user: User, *, ip: str | None = None
+) -> dict[str, int]:
+    """Erase the participant's recall data everywhere: sessions, moments, voice notes,
+    interview audio (rows and files) and transcripts. Returns the receipt (counts only), which
+    is also audited. The consent records stay: they show what was consented and withdrawn."""
+    rs_ids = select(RecallSession.id).where(RecallSession.participant_id == participant.id)
+    moment_ids = select(Moment.id).where(Moment.recall_session_id.in_(rs_ids))
+
+    def count(stmt: Any) -> int:
+        return int(db.scalar(stmt) or 0)
+
+    audios = db.scalars(
+        select(InterviewAudio).where(InterviewAudio.recall_session_id.in_(rs_ids))
+    ).all()
+    receipt = {
+        "recall_sessions": count(select(func.count()).select_from(rs_ids.subquery())),
+        "moments": count(select(func.count()).select_from(moment_ids.subquery())),
+        "voice_notes": count(
+            select(func.count(VoiceNote.id)).where(VoiceNote.moment_id.in_(moment_ids))
+        ),
+        "interview_audio_files": len(audios),
+        "transcript_utterances": count(
+            select(func.count(InterviewUtterance.id)).where(
+                InterviewUtterance.recall_session_id.in_(rs_ids)
+            )
+        ),
+    }
+    paths = [audio_path(storage, db.get(RecallSession, a.recall_session_id), a) for a in audios]
+    # rows that the database would cascade are removed explicitly too (SQLite without FKs)
+    db.query(InterviewUtterance).filter(InterviewUtterance.recall_session_id.in_(rs_ids)).delete(
+        synchronize_session=False
+    )
+    for a in audios:
+        db.delete(a)
+    audit.record(
+        db, "participant_withdrawn", user=user, study_id=participant.study_id,
+        obj=("participant", participant.id), ip=ip, details=dict(receipt),
+    )  # fmt: skip
+    studies.erase_participant_data(db, storage, participant, user, ip=ip)  # commits
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return receipt
