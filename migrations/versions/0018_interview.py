@@ -1,7 +1,7 @@
 """Recall interview: audio aligned to stops, transcripts, consent records
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0016
 Create Date: 2026-11-30 02:50:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
