@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from ipr.models import Dyad, Moment, Recording
+from ipr.models import Dyad, Moment, RecallSession, Recording
 from ipr.storage import Storage
 from tests.e2e.conftest import log_in
 from tests.e2e.test_pages_look import shoot
@@ -51,12 +51,14 @@ def test_textgrid_preview_then_confirm(page, live_server) -> None:
     expect(rows.nth(0)).to_contain_text("0:01–0:02")
     expect(rows.nth(1)).to_contain_text("Tones")
     shoot(page, "import-preview", "desktop")
+    # other tests share this live server: look at this recording's moments only
+    mine = select(Moment).join(RecallSession).where(RecallSession.recording_id == rec_id)
     with live_server.database.session() as s:
-        assert s.scalars(select(Moment)).all() == []  # the preview wrote nothing
+        assert s.scalars(mine).all() == []  # the preview wrote nothing
     # the file's lane (client) is offered as the receiving lane
     expect(page.get_by_label("Into the lane of")).to_have_value(str(client_id))
     page.get_by_role("button", name="Confirm import").click()
     expect(page.get_by_role("status")).to_contain_text(f"Imported 1 moment into {client_code}")
     with live_server.database.session() as s:
-        got = [(m.t_ms, m.end_ms, m.text) for m in s.scalars(select(Moment))]
+        got = [(m.t_ms, m.end_ms, m.text) for m in s.scalars(mine)]
     assert got == [(1500, 2250, "felt seen")]
