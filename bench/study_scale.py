@@ -330,7 +330,8 @@ def algorithm_rows() -> list[list[str]]:
     except ImportError:
         return []
     rows: Callable[[], list[Any]] = getattr(algorithms, "rows", lambda: [])
-    return [[str(c) for c in r] for r in rows()]
+    keys = ("name", "before_s", "after_s", "goal")
+    return [[str(r[k]) if isinstance(r, dict) else str(c) for k, c in zip(keys, r)] for r in rows()]
 
 
 def main() -> None:
