@@ -331,7 +331,9 @@ def algorithm_rows() -> list[list[str]]:
         return []
     rows: Callable[[], list[Any]] = getattr(algorithms, "rows", lambda: [])
     keys = ("name", "before_s", "after_s", "goal")
-    return [[str(r[k]) if isinstance(r, dict) else str(c) for k, c in zip(keys, r)] for r in rows()]
+    return [
+        [str(r[k]) for k in keys] if isinstance(r, dict) else [str(c) for c in r] for r in rows()
+    ]
 
 
 def main() -> None:
