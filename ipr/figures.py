@@ -19,20 +19,17 @@ Other tolerances asked for on the timeline are bounded: a documented range and s
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import logging
-import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, event, insert, select, update
 from sqlalchemy.orm import Session
 
-from ipr import jobs
+from ipr import __version__, jobs
 from ipr.models import (
     Code,
     FigureSet,
@@ -66,14 +63,9 @@ SYNCHRONY = {"window_s": 30.0, "step_s": 10.0, "max_lag_s": 5.0, "segment_s": 30
 _PUSH = "ipr_figures_push"
 
 
-@functools.cache
 def app_version() -> str:
-    """The project's version (pyproject.toml), stored with every figure set."""
-    try:
-        data = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
-        return str(data["project"]["version"])
-    except (OSError, KeyError, ValueError):
-        return "unknown"
+    """The software version stored with every figure set (the one every export cites)."""
+    return __version__
 
 
 def params_for(tolerance_ms: int, motion_settings: dict[str, Any] | None = None) -> dict[str, Any]:
