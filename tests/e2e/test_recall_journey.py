@@ -297,6 +297,9 @@ def mine(page: Page):
 # --- the journey ---------------------------------------------------------------------------------
 
 
+# The two-tab conflict step depends on two pages' timers in one browser; on a loaded 2-core
+# machine it has timed out now and then (never with a wrong result), so it gets one more try.
+@pytest.mark.flaky(reruns=1)
 def test_two_blinded_participants_recall_one_session(
     participant_page: Callable[..., Page],
     new_page: Callable[..., Page],
