@@ -44,7 +44,7 @@ from ipr.models import (
     utcnow,
 )
 
-EVENT_TYPES = ("play", "pause", "seek", "mark")
+EVENT_TYPES = ("play", "pause", "seek", "mark", "stop")  # stop: the interview recording ended
 STOP_TYPES = ("pause", "mark")
 MAX_EVENTS = 20_000
 MAX_MS = 24 * 3600 * 1000  # a day: no interview is longer
@@ -196,13 +196,13 @@ def parse_events(raw: str | None, moment_ids: set[int], duration_ms: int) -> lis
 
 def segments(events: Iterable[dict[str, Any]], duration_ms: int) -> list[Segment]:
     """Each stop's stretch of interview: from the pause or mark at a moment to the next play
-    (or the end of the audio). A mark and a pause at the same stop make one segment."""
+    or stop (or the end of the audio). A mark and a pause at the same stop make one segment."""
     out: list[Segment] = []
     open_: dict[int, int] = {}
     for ev in events:
         if ev["type"] in STOP_TYPES and ev.get("moment_id") is not None:
             open_.setdefault(ev["moment_id"], ev["audio_ms"])
-        elif ev["type"] == "play":
+        elif ev["type"] in ("play", "stop"):
             out += [Segment(m, start, ev["audio_ms"]) for m, start in open_.items()]
             open_.clear()
     out += [Segment(m, start, duration_ms) for m, start in open_.items()]

@@ -77,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         api_imports,
         api_interview,
+        api_interview_chunks,
         auth_views,
         banner,
         context,
@@ -119,6 +120,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_imports.bp)
     app.register_blueprint(api_interview.bp)
     csrf.exempt(api_interview.bp)
+    app.register_blueprint(api_interview_chunks.bp)
+    app.register_blueprint(api_interview_chunks.api_bp)
+    csrf.exempt(api_interview_chunks.api_bp)
 
     from ipr import cli
 
