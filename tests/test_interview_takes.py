@@ -107,6 +107,8 @@ def test_chunks_out_of_order_duplicated_and_after_a_gap_make_one_whole_take(
     app, db, env, webm
 ) -> None:
     web = env["web"]
+    page = web.get(f"/recall/{env['rs']}").get_data(as_text=True)
+    assert 'id="iv-rec"' in page and "interview_recorder.js" in page  # researcher-led only
     start = cookie(web, "POST", f"/recall-sessions/{env['rs']}/interview/takes")
     assert start.status_code == 201, start.json
     take = start.json["take"]
@@ -176,6 +178,15 @@ def test_chunks_out_of_order_duplicated_and_after_a_gap_make_one_whole_take(
     # the take's bytes are gone; its state stays as "done" for the browser's poll
     assert take_files(env) == [audio.storage_name, f"take-{env['rs']}-{take}.json"]
     assert cookie(web, "GET", url).json["status"] == "done"
+    # the researcher's timeline plays each stop's stretch (Play the interview here)
+    html = web.get(f"/recordings/{env['rec'].id}/timeline").get_data(as_text=True)
+    audio_url = f"/recall-sessions/{env['rs']}/interview.audio"
+    for mid, t, start, end in ((a, 5000, 1500, 3000), (b, 9000, 4000, duration)):
+        assert (
+            f'data-src="{audio_url}" data-moment-id="{mid}" data-t-ms="{t}" '
+            f'data-start-ms="{start}" data-end-ms="{end}"'
+        ) in html
+    assert html.count(">Play the interview here</button>") == 2
     assert cookie(web, "GET", f"/recall-sessions/{env['rs']}/interview/takes").json == {"takes": []}
 
 

@@ -22,7 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ipr import interview, interview_takes
 from ipr.access import get_or_404
 from ipr.errors import IPRError, NotFound, Unauthorized, ValidationError
-from ipr.models import RecallSession, Recording, User
+from ipr.models import Moment, RecallSession, Recording, User
 from ipr.web.api import api_user, token_required
 from ipr.web.api_interview import MIMETYPES
 from ipr.web.context import current_user, db, huey, storage
@@ -171,6 +171,13 @@ def recording_interviews(rec: Recording) -> list[dict[str, Any]]:
         found = interview.get_audio(db(), rs)
         if found is None:
             continue
+        segs = interview.segments(found.events, found.duration_ms)
+        rows = db().execute(
+            select(Moment.id, Moment.t_ms).where(
+                Moment.id.in_([s.moment_id for s in segs]), Moment.deleted_at.is_(None)
+            )
+        )
+        t_ms = {mid: t for mid, t in rows}
         out.append(
             {
                 "recall_session_id": rs.id,
@@ -178,7 +185,7 @@ def recording_interviews(rec: Recording) -> list[dict[str, Any]]:
                 "audio_url": url_for("interview_rec.audio", rs_id=rs.id),
                 "duration_ms": found.duration_ms,
                 "segments": [
-                    s.to_dict() for s in interview.segments(found.events, found.duration_ms)
+                    {**s.to_dict(), "t_ms": t_ms[s.moment_id]} for s in segs if s.moment_id in t_ms
                 ],
             }
         )

@@ -487,6 +487,7 @@
         parts = parts.concat([["hr", ""]], describe(board, other.role, other.m).filter(function (p, i) { return i !== 1; }));
       }
       fill(detail, parts);
+      document.dispatchEvent(new CustomEvent("ipr:moment-selected", { detail: { id: m.id, partner: partner ? partner.id : null } }));
     }
 
     var drag = null;
