@@ -46,7 +46,6 @@ from tests.e2e.conftest import (
 from tests.e2e.test_recall_journey import (
     FAKE_MEDIA,
     api,
-    play_until,
     session_video,  # noqa: F401 (a fixture)
     wait_saved,
 )
@@ -104,9 +103,22 @@ def shot(page: Page, name: str) -> None:
         page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
+def play_to(page: Page, ms: int) -> None:
+    """Play on (saving a moment may already have resumed the video) to ``ms``, then pause."""
+    if page.evaluate("() => document.getElementById('video').paused"):
+        page.get_by_role("button", name="Play", exact=True).click()
+    page.wait_for_function(
+        f"() => document.getElementById('video').currentTime * 1000 >= {ms}", timeout=15_000
+    )
+    page.get_by_role("button", name="Pause", exact=True).click()
+
+
 def mark(page: Page, text: str, *, saved: bool = True) -> None:
+    """Stop the video at a moment and talk about it for two seconds (the form open, the video
+    paused: this is the moment's stretch of interview), then save."""
     page.get_by_role("button", name="Mark moment").click()
     page.get_by_label("What was happening for you here?").fill(text)
+    page.wait_for_timeout(2000)
     page.get_by_role("button", name="Save", exact=True).click()
     if saved:
         wait_saved(page)
@@ -176,9 +188,8 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
     check_a11y(page, "interview recording")
     shot(page, "recorder-desktop-recording")
 
-    play_until(page, 2500)
+    play_to(page, 2500)
     mark(page, "First stop: I felt heard")
-    page.wait_for_timeout(1500)  # the question about it, on the interview audio
 
     # --- the recording paused for a while (its clock stops), then resumed
     page.get_by_role("button", name="Pause recording").click()
@@ -190,7 +201,7 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
     expect(indicator).to_contain_text("Recording the interview")
 
     # --- the connection drops for several seconds mid-recording; a stop is marked meanwhile
-    play_until(page, 6000)
+    play_to(page, 6000)
     page.context.set_offline(True)
     page.wait_for_timeout(2500)
     mark(page, "Second stop, marked offline", saved=False)
@@ -202,7 +213,7 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
     wait_saved(page)  # the moment is created, and its mark gets its id
     expect(page.locator("#iv-upload")).to_have_text("All audio uploaded.", timeout=30_000)
 
-    play_until(page, 9500)
+    play_to(page, 9500)
     mark(page, "Third stop")
     page.wait_for_timeout(2000)
     page.get_by_role("button", name="End the interview recording").click()
@@ -228,6 +239,7 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
     want = [s.to_dict() for s in interview.segments(sent, duration)]
     assert [s["moment_id"] for s in want] == [e["moment_id"] for e in marks]
     assert session["interview"]["segments"] == want
+    assert all(s["audio_end_ms"] - s["audio_start_ms"] >= 1900 for s in want), want
     with live_server.database.session() as s:
         row = s.scalar(select(InterviewAudio).where(InterviewAudio.recall_session_id == rs_id))
         rec_key = s.get(RecallSession, rs_id).recording.storage_key
