@@ -87,7 +87,7 @@ def chunks(data: bytes, n: int) -> list[tuple[int, bytes]]:
 
 def put(env, take: str, offset: int, data: bytes, web: Web | None = None):
     url = f"/recall-sessions/{env['rs']}/interview/takes/{take}"
-    headers = {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+    headers = {"Upload-Offset": str(offset), "Content-Type": "application/octet-stream"}
     if web is not None:
         return cookie(web, "PATCH", url, headers=headers, data=data)
     return env["api"]("PATCH", "/api/v1" + url, headers=headers, data=data)

@@ -117,7 +117,7 @@ def take_status(rs_id: int, take: str) -> Any:
 
 @_route(_TAKES + "/<take>", ["PATCH"])
 def append_chunk(rs_id: int, take: str) -> Any:
-    """Raw bytes (application/offset+octet-stream) at ``Upload-Offset``."""
+    """Raw bytes (any content type; application/octet-stream) at ``Upload-Offset``."""
     rs = _session(rs_id)
     offset = header_number("Upload-Offset", request.headers.get("Upload-Offset"))
     data = request.get_data(cache=False)
@@ -255,7 +255,7 @@ def chunk_paths() -> dict[str, Any]:
                 "responses": {"200": _json(_TAKE, "The take"), **_errors(401, 403, 404)},
             },
             "patch": {
-                "summary": "Append a chunk (raw bytes, at most 8 MiB) at the byte Upload-Offset. "
+                "summary": "Append a chunk (raw bytes, at most 4 MiB) at the byte Upload-Offset. "
                 "A chunk already received answers the current offset and stores nothing twice; "
                 "a chunk past the end answers 409 offset_mismatch with the offset to resume "
                 "from (in the body and the Upload-Offset header).",
@@ -270,7 +270,7 @@ def chunk_paths() -> dict[str, Any]:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/offset+octet-stream": {
+                        "application/octet-stream": {
                             "schema": {"type": "string", "format": "binary"}
                         }
                     },

@@ -59,7 +59,7 @@
     box.setAttribute("data-state", state);
     document.body.classList.toggle("iv-recording", state === "recording");
     var text = S[state] || S.idle;
-    if (state === "done") text = tpl(S.done, { time: clock(acc) });
+    if (state === "done") text = acc ? tpl(S.done, { time: clock(acc) }) : S.saved;
     if (state !== "failed") $("iv-indicator-text").textContent = text;
     $("iv-start").hidden = !(state === "idle" || state === "done" || state === "failed");
     $("iv-pause").hidden = state !== "recording";
@@ -185,7 +185,7 @@
     var skip = Math.max(0, confirmed - item.off);
     inflight = true;
     request("PATCH", takeUrl(take), {
-      headers: { "Upload-Offset": String(item.off + skip), "Content-Type": "application/offset+octet-stream" },
+      headers: { "Upload-Offset": String(item.off + skip), "Content-Type": "application/octet-stream" },
       body: item.blob.slice(skip),
     }).then(function (res) {
       inflight = false;

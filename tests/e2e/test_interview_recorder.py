@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from sqlalchemy import select
 
 from ipr import interview, interview_takes, jobs
@@ -293,3 +293,50 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
         phone.goto(f"/recordings/{setup['recording_id']}/timeline")
         phone.locator("#iv-play-h").scroll_into_view_if_needed()
         shot(phone, "timeline-phone-interview")
+
+
+def test_a_tab_closed_mid_interview_keeps_its_audio(
+    researcher_page: Callable[..., Page],
+    live_server: LiveServer,
+    session_video: Path,  # noqa: F811
+) -> None:
+    """The uploads fail (the chunks wait in IndexedDB), the tab is closed; opened again, the
+    page offers the unfinished recording and *Save that recording* sends what the browser kept
+    and attaches it."""
+    setup = set_up(live_server, session_video)
+    token, rs_id = setup["token"], setup["rs_id"]
+    page = researcher_page()
+    log_in(page, setup["researcher"])
+    page.goto(f"/recall/{rs_id}")
+    page.get_by_role("button", name="Start watching").click()
+
+    def refuse_chunks(route: Route) -> None:
+        if route.request.method == "PATCH":
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    page.route("**/interview/takes/*", refuse_chunks)
+    page.get_by_role("button", name="Record the interview").click()
+    expect(page.locator("#iv-indicator")).to_contain_text("Recording the interview")
+    page.wait_for_function("() => window.iprInterview.queued() >= 3", timeout=20_000)
+    queued = page.evaluate("window.iprInterview.queued()")
+    recorded = page.evaluate("window.iprInterview.audioMs()")
+    page.close()
+
+    again = page.context.new_page()  # the same browser profile: its IndexedDB
+    setattr(again, GUARD_ATTR, getattr(page, GUARD_ATTR))
+    again.on("console", getattr(page, GUARD_ATTR).on_console)
+    again.goto(f"/recall/{rs_id}")
+    expect(again.locator("#iv-open-text")).to_contain_text(
+        "An earlier interview recording of this session was not finished (0 kB uploaded)."
+    )
+    check_a11y(again, "an unfinished interview recording")
+    again.get_by_role("button", name="Save that recording").click()
+    run_finalise(live_server, rs_id)
+    expect(again.locator("#iv-indicator")).to_contain_text("Interview recording saved.")
+    session = api(live_server, token, "GET", f"/recall-sessions/{rs_id}")
+    duration = session["interview"]["duration_ms"]
+    # every chunk the browser had kept is in the file (each holds 2 s); the last, unfinished
+    # one died with the tab
+    assert queued * 2000 - 400 <= duration <= recorded + 400, (queued, recorded, duration)
