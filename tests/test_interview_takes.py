@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from ipr import interview, jobs, studies
 from ipr.models import InterviewAudio, Job, Recording
+from ipr.ratelimit import RateLimiter
 from ipr.storage import Storage
 from tests.conftest import Web, api_token, make_app
 
@@ -294,3 +295,17 @@ def test_researcher_erasure_of_a_participant_removes_the_interview(app, db, env,
         db, env["storage"], participant, env["study"].memberships[0].user
     )
     assert take_files(env) == []
+
+
+def test_chunks_do_not_use_up_the_researchers_write_allowance(app, db, env, webm) -> None:
+    """A long interview sends a chunk every 2 s: like tus uploads, appends are not counted
+    against IPR_WRITE_RATE_PER_MINUTE (the other writes are)."""
+    web = env["web"]
+    base = f"/recall-sessions/{env['rs']}/interview/takes"
+    take = cookie(web, "POST", base).json["take"]
+    app.extensions["ipr_rate"] = RateLimiter(3)  # a fresh minute, three writes
+    for off, data in chunks(webm, 6):
+        assert put(env, take, off, data, web=web).status_code == 200
+    evs = {"events": [{"type": "play", "video_ms": 0, "audio_ms": 0}]}
+    statuses = [cookie(web, "PUT", f"{base}/{take}/events", json=evs).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
