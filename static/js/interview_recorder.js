@@ -242,6 +242,7 @@
         var type = ["audio/webm;codecs=opus", "audio/webm"].find(function (t) { return MediaRecorder.isTypeSupported(t); });
         recorder = new MediaRecorder(s, type ? { mimeType: type } : undefined);
         recorder.ondataavailable = function (ev) { enqueue(ev.data); };
+        recorder.onerror = function (ev) { fail((ev.error && ev.error.message) || "MediaRecorder"); };
         recorder.start(TIMESLICE_MS);
         since = performance.now();
         if (audioCtx && audioCtx.state === "suspended") audioCtx.resume();
