@@ -209,6 +209,19 @@ def segments(events: Iterable[dict[str, Any]], duration_ms: int) -> list[Segment
     return sorted(out, key=lambda s: (s.audio_start_ms, s.moment_id))
 
 
+def time_origin(events: Iterable[dict[str, Any]]) -> int | None:
+    """The interview-audio time at which video time 0 lies while the two clocks run together
+    as in the first stretch the interview played the video (``audio_ms - video_ms`` of the
+    first play): the constant offset a second medium gets in ELAN (``TIME_ORIGIN``). None when
+    the video never played, or that stretch began further into the video than into the audio
+    (an offset below 0, which ELAN does not take)."""
+    for ev in events:
+        if ev["type"] == "play":
+            offset = ev["audio_ms"] - ev["video_ms"]
+            return offset if offset >= 0 else None
+    return None
+
+
 def _live_moment_ids(db: Session, rs: RecallSession) -> set[int]:
     return set(
         db.scalars(

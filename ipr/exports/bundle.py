@@ -71,6 +71,12 @@ def readme(data: ExportStudy, *, include_text: bool = True) -> str:
     ]
     for ext, _, what in RECORDING_FILES:
         lines.append(f"| `recordings/<dyad>/<session>/<dyad>_<session>{ext}` | {what} |")
+    if include_text and any(ctx.recording.interviews for ctx in data.recordings()):
+        lines.append(
+            "| `recordings/<dyad>/<session>/<dyad>_<session>_<participant>_interview.<ext>` | "
+            "A participant's recall interview audio (researcher-led sessions); the EAF links it "
+            "as a second medium. Times on it are `interview_audio_start_ms` / `_end_ms`. |"
+        )
     lines += [
         "",
         f"In the EAF a point moment is an annotation {POINT_MS} ms long; in the captions a point",

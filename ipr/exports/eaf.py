@@ -40,6 +40,12 @@ RESEARCHER_CODES_SUFFIX = " researcher codes"
 RESEARCHER_NOTE_SUFFIX = " researcher note"
 CODER_SEPARATOR = ": "
 """Per-coder tiers are `<lane> researcher codes: <coder>` (ANNOTATOR = the coder)."""
+INTERVIEW_SUFFIX = " interview"
+"""`<lane> interview`: each stop's stretch of the recall interview audio (interview-audio
+times; a symbolic association, since on the video's axis a stop is the one instant the video
+stood still at)."""
+TRANSCRIPT_SUFFIX = " interview transcript"
+"""`<lane> interview transcript`: the utterances said at the stop, `[HH:MM:SS.mmm] text`."""
 RESPONSES_SUFFIX = " responses"
 ANSWERS_SUFFIX = " answers"
 CODEBOOK_CV = "codebook"
@@ -59,6 +65,8 @@ _MIME_TYPES = {
     "wav": "audio/x-wav",
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
 }
 
 _CONSTRAINTS = {
@@ -170,6 +178,16 @@ def _lane_tiers(
             else None
         )
         layers.append((coder, r_codes, r_note))
+    interviewed = (role or lane) in ctx.recording.interviews
+    stretch = said = None
+    if interviewed:
+        stretch = builder.tier(
+            lane + INTERVIEW_SUFFIX, "note", PARENT_REF=lane, PARTICIPANT=code
+        )
+        if text:
+            said = builder.tier(
+                lane + TRANSCRIPT_SUFFIX, "utterance", PARENT_REF=lane, PARTICIPANT=code
+            )
     for moment in moments:
         ann_id = f"m{moment.id}"
         end = moment.end_ms if moment.end_ms is not None else moment.t_ms
@@ -197,6 +215,19 @@ def _lane_tiers(
             _refs(r_codes, ann_id, prefix, rcv)
             if r_note is not None and coding.note:
                 _refs(r_note, ann_id, "n" if k == 0 else f"n{k}_", [(coding.note, "")])
+        if stretch is not None and moment.interview_audio_start_ms is not None:
+            value = interview_value(moment)
+            _refs(stretch, ann_id, "i", [(value, "")])
+        if said is not None:
+            lines = [(f"[{format_timecode(t)}] {words}", "") for t, _, words in
+                     moment.interview_transcript]  # fmt: skip
+            _refs(said, ann_id, "u", lines)
+
+
+def interview_value(moment: ExportMoment) -> str:
+    """`interview 00:00:02.000–00:00:04.000`: the stop's stretch on the interview audio."""
+    start, end = moment.interview_audio_start_ms, moment.interview_audio_end_ms
+    return f"interview {format_timecode(start or 0)}–{format_timecode(end or 0)}"
 
 
 def _coding(moment: ExportMoment, coder: str) -> Coding:
@@ -278,6 +309,20 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         MIME_TYPE=mime_type(recording.media_filename),
         RELATIVE_MEDIA_URL=url,
     )
+    # Each participant's recall interview audio as a further medium (ELAN plays every linked
+    # medium on the document's one time axis, shifted by its TIME_ORIGIN; see
+    # provenance "interview_time_origin" for what that offset can and cannot align).
+    for lane in LANES:
+        media = recording.interviews.get(lane)
+        if media is None or not include_text:
+            continue  # the conversation is free speech: left out with the free text
+        link = "./" + quote(media.media_filename)
+        node = etree.SubElement(
+            header, "MEDIA_DESCRIPTOR", MEDIA_URL=link, MIME_TYPE=mime_type(media.media_filename),
+            RELATIVE_MEDIA_URL=link,
+        )  # fmt: skip
+        if media.time_origin_ms is not None:
+            node.set("TIME_ORIGIN", str(media.time_origin_ms))
     for name, value in (
         ("study", study.name),
         ("dyad", ctx.dyad.code),
@@ -329,6 +374,7 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         ("rating", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
         ("peak", {"CONSTRAINTS": "Included_In", "TIME_ALIGNABLE": "true"}),
         ("note", {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"}),
+        ("utterance", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
     ):
         etree.SubElement(
             root,
