@@ -30,8 +30,8 @@ from sqlalchemy import Text, cast, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from ipr import audit, jobs, recall
-from ipr import interview as interview_domain
 from ipr import figures as figures_layer
+from ipr import interview as interview_domain
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
 from ipr.exports.csv_ import iter_csv
@@ -263,9 +263,7 @@ def _fetch(
         said[mid].append((start, end, words))
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
     interviews, stops = _interviews(db, rec_ids, transcripts)
-    return _Rows(
-        moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops
-    )
+    return _Rows(moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops)
 
 
 def interview_filename(

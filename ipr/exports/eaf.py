@@ -181,9 +181,7 @@ def _lane_tiers(
     interviewed = (role or lane) in ctx.recording.interviews
     stretch = said = None
     if interviewed:
-        stretch = builder.tier(
-            lane + INTERVIEW_SUFFIX, "note", PARENT_REF=lane, PARTICIPANT=code
-        )
+        stretch = builder.tier(lane + INTERVIEW_SUFFIX, "note", PARENT_REF=lane, PARTICIPANT=code)
         if text:
             said = builder.tier(
                 lane + TRANSCRIPT_SUFFIX, "utterance", PARENT_REF=lane, PARTICIPANT=code
