@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from ipr import audit, jobs, mail, studies, study_texts
 from ipr.errors import Conflict, ValidationError
 from ipr.media._run import FFPROBE, RunLimits, run
+from ipr.media.errors import ProcessingError
 from ipr.models import (
     ConsentRecord,
     InterviewAudio,
@@ -563,9 +564,20 @@ def transcribe(path: Path, command: str | None) -> tuple[str, list[Utterance]]:
             "No transcription model is configured (IPR_TRANSCRIBE_COMMAND); "
             "import a transcript instead."
         )
-    done = run(transcribe_args(command, path), TRANSCRIBE_LIMITS)
+    args = transcribe_args(command, path)
+    try:
+        done = run(args, TRANSCRIBE_LIMITS)
+    except OSError as exc:  # not installed, not executable
+        raise TranscriptionFailed(
+            f"The transcription command {args[0]!r} cannot run: {exc}"
+        ) from None
+    except ProcessingError:
+        raise TranscriptionFailed(
+            f"The transcription command ran longer than {TRANSCRIBE_LIMITS.timeout_s / 3600:.0f}"
+            " hours and was stopped."
+        ) from None
     if done.returncode != 0:
-        tail = (done.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-3:]
+        tail = (done.stderr or "").strip().splitlines()[-3:]
         raise TranscriptionFailed(
             f"The transcription command failed (exit {done.returncode}): {' '.join(tail)}"
         )
