@@ -4,8 +4,10 @@ A researcher types a few words; a moment is found when its participant's comment
 researcher's note, one of its codes (participant's or researcher's; by the code's name or
 description) or an utterance of the interview transcript attached to it contains the words
 (case-insensitively, as a substring; several words must all occur, each anywhere in those
-texts). The caller has already checked that the researcher may read the study; every statement
-here is restricted to that study's id, so nothing of another study can be found.
+texts). One statement, bounded by the page's limit, finds the moments shown. The caller has
+already checked that the researcher may read the study; that statement is restricted to the
+study's id (and reads notes and utterances only of the moments it finds), so nothing of another
+study can be found.
 
 Plain ``LIKE`` on ``lower()`` rather than a full-text index: the same SQL on SQLite and
 PostgreSQL, no migration, and fast enough for a study of 100 recordings
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from ipr.errors import ValidationError
@@ -80,52 +82,54 @@ def _like(column, word: str):  # type: ignore[no-untyped-def]
     return func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
+def _carries(column, code_ids: set[int]):  # type: ignore[no-untyped-def]
+    """A JSON list of code ids (as stored: ``[3, 12]``, or ``[3,12]``) holds one of
+    ``code_ids``: a match on the list's text, the same on both databases."""
+    text = cast(column, Text)
+    shapes = ("[{}]", "[{},%", "%, {},%", "%,{},%", "%, {}]", "%,{}]")
+    return or_(*(text.like(shape.format(c)) for c in sorted(code_ids) for shape in shapes))
+
+
+def _word(word: str, codes: dict[int, Code]):  # type: ignore[no-untyped-def]
+    """A live moment of the study holds ``word`` in its comment, a researcher's note, one of
+    its codes or an utterance attached to it."""
+    either = [
+        _like(Moment.text, word),
+        select(ResearcherAnnotation.id)
+        .where(ResearcherAnnotation.moment_id == Moment.id, _like(ResearcherAnnotation.note, word))
+        .exists(),
+        select(InterviewUtterance.id)
+        .where(InterviewUtterance.moment_id == Moment.id, _like(InterviewUtterance.text, word))
+        .exists(),
+    ]
+    coded = _code_ids(codes, word)
+    if coded:
+        either.append(_carries(Moment.codes, coded))
+        either.append(
+            select(ResearcherAnnotation.id)
+            .where(
+                ResearcherAnnotation.moment_id == Moment.id,
+                _carries(ResearcherAnnotation.codes, coded),
+            )
+            .exists()
+        )
+    return or_(*either)
+
+
+def _code_ids(codes: dict[int, Code], word: str) -> set[int]:
+    return {
+        cid
+        for cid, c in codes.items()
+        if word in c.name.lower() or word in (c.description or "").lower()
+    }
+
+
 def search(db: Session, study_id: int, query: str, *, limit: int = LIMIT) -> Result:
     """The study's live moments matching every word of ``query``: at most ``limit``, in dyad,
-    session and time order."""
+    session and time order. One statement finds them (bounded by ``limit``); two more read,
+    for the moments shown only, what matched."""
     terms = words(query)
-    # which texts hold each word, per moment: {word: {moment ids}}
-    holders: dict[str, set[int]] = {}
-    reasons: dict[int, set[str]] = defaultdict(set)
-    said: dict[int, dict[int, tuple[int, str]]] = defaultdict(dict)
-    live = and_(Moment.study_id == study_id, Moment.deleted_at.is_(None))
     codes = {c.id: c for c in db.scalars(select(Code).where(Code.study_id == study_id))}
-    for word in terms:
-        ids: set[int] = set()
-        for (mid,) in db.execute(select(Moment.id).where(live, _like(Moment.text, word))):
-            ids.add(mid)
-            reasons[mid].add("comment")
-        for (mid,) in db.execute(
-            select(ResearcherAnnotation.moment_id).where(
-                ResearcherAnnotation.study_id == study_id, _like(ResearcherAnnotation.note, word)
-            )
-        ):
-            ids.add(mid)
-            reasons[mid].add("note")
-        for uid, mid, start, text in db.execute(
-            select(
-                InterviewUtterance.id, InterviewUtterance.moment_id, InterviewUtterance.start_ms,
-                InterviewUtterance.text,
-            ).where(
-                InterviewUtterance.study_id == study_id,
-                InterviewUtterance.moment_id.is_not(None),
-                _like(InterviewUtterance.text, word),
-            )
-        ):  # fmt: skip
-            ids.add(mid)
-            reasons[mid].add("transcript")
-            said[mid][uid] = (start, text)
-        hit_codes = {
-            cid
-            for cid, c in codes.items()
-            if word in c.name.lower() or word in (c.description or "").lower()
-        }
-        if hit_codes:
-            ids |= _coded(db, study_id, hit_codes, reasons)
-        holders[word] = ids
-    found = set.intersection(*holders.values()) if holders else set()
-    if not found:
-        return Result(query, [], False)
     rows = db.execute(
         select(
             Moment.id, Moment.t_ms, Moment.text, Moment.codes, Recording.id,
@@ -135,41 +139,49 @@ def search(db: Session, study_id: int, query: str, *, limit: int = LIMIT) -> Res
         .join(Recording, Recording.id == RecallSession.recording_id)
         .join(Dyad, Dyad.id == Recording.dyad_id)
         .join(Participant, Participant.id == RecallSession.participant_id)
-        .where(live, Moment.id.in_(found), Recording.study_id == study_id)
+        .where(
+            Moment.study_id == study_id, Moment.deleted_at.is_(None),
+            Recording.study_id == study_id, *(_word(w, codes) for w in terms),
+        )
         .order_by(Dyad.code, Recording.session_label, Recording.id, Moment.t_ms, Moment.id)
         .limit(limit + 1)
     ).all()  # fmt: skip
-    hits = [
-        Hit(
-            moment_id=mid, recording_id=rec_id, dyad=dyad, session=label, lane=role,
-            participant=pcode, t_ms=t, text=text or "",
-            codes=[codes[c].name for c in (mcodes or []) if c in codes],
-            matched=reasons[mid], said=sorted(said[mid].values()),
-        )
-        for mid, t, text, mcodes, rec_id, label, dyad, role, pcode in rows[:limit]
-    ]  # fmt: skip
-    return Result(query, hits, len(rows) > limit)
-
-
-def _coded(
-    db: Session, study_id: int, code_ids: set[int], reasons: dict[int, set[str]]
-) -> set[int]:
-    """Live moments carrying one of ``code_ids``, by the participant or by a researcher. The
-    code lists are JSON, read in Python: the same on both databases."""
-    out: set[int] = set()
-    stmt = select(Moment.id, Moment.codes).where(
-        Moment.study_id == study_id, Moment.deleted_at.is_(None)
-    )
-    for mid, mcodes in db.execute(stmt):
-        if mcodes and code_ids.intersection(mcodes):
-            out.add(mid)
-    for mid, rcodes in db.execute(
-        select(ResearcherAnnotation.moment_id, ResearcherAnnotation.codes).where(
-            ResearcherAnnotation.study_id == study_id
-        )
+    shown = [r[0] for r in rows[:limit]]
+    notes: dict[int, list[str]] = defaultdict(list)
+    r_codes: dict[int, set[int]] = defaultdict(set)
+    for mid, note, rc in db.execute(
+        select(
+            ResearcherAnnotation.moment_id, ResearcherAnnotation.note, ResearcherAnnotation.codes
+        ).where(ResearcherAnnotation.moment_id.in_(shown))
     ):
-        if rcodes and code_ids.intersection(rcodes):
-            out.add(mid)
-    for mid in out:
-        reasons[mid].add("code")
-    return out
+        notes[mid].append((note or "").lower())
+        r_codes[mid].update(rc or ())
+    said: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for mid, start, text in db.execute(
+        select(InterviewUtterance.moment_id, InterviewUtterance.start_ms, InterviewUtterance.text)
+        .where(InterviewUtterance.moment_id.in_(shown))
+        .order_by(InterviewUtterance.start_ms, InterviewUtterance.id)
+    ):
+        if any(w in text.lower() for w in terms):
+            said[mid].append((start, text))
+    hits = []
+    for mid, t, text, mcodes, rec_id, label, dyad, role, pcode in rows[:limit]:
+        matched = set()
+        for w in terms:
+            if w in (text or "").lower():
+                matched.add("comment")
+            if any(w in n for n in notes[mid]):
+                matched.add("note")
+            if any(w in u.lower() for _, u in said[mid]):
+                matched.add("transcript")
+            if _code_ids(codes, w) & (set(mcodes or ()) | r_codes[mid]):
+                matched.add("code")
+        hits.append(
+            Hit(
+                moment_id=mid, recording_id=rec_id, dyad=dyad, session=label, lane=role,
+                participant=pcode, t_ms=t, text=text or "",
+                codes=[codes[c].name for c in (mcodes or []) if c in codes],
+                matched=matched, said=said[mid],
+            )
+        )  # fmt: skip
+    return Result(query, hits, len(rows) > limit)

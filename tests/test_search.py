@@ -14,6 +14,7 @@ from ipr.models import (
     Code,
     InterviewUtterance,
     Membership,
+    Moment,
     Recording,
     ResearcherAnnotation,
     Study,
@@ -60,7 +61,8 @@ def world(app, db, owner, study, make_user):
         return client.open(url, method=method, headers={"Authorization": f"Bearer {token}"}, **kw)
 
     rupture = Code(study_id=study.id, name="rupture", description="A strain in the alliance")
-    db.add(rupture)
+    calm = Code(study_id=study.id, name="calm")
+    db.add_all([rupture, calm])
     db.commit()
     token = api_token(db, owner)
     rec = _recording(db, study, "01")
@@ -86,7 +88,13 @@ def world(app, db, owner, study, make_user):
         "noted": moment(therapist_rs, 30_000, "quiet"),
         "gone": moment(client_rs, 40_000, "stuck again, deleted later"),
         "percent": moment(client_rs, 50_000, "100% sure"),
+        "coded2": moment(client_rs, 55_000, "later", codes=[calm.id, rupture.id]),
     }
+    # code ids that merely contain the rupture's id (a deleted code's) are not the rupture
+    decoy = Moment(study_id=study.id, recall_session_id=client_rs["id"], t_ms=56_000,
+                   text="decoy", codes=[int(f"{rupture.id}1"), int(f"1{rupture.id}")],
+                   ratings={}, peaks_ms=[])  # fmt: skip
+    db.add(decoy)
     resp = api("DELETE", f"/api/v1/recall-sessions/{client_rs['id']}/moments/{m['gone']}", token)
     assert resp.status_code == 204
     db.add(InterviewUtterance(study_id=study.id, recall_session_id=client_rs["id"],
@@ -141,7 +149,10 @@ def test_search_finds_comments_notes_codes_and_transcripts_of_this_study_only(
     }  # fmt: skip
     assert hits[m["said"]].said == [(61_000, "My chest went tight, I was STUCK")]
     # a code by its name or its description; every word must occur
-    assert [h.moment_id for h in search.search(db, a.id, "RUPTURE").hits] == [m["coded"]]
+    assert [h.moment_id for h in search.search(db, a.id, "RUPTURE").hits] == [
+        m["coded"], m["coded2"],
+    ]  # fmt: skip
+    assert search.search(db, a.id, "calm").hits[0].matched == {"code"}
     assert [h.moment_id for h in search.search(db, a.id, "alliance drifted").hits] == [m["coded"]]
     assert search.search(db, a.id, "alliance stuck").hits == []
     assert [h.moment_id for h in search.search(db, a.id, "chest stuck").hits] == [m["said"]]
