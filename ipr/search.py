@@ -90,28 +90,35 @@ def _carries(column, code_ids: set[int]):  # type: ignore[no-untyped-def]
     return or_(*(text.like(shape.format(c)) for c in sorted(code_ids) for shape in shapes))
 
 
-def _word(word: str, codes: dict[int, Code]):  # type: ignore[no-untyped-def]
+def _word(study_id: int, word: str, codes: dict[int, Code]):  # type: ignore[no-untyped-def]
     """A live moment of the study holds ``word`` in its comment, a researcher's note, one of
-    its codes or an utterance attached to it."""
+    its codes or an utterance attached to it. Each text is searched once per word (a
+    semi-join the database can hash), not once per moment."""
+    noted = ResearcherAnnotation.study_id == study_id
     either = [
         _like(Moment.text, word),
-        select(ResearcherAnnotation.id)
-        .where(ResearcherAnnotation.moment_id == Moment.id, _like(ResearcherAnnotation.note, word))
-        .exists(),
-        select(InterviewUtterance.id)
-        .where(InterviewUtterance.moment_id == Moment.id, _like(InterviewUtterance.text, word))
-        .exists(),
+        Moment.id.in_(
+            select(ResearcherAnnotation.moment_id).where(
+                noted, _like(ResearcherAnnotation.note, word)
+            )
+        ),
+        Moment.id.in_(
+            select(InterviewUtterance.moment_id).where(
+                InterviewUtterance.study_id == study_id,
+                InterviewUtterance.moment_id.is_not(None),
+                _like(InterviewUtterance.text, word),
+            )
+        ),
     ]
     coded = _code_ids(codes, word)
     if coded:
         either.append(_carries(Moment.codes, coded))
         either.append(
-            select(ResearcherAnnotation.id)
-            .where(
-                ResearcherAnnotation.moment_id == Moment.id,
-                _carries(ResearcherAnnotation.codes, coded),
+            Moment.id.in_(
+                select(ResearcherAnnotation.moment_id).where(
+                    noted, _carries(ResearcherAnnotation.codes, coded)
+                )
             )
-            .exists()
         )
     return or_(*either)
 
@@ -141,7 +148,7 @@ def search(db: Session, study_id: int, query: str, *, limit: int = LIMIT) -> Res
         .join(Participant, Participant.id == RecallSession.participant_id)
         .where(
             Moment.study_id == study_id, Moment.deleted_at.is_(None),
-            Recording.study_id == study_id, *(_word(w, codes) for w in terms),
+            Recording.study_id == study_id, *(_word(study_id, w, codes) for w in terms),
         )
         .order_by(Dyad.code, Recording.session_label, Recording.id, Moment.t_ms, Moment.id)
         .limit(limit + 1)
