@@ -7,8 +7,9 @@ clocks: ``video_ms`` on the session video, ``audio_ms`` on the interview audio).
 the end of the audio: that is where the researcher asked about it. Transcript utterances are
 attached to the moment whose segment contains their start.
 
-Not here yet (see docs/interview.md): the browser recorder, the prompt sheet, the follow-up
-pass and automatic transcription (``transcribe`` is the hook a local model would fill).
+Not here yet (see docs/interview.md): the browser recorder, the prompt sheet and the follow-up
+pass. Automatic transcription runs a locally installed model configured as
+``IPR_TRANSCRIBE_COMMAND`` (``transcribe``, job ``interview_transcribe``); none is bundled.
 """
 
 from __future__ import annotations
@@ -556,9 +557,9 @@ def transcribe(path: Path, command: str | None) -> tuple[str, list[Utterance]]:
     """The hook for automatic transcription by a locally installed model (none is bundled:
     the project fetches no model weights). ``command`` (``IPR_TRANSCRIBE_COMMAND``) is run
     with the interview audio's path and must print the transcript on standard output as
-    WebVTT (or SRT, or ``[hh:mm:ss] text`` lines), times on that audio: whisper.cpp's
-    ``whisper-cli -m ggml-base.bin -ovtt -of - {audio}`` style, or a small faster-whisper
-    script (docs/interview.md). Returns (format, utterances)."""
+    WebVTT (or SRT, or ``[hh:mm:ss] text`` lines), times on that audio: typically a small
+    script around faster-whisper or whisper.cpp with local weights (docs/interview.md).
+    Returns (format, utterances)."""
     if not command or not command.strip():
         raise NoTranscriber(
             "No transcription model is configured (IPR_TRANSCRIBE_COMMAND); "
