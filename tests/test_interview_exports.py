@@ -12,11 +12,13 @@ import sys
 import zipfile
 
 import openpyxl
+import pympi
 from lxml import etree
 from sqlalchemy import select
 
 from ipr import interview, jobs
 from ipr.models import AuditEvent, Job
+from tests.conftest import corpus
 from tests.test_interview import VTT, app, env, events, interview_wav, upload  # noqa: F401
 
 WAV_NAME = "01_S1_C01_interview.wav"
@@ -39,7 +41,7 @@ def _csv_rows(body: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO("".join(lines))))
 
 
-def test_a_transcript_reaches_every_export(env, db, interview_wav) -> None:  # noqa: F811
+def test_a_transcript_reaches_every_export(env, db, interview_wav, tmp_path) -> None:  # noqa: F811
     ids = env["moments"]
     assert upload(env, interview_wav, events(*ids)).status_code == 201
     resp = _post_transcript(env, VTT.encode(), "t.vtt")
@@ -95,8 +97,18 @@ def test_a_transcript_reaches_every_export(env, db, interview_wav) -> None:  # n
     assert "interview_time_origin" in doc["provenance"]["definitions"]
     assert set(prov["recall"]) == {"client"}  # the therapist has no recall session here
 
-    # EAF: the interview audio as a second medium, a stretch and the words per stop
-    root = etree.fromstring(get(f"/api/v1/recordings/{rec_id}/export.eaf").data)
+    # EAF: the interview audio as a second medium, a stretch and the words per stop; valid
+    # EAF 3.0, and pympi (as ELAN) reads both media with their offsets
+    eaf_bytes = get(f"/api/v1/recordings/{rec_id}/export.eaf").data
+    xsd = etree.XMLSchema(etree.parse(str(corpus("annotation_formats/elan/EAFv3.0.xsd"))))
+    assert xsd.validate(etree.fromstring(eaf_bytes)), xsd.error_log
+    eaf_path = tmp_path / "interview.eaf"
+    eaf_path.write_bytes(eaf_bytes)
+    linked = pympi.Elan.Eaf(str(eaf_path)).get_linked_files()
+    assert [(f["MEDIA_URL"], f.get("TIME_ORIGIN")) for f in linked] == [
+        ("./01_S1.mp4", None), (f"./{WAV_NAME}", "0"),
+    ]  # fmt: skip
+    root = etree.fromstring(eaf_bytes)
     media = root.findall("HEADER/MEDIA_DESCRIPTOR")
     assert [(m.get("MEDIA_URL"), m.get("MIME_TYPE"), m.get("TIME_ORIGIN")) for m in media] == [
         ("./01_S1.mp4", "video/mp4", None),
