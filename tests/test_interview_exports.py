@@ -308,3 +308,27 @@ def test_transcribe_args_never_use_a_shell(tmp_path) -> None:
     assert interview.transcribe_args("run --in={audio} --vtt; rm -rf /", audio) == [
         "run", f"--in={audio}", "--vtt;", "rm", "-rf", "/",
     ]  # fmt: skip
+
+
+def test_after_withdrawal_no_export_holds_the_interview(env, db, interview_wav) -> None:  # noqa: F811
+    ids = env["moments"]
+    assert upload(env, interview_wav, events(*ids)).status_code == 201
+    assert _post_transcript(env, VTT.encode(), "t.vtt").status_code == 201
+    study_id, rec_id = env["rec"].study_id, env["rec"].id
+    get = lambda url: env["api"]("GET", url)  # noqa: E731
+    before = zipfile.ZipFile(io.BytesIO(get(f"/api/v1/studies/{study_id}/export.bundle").data))
+    assert f"recordings/01/S1/{WAV_NAME}" in before.namelist()
+    pid = env["dyad"].participant("client").id
+    assert env["api"]("POST", f"/api/v1/participants/{pid}/withdraw").status_code == 200
+    bundle = zipfile.ZipFile(io.BytesIO(get(f"/api/v1/studies/{study_id}/export.bundle").data))
+    assert not [n for n in bundle.namelist() if "interview" in n]
+    for name in bundle.namelist():
+        if name.endswith((".csv", ".json", ".eaf", ".md", ".vtt", ".srt", ".TextGrid")):
+            body = bundle.read(name).decode("utf-8-sig")
+            assert "I felt stuck" not in body and WAV_NAME not in body, name
+    book = openpyxl.load_workbook(io.BytesIO(bundle.read("study.xlsx")))
+    cells = [str(c) for row in book["moments"].iter_rows(values_only=True) for c in row]
+    assert not [c for c in cells if "felt stuck" in c]
+    eaf = etree.fromstring(get(f"/api/v1/recordings/{rec_id}/export.eaf").data)
+    assert len(eaf.findall("HEADER/MEDIA_DESCRIPTOR")) == 1
+    assert eaf.find("TIER[@TIER_ID='client interview']") is None
