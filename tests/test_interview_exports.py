@@ -142,13 +142,27 @@ def test_a_transcript_reaches_every_export(env, db, interview_wav, tmp_path) -> 
     bundle = zipfile.ZipFile(io.BytesIO(get(f"/api/v1/studies/{study_id}/export.bundle").data))
     assert bundle.read(f"recordings/01/S1/{WAV_NAME}") == interview_wav
     assert b'TIME_ORIGIN="0"' in bundle.read("recordings/01/S1/01_S1.eaf")
+    # ... and the interview on its own axis: the audio as master medium, stops and words on it
+    own = bundle.read("recordings/01/S1/01_S1_C01_interview.eaf")
+    assert xsd.validate(etree.fromstring(own)), xsd.error_log
+    (tmp_path / "own.eaf").write_bytes(own)
+    doc = pympi.Elan.Eaf(str(tmp_path / "own.eaf"))
+    assert [f["MEDIA_URL"] for f in doc.get_linked_files()] == [f"./{WAV_NAME}"]
+    assert doc.get_annotation_data_for_tier("stops") == [
+        (2000, 4000, f"m{ids[0]} · client 00:00:05.000"),
+        (6000, 8000, f"m{ids[1]} · client 00:00:09.000"),
+        (9000, 10_000, f"m{ids[2]} · client 00:00:12.000"),
+    ]
+    assert doc.get_annotation_data_for_tier("transcript") == [
+        (start, end, text) for i in range(3) for start, end, text in SAID[i]
+    ]
     readme = bundle.read("README.md").decode()
     assert "<dyad>_<session>_<participant>_interview.<ext>" in readme
 
     # without free text: offsets stay, the words and the recorded voice go
     plain = zipfile.ZipFile(io.BytesIO(get(
         f"/api/v1/studies/{study_id}/export.bundle?include_text=false").data))  # fmt: skip
-    assert not [n for n in plain.namelist() if n.endswith(".wav")]
+    assert not [n for n in plain.namelist() if "_interview." in n]  # no audio, no interview EAF
     for name in plain.namelist():
         if name.endswith((".csv", ".json", ".eaf")):
             body = plain.read(name).decode("utf-8-sig")
@@ -332,3 +346,40 @@ def test_after_withdrawal_no_export_holds_the_interview(env, db, interview_wav) 
     eaf = etree.fromstring(get(f"/api/v1/recordings/{rec_id}/export.eaf").data)
     assert len(eaf.findall("HEADER/MEDIA_DESCRIPTOR")) == 1
     assert eaf.find("TIER[@TIER_ID='client interview']") is None
+
+
+def test_the_interview_eaf_puts_clashing_stops_and_words_on_extra_tiers() -> None:
+    from ipr.exports import ExportMoment
+    from ipr.exports.data import InterviewMedia
+    from ipr.exports.eaf import to_interview_eaf
+    from tests.exports.conftest import make_study
+
+    said = ((500, None, "first"), (800, 1500, "overlaps the first"))
+    moments = (  # two stops logged at one pause share their stretch
+        ExportMoment(1, "client", "C05", 1000, text="a", interview_audio_start_ms=400,
+                     interview_audio_end_ms=2000, interview_transcript=said),
+        ExportMoment(2, "client", "C05", 1000, text="b", interview_audio_start_ms=400,
+                     interview_audio_end_ms=2000),
+        ExportMoment(3, "therapist", "T05", 900, text="not this lane"),
+    )  # fmt: skip
+    media = {"client": InterviewMedia("D05_session_3_C05_interview.ogg", 5000)}
+    ctx = make_study(moments=moments, pairs=(), interviews=media).only_recording()
+    root = etree.fromstring(to_interview_eaf(ctx, "client"))
+    slots = {s.get("TIME_SLOT_ID"): int(s.get("TIME_VALUE")) for s in root.iter("TIME_SLOT")}
+
+    def tier(name: str) -> list[tuple[int, int, str]]:
+        return [
+            (slots[a.get("TIME_SLOT_REF1")], slots[a.get("TIME_SLOT_REF2")],
+             a.findtext("ANNOTATION_VALUE"))
+            for a in root.iterfind(f"TIER[@TIER_ID='{name}']/ANNOTATION/ALIGNABLE_ANNOTATION")
+        ]  # fmt: skip
+
+    assert tier("stops") == [(400, 2000, "m1 · client 00:00:01.000 · a")]
+    assert tier("stops 2") == [(400, 2000, "m2 · client 00:00:01.000 · b")]
+    assert tier("transcript") == [(500, 2000, "first")]  # no end: to its stop's end
+    assert tier("transcript 2") == [(800, 1500, "overlaps the first")]
+    assert root.find("HEADER/MEDIA_DESCRIPTOR").get("MIME_TYPE") == "audio/ogg"
+    plain = etree.fromstring(to_interview_eaf(ctx, "client", include_text=False))
+    assert [t.get("TIER_ID") for t in plain.iter("TIER")] == ["stops", "stops 2"]
+    values = [a.findtext("ANNOTATION_VALUE") for a in plain.iter("ALIGNABLE_ANNOTATION")]
+    assert values == ["m1 · client 00:00:01.000", "m2 · client 00:00:01.000"]
