@@ -17,8 +17,10 @@ from lxml import etree
 from sqlalchemy import select
 
 from ipr import interview, jobs
+from ipr.exports.json_ import schema
 from ipr.models import AuditEvent, Job
 from tests.conftest import corpus
+from tests.exports.test_csv_json import _validate
 from tests.test_interview import VTT, app, env, events, interview_wav, upload  # noqa: F401
 
 WAV_NAME = "01_S1_C01_interview.wav"
@@ -78,6 +80,7 @@ def test_a_transcript_reaches_every_export(env, db, interview_wav, tmp_path) -> 
 
     # JSON: offsets, utterances, the interview medium and the provenance that cites it
     doc = get(f"/api/v1/studies/{study_id}/export.json").json
+    assert _validate(doc, schema(), schema()) == []  # the interview keys are in schema v1
     (recording,) = doc["study"]["dyads"][0]["recordings"]
     moments = {m["id"]: m for m in recording["moments"]}
     for i, mid in enumerate(ids):
