@@ -749,6 +749,11 @@ def _add_interview_audio(
                     info.compress_type = zipfile.ZIP_STORED  # audio does not deflate
                     info.external_attr = 0o644 << 16
                     source = storage.interview_path(key, stored)
+                    if not source.is_file():
+                        raise ExportFailed(
+                            f"The interview audio of {ctx.dyad.code} "
+                            f"{ctx.recording.session_label} ({lane}) is missing from storage."
+                        )
                     with source.open("rb") as src, archive.open(info, "w") as dst:
                         shutil.copyfileobj(src, dst, 1024 * 1024)
     except BaseException:
