@@ -228,6 +228,9 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("api_interview_chunks.put_events", "PUT"): ("editor", False),
     ("api_interview_chunks.finish_take", "POST"): ("editor", False),
     ("api_interview_chunks.discard_take", "DELETE"): ("editor", True),
+    # interview transcription (ipr/web/api_transcripts.py) and the study's search page
+    ("api_transcripts.transcribe", "POST"): ("editor", False),  # 409: no model configured
+    ("search.page", "GET"): ("read", False),
 }
 
 

@@ -78,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api_imports,
         api_interview,
         api_interview_chunks,
+        api_transcripts,
         auth_views,
         banner,
         context,
@@ -88,6 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         recall,
         recall_admin,
         recordings,
+        search,
         studies,
         timeline,
         tus,
@@ -123,6 +125,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_interview_chunks.bp)
     app.register_blueprint(api_interview_chunks.api_bp)
     csrf.exempt(api_interview_chunks.api_bp)
+    app.register_blueprint(api_transcripts.bp)
+    csrf.exempt(api_transcripts.bp)
+    app.register_blueprint(search.bp)
 
     from ipr import cli
 

@@ -297,6 +297,7 @@ def _document() -> dict[str, Any]:
     from ipr.web.api_imports import import_paths  # late, for the same reason
     from ipr.web.api_interview import interview_paths  # late, for the same reason
     from ipr.web.api_interview_chunks import chunk_paths  # late, for the same reason
+    from ipr.web.api_transcripts import transcript_paths  # late, for the same reason
     from ipr.web.exports import export_paths  # late, for the same reason
     from ipr.web.timeline import timeline_paths  # late: it imports ipr.web.api, which imports us
 
@@ -335,6 +336,7 @@ def _document() -> dict[str, Any]:
             **import_paths(),
             **interview_paths(),
             **chunk_paths(),
+            **transcript_paths(),
             "/studies": {
                 "get": {
                     "summary": "Studies you are a member of",
