@@ -1,12 +1,12 @@
-"""The machinery of /api/v1's one source of truth: flask-smorest blueprints and marshmallow schemas.
+"""The machinery of /api/v1's one source of truth: flask-smorest blueprints, marshmallow schemas.
 
-Every API route is registered on an :class:`ApiBlueprint`. Its request schema
-(``@bp.arguments``) validates the input, its response schema (``@bp.response``) serialises the
-output, and both generate the OpenAPI document served at ``/api/v1/openapi.json``. The schemas
-live in ``ipr.web.schemas``. What cannot be derived from them is written here, each with why:
-the document's ``info`` text and security scheme, the ``/api/v1`` server prefix, and the 429
-that every write may answer (the rate limit sits in ``token_required``/``recall_caller``, not
-in a schema).
+Every API route is registered on an :class:`ApiBlueprint`. Its request schema (documented with
+``bp.input``, loaded with :func:`read`) validates the input, its response schema
+(``bp.response``) serialises the output, and both generate the OpenAPI document served at
+``/api/v1/openapi.json``. The schemas live in ``ipr.web.schemas``; docs/api.md says how to add
+a route. Written here by hand, because no schema can say them: the document's ``info`` text
+and Bearer security scheme, the ``/api/v1`` server prefix, and the 429 every write may answer
+(the rate limit sits in ``token_required``/``recall_caller``, not in a schema).
 
 Errors keep the app's one shape, ``{"error": {"code", "message", "field"?}}``: a request that
 breaks its schema raises ``ipr.errors.ValidationError`` (422), which the app's handler renders
@@ -56,7 +56,7 @@ def _first_error(messages: Any, path: str = "") -> tuple[str, str]:
     """The first (field, message) of marshmallow's nested error messages."""
     if isinstance(messages, Mapping):
         key, value = next(iter(messages.items()))
-        if key == "_schema":
+        if key == "_schema" or (path and key in ("key", "value")):  # a Dict's key or value
             return _first_error(value, path)
         name = f"{path}.{key}" if path else str(key)
         return _first_error(value, name)
@@ -142,6 +142,9 @@ class Api(flask_smorest.Api):
 
     def _register_error_handlers(self) -> None:
         pass
+
+    def _register_pagination_header(self) -> None:
+        pass  # no paginated route; it would add an unused PaginationMetadata schema
 
 
 def init_app(app: Flask, blueprints: list[ApiBlueprint]) -> Api:
