@@ -15,6 +15,7 @@ breaks its schema raises ``ipr.errors.ValidationError`` (422), which the app's h
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -46,7 +47,7 @@ ERROR_TEXT = {
     403: "Your role in this study is read-only",
     404: "Not found, or not yours",
     409: "Conflict",
-    413: "Larger than this server accepts",
+    413: "Larger than this server accepts (IPR_UPLOAD_MAX_BYTES)",
     422: "Invalid request",
     429: "Too many writes in a minute (Retry-After)",
 }
@@ -71,8 +72,6 @@ class Parser(FlaskParser):
     def load_json(self, req: Any, schema: Schema) -> Any:
         data = req.get_json(silent=True)
         if not isinstance(data, dict):
-            if getattr(schema, "optional_body", False) and not req.get_data():
-                return {}
             raise ValidationError(JSON_OBJECT)
         return data
 
@@ -150,6 +149,7 @@ class Api(flask_smorest.Api):
 def init_app(app: Flask, blueprints: list[ApiBlueprint]) -> Api:
     app.config.update(API_TITLE="IPR annotator API", API_VERSION="1", OPENAPI_VERSION="3.1.0")
     api = Api(app, spec_kwargs={"info": {"description": DESCRIPTION}})
+    app.cli.commands.pop("openapi", None)  # its raw spec lacks what openapi_document() adds
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for bp in blueprints:
         api.register_blueprint(bp)
@@ -159,7 +159,7 @@ def init_app(app: Flask, blueprints: list[ApiBlueprint]) -> Api:
 
 def openapi_document() -> dict[str, Any]:
     """The generated document, with the parts no schema can say (see the module docstring)."""
-    doc = current_app.extensions["ipr_api"].spec.to_dict()
+    doc = copy.deepcopy(current_app.extensions["ipr_api"].spec.to_dict())  # shares apispec's
     doc["servers"] = [{"url": PREFIX}]
     doc["security"] = [{"bearer": []}]
     doc["paths"] = {path.removeprefix(PREFIX): item for path, item in doc["paths"].items()}

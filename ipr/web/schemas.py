@@ -396,9 +396,8 @@ class Revealed(Schema):
 
 
 class DeviceIn(In):
-    """Only a PIN-protected link needs a body (its PIN)."""
+    """Only a PIN-protected link needs a body (its PIN); it is read only then."""
 
-    optional_body = True
     pin = f.String()
 
 
