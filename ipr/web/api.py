@@ -75,6 +75,7 @@ flask.Blueprint.add_url_rule(bp, "/openapi.json", "openapi", openapi, methods=["
 @bp.response(200, S.StudyList, description="Studies you are a member of")
 @token_required
 def list_studies() -> Any:
+    """Studies you are a member of"""
     rows = db().scalars(scoped(select(Study), Study, api_user()).order_by(Study.id)).all()
     return {"studies": rows}
 
@@ -257,8 +258,11 @@ def list_recordings(dyad_id: int) -> Any:
 @token_required
 @bp.input(S.RecordingUploadIn, location="files")
 def upload_recording(dyad_id: int) -> Any:
-    """Upload a whole file (multipart: file, session_label); processing is queued. Browsers
-    use the resumable tus endpoint /dyads/{dyad_id}/uploads."""
+    """Upload a whole recording
+
+    Multipart: file, session_label; processing is queued. Browsers use the resumable tus
+    endpoint /dyads/{dyad_id}/uploads.
+    """
     dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
     form = read(S.RecordingUploadIn, "files")
     upload = form["file"]
@@ -281,8 +285,10 @@ def upload_recording(dyad_id: int) -> Any:
 @token_required
 @bp.input(S.RecallSessionIn)
 def create_recall_session(recording_id: int) -> Any:
-    """Start recall for one participant; a self-guided one gets its link and token in this
-    answer only"""
+    """Start recall for one participant
+
+    A self-guided session gets its link and token in this answer only.
+    """
     rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
     data = read(S.RecallSessionIn)
     participant = get_or_404(db(), Participant, data["participant_id"], api_user())
@@ -318,8 +324,10 @@ def list_recall_sessions(recording_id: int) -> Any:
 @bp.response(200, S.Revealed)
 @token_required
 def reveal(recording_id: int) -> Any:
-    """Let each participant see the other's moments (audited; only after both have finished
-    unless the study allows earlier)"""
+    """Reveal: let each participant see the other's moments
+
+    Audited; only after both have finished unless the study allows earlier.
+    """
     rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
     recall.reveal(db(), rec, api_user(), ip=client_ip())
     return {"recording_id": rec.id, "revealed": True}
@@ -363,10 +371,13 @@ def recall_caller(rs_id: int, *, write: bool) -> tuple[RecallSession, User | Non
 @bp.response(201, S.Device, description="Created")
 @bp.input(S.DeviceIn, required=False)
 def recall_device() -> Any:
-    """Exchange the invitation token (Bearer) and, when the link has one, its PIN for a device
-    token (shown once). Wrong PINs are counted per invitation and per address with growing
-    waits (429, Retry-After) and lock the invitation after a number of failures until a
-    researcher unlocks it. Stop, revoke and a new link end every device token."""
+    """Exchange an invitation for a device token
+
+    The invitation token as Bearer and, when the link has one, its PIN buy a device token (shown
+    once). Wrong PINs are counted per invitation and per address with growing waits (429,
+    Retry-After) and lock the invitation after a number of failures until a researcher unlocks
+    it. Stop, revoke and a new link end every device token.
+    """
     rs = recall.session_for_token(db(), _bearer("Send your invitation token as Bearer."))
     if rs.pin_hash:
         pin = read(S.DeviceIn).get("pin")
@@ -392,6 +403,7 @@ PARTICIPANT_NOTE = (
 @bp.response(200, S.MomentList)
 @bp.doc(description="Your own moments (and the other's, once revealed)." + PARTICIPANT_NOTE)
 def recall_moments(rs_id: int) -> Any:
+    """A recall session's moments"""
     rs, researcher = recall_caller(rs_id, write=False)
     moments = [recall.moment_dict(m) for m in recall.own_moments(db(), rs)]
     revealed = None
@@ -411,6 +423,7 @@ def recall_moments(rs_id: int) -> Any:
     "returns the first moment (200) instead of a duplicate." + PARTICIPANT_NOTE
 )
 def recall_create_moment(rs_id: int) -> Any:
+    """Mark a moment"""
     rs, researcher = recall_caller(rs_id, write=True)
     data, headers = read(S.MomentCreateIn), read(S.IdempotencyHeader, "headers")
     m, created = recall.create_moment(

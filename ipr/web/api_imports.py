@@ -34,10 +34,13 @@ bp = ApiBlueprint("api_imports", __name__, url_prefix="/api/v1", description="Mo
 @token_required
 @bp.input(S.ImportIn, location="files")
 def create_import(recording_id: int) -> Any:
-    """Import moments from a CSV, an ELAN (.eaf) or Praat TextGrid tier, or a BORIS project or
-    events export (one observation / subject as `tier`) into one participant's lane (editor; all
-    or nothing; audited). The format is recognised from the content; a file that cannot be read
-    is refused with a problem naming the format recognised and why."""
+    """Import moments into one participant's lane
+
+    From a CSV, an ELAN (.eaf) or Praat TextGrid tier, or a BORIS project or events export (one
+    observation / subject as `tier`); editor; all or nothing; audited. The format is recognised
+    from the content; a file that cannot be read is refused with a problem naming the format
+    recognised and why.
+    """
     rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
     form = read(S.ImportIn, "files")
     participant = get_or_404(db(), Participant, form["participant_id"], api_user())

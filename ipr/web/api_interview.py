@@ -58,8 +58,11 @@ def smtp_configured() -> bool:
 @token_required
 @bp.input(S.InterviewAudioIn, location="files")
 def upload_audio(rs_id: int) -> Any:
-    """Attach the interview of a researcher-led session, recorded on another device (editor;
-    audited), aligned by the player events. A second upload replaces the first."""
+    """Attach the interview audio
+
+    The interview of a researcher-led session, recorded on another device (editor; audited),
+    aligned by the player events. A second upload replaces the first.
+    """
     rs = get_or_404(db(), RecallSession, rs_id, api_user(), "editor")
     form = read(S.InterviewAudioIn, "files")
     with tempfile.TemporaryDirectory(dir=storage().root) as tmp:
@@ -80,8 +83,11 @@ def upload_audio(rs_id: int) -> Any:
 @bp.response(200, S.RecallSessionDetail, description="The recall session")
 @token_required
 def get_recall_session(rs_id: int) -> Any:
-    """One recall session with its interview (audio URL, duration, each stop's segment of the
-    interview audio) and each moment's transcript."""
+    """One recall session with its interview and transcripts
+
+    The interview: audio URL, duration, each stop's segment of the interview audio; the
+    transcripts: each moment's utterances.
+    """
     return get_or_404(db(), RecallSession, rs_id, api_user())
 
 
@@ -109,9 +115,11 @@ def interview_audio(rs_id: int) -> Any:
 @token_required
 @bp.input(S.TranscriptIn, location="files")
 def import_transcript(rs_id: int) -> Any:
-    """Import the interview's transcript (WebVTT, SRT, or '[hh:mm:ss] text' lines); each
-    utterance is attached to the stop whose interview segment contains its start. Replaces the
-    previous transcript (editor; audited)."""
+    """Import the interview's transcript
+
+    WebVTT, SRT, or '[hh:mm:ss] text' lines; each utterance is attached to the stop whose
+    interview segment contains its start. Replaces the previous transcript (editor; audited).
+    """
     rs = get_or_404(db(), RecallSession, rs_id, api_user(), "editor")
     upload = read(S.TranscriptIn, "files")["file"]
     limit = current_app.config["IMPORT_MAX_BYTES"]
@@ -131,9 +139,11 @@ def import_transcript(rs_id: int) -> Any:
 @bp.errors(401, 404)
 @bp.response(200, S.Distress, description="Paused")
 def api_distress(rs_id: int) -> Any:
-    """The participant flags 'I need to stop / this is distressing': the session pauses, the
-    owners are told (audited; e-mail when configured), and the answer carries the study's
-    support text."""
+    """Flag distress: pause the session
+
+    The participant flags 'I need to stop / this is distressing': the session pauses, the owners
+    are told (audited; e-mail when configured), and the answer carries the study's support text.
+    """
     rs, researcher = recall_caller(rs_id, write=True)
     return interview.flag_distress(
         db(), huey(), rs, smtp=smtp_configured(), by_researcher=researcher, ip=client_ip()
@@ -146,8 +156,10 @@ def api_distress(rs_id: int) -> Any:
 @token_required
 @bp.input(S.SupportTextIn)
 def put_support_text(study_id: int) -> Any:
-    """Set the study's support text in one language (editor); an empty text brings back the
-    default."""
+    """Set the study's support text in one language
+
+    Editor; an empty text brings back the default.
+    """
     study = get_or_404(db(), Study, study_id, api_user(), "editor")
     data = read(S.SupportTextIn)
     lang = data["language"]
@@ -172,8 +184,10 @@ def list_consent(participant_id: int) -> Any:
 @token_required
 @bp.input(S.ConsentIn)
 def record_consent(participant_id: int) -> Any:
-    """Record consent: the information sheet's version and the date (editor; audited; the
-    recorder is the caller)."""
+    """Record consent
+
+    The information sheet's version and the date (editor; audited; the recorder is the caller).
+    """
     p = get_or_404(db(), Participant, participant_id, api_user(), "editor")
     data = read(S.ConsentIn)
     record = interview.record_consent(db(), p, data, api_user(), ip=client_ip())
@@ -185,9 +199,11 @@ def record_consent(participant_id: int) -> Any:
 @bp.response(200, S.Withdrawn, description="Erased")
 @token_required
 def withdraw(participant_id: int) -> Any:
-    """Withdrawal (owner): erase the participant's recall sessions, moments, voice notes,
-    interview audio and transcripts, rows and files; returns and audits a receipt with counts
-    only."""
+    """Withdraw a participant
+
+    Owner: erase the participant's recall sessions, moments, voice notes, interview audio and
+    transcripts, rows and files; returns and audits a receipt with counts only.
+    """
     p = get_or_404(db(), Participant, participant_id, api_user(), "owner")
     receipt = interview.withdraw(db(), storage(), p, api_user(), ip=client_ip())
     return {"participant_id": p.id, "erased": receipt}

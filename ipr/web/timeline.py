@@ -145,8 +145,11 @@ api_bp = ApiBlueprint("api_timeline", __name__, url_prefix="/api/v1", descriptio
 @token_required
 @api_bp.input(S.TimelineQuery, location="query")
 def timeline(recording_id: int) -> Any:
-    """The dyad timeline: both lanes and the researchers' coding, the optimal one-to-one pairs
-    within the tolerance, unmatched ids and the figures"""
+    """The dyad timeline
+
+    Both lanes and the researchers' coding, the optimal one-to-one pairs within the tolerance,
+    unmatched ids and the figures.
+    """
     rec = get_or_404(db(), Recording, recording_id, api_user())
     read(S.TimelineQuery, "query")  # its type; the range is the domain's
     return ts.timeline(db(), rec, _tolerance(rec)).to_dict()  # the page's rule, the study's own
