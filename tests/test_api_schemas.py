@@ -113,6 +113,8 @@ def test_invalid_input_is_422_naming_the_field(env, db) -> None:
         ("PATCH", f"/studies/{study.id}", {"alignment_tolerance_ms": "x"},
          "alignment_tolerance_ms", "alignment_tolerance_ms: Not a valid integer."),
         ("POST", moments, {"text": "no time"}, "t_ms", "t_ms: Missing data for required field."),
+        ("POST", moments, {"t_ms": "1000"}, "t_ms", "t_ms: Not a valid integer."),
+        ("POST", f"/studies/{study.id}/dyads", {"code": 12}, "code", "code: Not a valid string."),
         ("POST", moments, {"t_ms": -1}, "t_ms",
          "t_ms: Must be greater than or equal to 0."),
         ("POST", moments, {"t_ms": 10, "ratings": {"hat": "x"}}, "ratings.hat",
@@ -128,6 +130,12 @@ def test_invalid_input_is_422_naming_the_field(env, db) -> None:
         assert resp.status_code == 422, (url, body, resp.json)
         assert resp.json == {"error": {"code": "invalid", "message": message, "field": field}}
     assert db.scalar(select(func.count()).select_from(Moment)) == 1  # nothing was saved
+    # what the domain always took stays accepted: a whole float, null for "none"
+    body = {"t_ms": 1500.0, "end_ms": None, "text": None, "codes": None, "ratings": {"hat": None}}
+    resp = call("POST", moments, json=body)
+    assert resp.status_code == 201, resp.json
+    assert (resp.json["t_ms"], resp.json["text"], resp.json["codes"]) == (1500, "", [])
+    assert resp.json["ratings"] == {}
     for body in ("[1, 2]", "not json"):
         resp = call("POST", moments, data=body, content_type="application/json")
         assert resp.status_code == 422

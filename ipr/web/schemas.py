@@ -55,12 +55,31 @@ def _iso_z(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
-def _ms(**kw: Any) -> f.Integer:
-    return f.Integer(strict=True, validate=validate.Range(min=0), **kw)
+class Whole(f.Integer):
+    """An integer in a JSON body, also sent as a whole float (``1000.0``, as Python writes a
+    float); never a string, a bool or a fraction (as the domain's own checks)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
-def _ints() -> f.List:
-    return f.List(f.Integer(strict=True))
+def _ms(**kw: Any) -> Whole:
+    return Whole(validate=validate.Range(min=0), **kw)
+
+
+def _ints(**kw: Any) -> f.List:
+    return f.List(f.Integer(), **kw)
+
+
+def _whole_list(**kw: Any) -> f.List:
+    return f.List(Whole(), **kw)
 
 
 class In(Schema):
@@ -144,11 +163,11 @@ class StudyIn(Schema):
     error_messages = {"unknown": "Unknown study setting."}
     name = f.String(metadata={"minLength": 1, "maxLength": 200})
     description = f.String(metadata={"maxLength": 5000})
-    alignment_tolerance_ms = f.Integer(strict=True, metadata={"minimum": 0, "maximum": 600_000})
+    alignment_tolerance_ms = Whole(metadata={"minimum": 0, "maximum": 600_000})
     segmentation_strategy = f.String(metadata={"enum": SEGMENTATION})
-    segment_fixed_ms = f.Integer(strict=True, metadata=SEGMENT_RANGE)
-    segment_min_ms = f.Integer(strict=True, metadata=SEGMENT_RANGE)
-    segment_max_ms = f.Integer(strict=True, metadata=SEGMENT_RANGE)
+    segment_fixed_ms = Whole(metadata=SEGMENT_RANGE)
+    segment_min_ms = Whole(metadata=SEGMENT_RANGE)
+    segment_max_ms = Whole(metadata=SEGMENT_RANGE)
     instructions = f.String(metadata={"maxLength": 20000})
     language = f.String(metadata={"enum": LANGUAGES})
     participants_can_code = f.Boolean()
@@ -378,7 +397,7 @@ class RecallSessionList(Schema):
 
 
 class RecallSessionIn(In):
-    participant_id = f.Integer(required=True, strict=True)
+    participant_id = Whole(required=True)
     mode = f.String(load_default="self", validate=validate.OneOf(["self", "researcher"]))
     pin = f.String(allow_none=True, validate=validate.Regexp("^[0-9]{4,8}$"))
 
@@ -452,12 +471,19 @@ class MomentIn(Schema):
 
     t_ms = _ms()
     end_ms = _ms(allow_none=True)
-    peaks_ms = _ints()
-    text = f.String(metadata={"description": "At most IPR_MOMENT_TEXT_MAX characters"})
-    codes = _ints()
-    ratings = f.Dict(keys=f.String(), values=f.Integer(strict=True))
-    responds_to_id = f.Integer(strict=True, allow_none=True)
-    version = f.Integer(strict=True, metadata={"description": "PATCH: the version you last saw"})
+    peaks_ms = _whole_list(allow_none=True)
+    text = f.String(
+        allow_none=True, metadata={"description": "At most IPR_MOMENT_TEXT_MAX characters"}
+    )
+    codes = _whole_list(allow_none=True)
+    ratings = f.Dict(
+        keys=f.String(),
+        values=f.Integer(strict=True, allow_none=True),
+        allow_none=True,
+        metadata={"description": "Scale key to value; null clears a rating"},
+    )
+    responds_to_id = Whole(allow_none=True)
+    version = Whole(metadata={"description": "PATCH: the version you last saw"})
 
 
 class MomentCreateIn(MomentIn):
