@@ -270,6 +270,7 @@ RESEARCHER_ONLY = {
     "api_interview.get_recall_session",
     "api_interview.interview_audio",
     "api_interview.import_transcript",
+    "api_transcripts.transcribe",
 }
 
 

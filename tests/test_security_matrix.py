@@ -211,6 +211,9 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("api_interview.list_consent", "GET"): ("read", False),
     ("api_interview.record_consent", "POST"): ("editor", False),
     ("api_interview.withdraw", "POST"): ("owner", True),  # erases a participant's data
+    # interview transcription (ipr/web/api_transcripts.py) and the study's search page
+    ("api_transcripts.transcribe", "POST"): ("editor", False),  # 409: no model configured
+    ("search.page", "GET"): ("read", False),
 }
 
 

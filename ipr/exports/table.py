@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext
+from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext, format_timecode
 
 LIST_SEPARATOR = ";"
 
@@ -74,6 +74,27 @@ PHASE_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+INTERVIEW_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "interview_audio_start_ms",
+        "int",
+        "Start of this stop's stretch of the recall interview audio, ms on the interview audio "
+        "(the pause or mark at the moment); empty without an interview.",
+    ),
+    Column(
+        "interview_audio_end_ms",
+        "int",
+        "End of that stretch (the next play, or the end of the audio), ms on the interview audio.",
+    ),
+    Column(
+        "interview_transcript",
+        "text",
+        "What was said at this stop: the transcript's utterances whose start falls in the "
+        "stretch, one per line as `[HH:MM:SS.mmm] text` (interview-audio time).",
+        free_text=True,
+    ),
+)
+
 RATING_PREFIX = "rating_"
 
 
@@ -83,7 +104,7 @@ def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
         Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
         for s in study.scales
     ]
-    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS]
+    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS, *INTERVIEW_COLUMNS]
     return [c for c in every if include_text or not c.free_text]
 
 
@@ -119,10 +140,20 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
         "phase": moment.phase,
         "responds_to_id": moment.responds_to_id,
         "corrected_at": moment.corrected_at,
+        "interview_audio_start_ms": moment.interview_audio_start_ms,
+        "interview_audio_end_ms": moment.interview_audio_end_ms,
+        "interview_transcript": transcript_text(moment),
     }
     for scale in ctx.study.scales:
         values[RATING_PREFIX + scale.key] = moment.ratings.get(scale.key)
     return values
+
+
+def transcript_text(moment: ExportMoment) -> str:
+    """The moment's interview utterances, one per line: `[HH:MM:SS.mmm] text`."""
+    return "\n".join(
+        f"[{format_timecode(start)}] {said}" for start, _, said in moment.interview_transcript
+    )
 
 
 def iter_rows(study: ExportStudy) -> Iterator[tuple[RecordingContext, ExportMoment]]:

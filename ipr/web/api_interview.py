@@ -117,19 +117,23 @@ def interview_audio(rs_id: int) -> Any:
 def import_transcript(rs_id: int) -> Any:
     """Import the interview's transcript
 
-    WebVTT, SRT, or '[hh:mm:ss] text' lines; each utterance is attached to the stop whose
-    interview segment contains its start. Replaces the previous transcript (editor; audited).
+    WebVTT, SRT, ELAN .eaf, or '[hh:mm:ss] text' lines; each utterance is attached to the stop
+    whose interview segment contains its start. From an ELAN file the tier named 'tier' is read,
+    else the tier with the most annotations (the answer names it). Replaces the previous
+    transcript (editor; audited).
     """
     rs = get_or_404(db(), RecallSession, rs_id, api_user(), "editor")
-    upload = read(S.TranscriptIn, "files")["file"]
+    form = read(S.TranscriptIn, "files")
+    upload = form["file"]
     limit = current_app.config["IMPORT_MAX_BYTES"]
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
         raise ValidationError("The transcript is larger than this server accepts.", field="file")
     try:
         result = interview.import_transcript(
-            db(), rs, data, upload.filename, api_user(), ip=client_ip()
-        )
+            db(), rs, data, upload.filename, api_user(), ip=client_ip(),
+            tier=form["tier"] or None,
+        )  # fmt: skip
     except interview.InterviewProblems as exc:
         return problems(exc)
     return {"recall_session_id": rs.id, **result}

@@ -77,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         api_imports,
         api_interview,
+        api_transcripts,
         auth_views,
         banner,
         context,
@@ -88,6 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         recall,
         recall_admin,
         recordings,
+        search,
         studies,
         timeline,
         tus,
@@ -114,8 +116,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(timeline.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(motion.bp)
+    app.register_blueprint(search.bp)
     # the JSON API: registered through flask-smorest, which documents each route (openapi.py)
-    api_blueprints = [api.bp, timeline.api_bp, exports.api_bp, api_imports.bp, api_interview.bp]
+    api_blueprints = [
+        api.bp, timeline.api_bp, exports.api_bp, api_imports.bp, api_interview.bp,
+        api_transcripts.bp,
+    ]  # fmt: skip
     openapi.init_app(app, api_blueprints)
     for bp in api_blueprints:
         csrf.exempt(bp)

@@ -690,20 +690,30 @@ class TranscriptIn(Schema):
 
     file = File(
         required=True,
-        error_messages={"required": "Send the transcript (.vtt, .srt or timestamped .txt) as "
-                        "the multipart field 'file'."},
+        error_messages={"required": "Send the transcript (.vtt, .srt, .eaf or timestamped .txt) "
+                        "as the multipart field 'file'."},
     )  # fmt: skip
+    tier = f.String(
+        load_default="", metadata={"description": "ELAN: the tier to read (default: the fullest)"}
+    )
 
 
 class TranscriptImported(Schema):
     recall_session_id = f.Integer()
-    format = f.String(validate=validate.OneOf(["vtt", "srt", "text"]))
+    format = f.String(validate=validate.OneOf(["vtt", "srt", "text", "eaf"]))
+    tier = f.String(metadata={"description": "ELAN: the tier read"})
     utterances = f.Integer(required=True)
     attached = f.Dict(
         keys=f.String(), values=f.Integer(), required=True,
         metadata={"description": "Utterances per moment id"},
     )  # fmt: skip
     unattached = f.Integer()
+
+
+class TranscriptionQueued(Schema):
+    recall_session_id = f.Integer(required=True)
+    job_id = f.Integer(required=True)
+    status = f.String(required=True)
 
 
 class Distress(Schema):
