@@ -166,7 +166,7 @@ def openapi_document() -> dict[str, Any]:
     for item in doc["paths"].values():
         for method in ("post", "put", "patch", "delete"):
             if method in item:
-                item[method]["responses"].setdefault(
+                item[method].setdefault("responses", {}).setdefault(
                     "429", _error_response(ERROR_TEXT[429])
                 )  # every write may be rate-limited (per user and per link)
     return doc
