@@ -15,23 +15,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, request, url_for
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ipr import interview, interview_takes
 from ipr.access import get_or_404
-from ipr.errors import IPRError, NotFound, Unauthorized, ValidationError
+from ipr.errors import IPRError, NotFound, Unauthorized
 from ipr.models import Moment, RecallSession, Recording, User
+from ipr.web import schemas as S
 from ipr.web.api import api_user, token_required
 from ipr.web.api_interview import MIMETYPES
 from ipr.web.context import current_user, db, huey, storage
 from ipr.web.limits import header_number
 from ipr.web.media import serve
-from ipr.web.openapi import _errors, _id, _json, _ref
+from ipr.web.openapi import ApiBlueprint, read
 
 bp = Blueprint("interview_rec", __name__)
-api_bp = Blueprint("api_interview_chunks", __name__, url_prefix="/api/v1")
+api_bp = ApiBlueprint(
+    "api_interview_chunks", __name__, url_prefix="/api/v1", description="Interview recorder"
+)
 
 
 def _researcher() -> User:
@@ -56,14 +59,14 @@ def _error(exc: IPRError) -> Any:
         headers["Upload-Offset"] = str(exc.offset)
     if exc.field:
         body["field"] = exc.field
-    return jsonify({"error": body}), exc.status, headers
+    return S.ErrorSchema().dump({"error": body}), exc.status, headers
 
 
 def _too_large(exc: RequestEntityTooLarge) -> Any:
     db().rollback()
     mib = interview_takes.CHUNK_MAX_BYTES // 1024**2
     message = f"A chunk can be at most {mib} MiB."
-    return jsonify({"error": {"code": "too_large", "message": message}}), 413
+    return S.ErrorSchema().dump({"error": {"code": "too_large", "message": message}}), 413
 
 
 for _bp in (bp, api_bp):
@@ -71,77 +74,149 @@ for _bp in (bp, api_bp):
     _bp.register_error_handler(RequestEntityTooLarge, _too_large)
 
 
-def _route(rule: str, methods: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register the view on both doors (the API's behind its token check)."""
+def _route(
+    rule: str, method: str, *docs: Callable[[Any], Any]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the view on both doors: the recall page's (login cookie; Flask turns the dict
+    a view returns into JSON) and the API's (behind its token check, documented and serialised
+    by the schemas in ``docs``, which are ``api_bp`` decorators, outermost first)."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
-        bp.add_url_rule(rule, view.__name__, view, methods=methods)
-        api_bp.add_url_rule(rule, view.__name__, token_required(view), methods=methods)
+        bp.add_url_rule(rule, view.__name__, view, methods=[method])
+        api_view = token_required(view)
+        for decorate in reversed(docs):
+            api_view = decorate(api_view)
+        api_bp.route(rule, methods=[method], endpoint=view.__name__)(api_view)
         return view
 
     return register
 
 
-def _json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if data is None and not request.get_data():
-        return {}
-    if not isinstance(data, dict):
-        raise ValidationError("Send a JSON object.")
-    return data
+def _events() -> list[Any] | None:
+    """The optional ``events`` of a JSON body (an empty body: none); the domain checks each."""
+    if not request.get_data():
+        return None
+    return read(S.TakeEventsIn).get("events")
 
 
 # --- takes -------------------------------------------------------------------------------------
 
 _TAKES = "/recall-sessions/<int:rs_id>/interview/takes"
+_NOT_LED = "Not a researcher-led session"
+_FINISHED = "The take is finished already (or empty)"
 
 
-@_route(_TAKES, ["POST"])
+@_route(
+    _TAKES, "POST",
+    api_bp.errors(401, 403, 404, 409, c409=_NOT_LED),
+    api_bp.response(201, S.Take, description="The new take"),
+)  # fmt: skip
 def start_take(rs_id: int) -> Any:
+    """Start recording an interview of a researcher-led session
+
+    A new, empty take to append chunks to (editor).
+    """
     rs = _session(rs_id)
-    return jsonify(interview_takes.start(storage(), rs, _researcher())), 201
+    return interview_takes.start(storage(), rs, _researcher()), 201
 
 
-@_route(_TAKES, ["GET"])
+@_route(
+    _TAKES, "GET",
+    api_bp.errors(401, 403, 404),
+    api_bp.response(200, S.TakeList, description="Open takes"),
+)  # fmt: skip
 def list_takes(rs_id: int) -> Any:
+    """The session's takes not yet attached (recording, finishing, failed)"""
     rs = _session(rs_id)
-    return jsonify({"takes": interview_takes.open_takes(storage(), rs)})
+    return {"takes": interview_takes.open_takes(storage(), rs)}
 
 
-@_route(_TAKES + "/<take>", ["GET"])
+@_route(
+    _TAKES + "/<take>", "GET",
+    api_bp.errors(401, 403, 404),
+    api_bp.response(200, S.Take, description="The take"),
+)  # fmt: skip
 def take_status(rs_id: int, take: str) -> Any:
+    """A take's state; Upload-Offset is where the next chunk starts"""
     rs = _session(rs_id)
     info = interview_takes.take_dict(storage(), rs, take)
-    return jsonify(info), 200, {"Upload-Offset": str(info["offset"]), "Cache-Control": "no-store"}
+    return info, 200, {"Upload-Offset": str(info["offset"]), "Cache-Control": "no-store"}
 
 
-@_route(_TAKES + "/<take>", ["PATCH"])
+@_route(
+    _TAKES + "/<take>", "PATCH",
+    api_bp.errors(
+        400, 401, 403, 404, 409, 413,
+        c400="Upload-Offset is not a byte offset",
+        c409="A gap (resume from error.offset), or finished",
+        c413="The chunk or the take is too large",
+    ),
+    api_bp.response(200, S.TakeOffset, description="Appended; the new length"),
+    api_bp.input(S.UploadOffsetHeader, location="headers"),
+    api_bp.doc(
+        requestBody={
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    ),
+)  # fmt: skip
 def append_chunk(rs_id: int, take: str) -> Any:
-    """Raw bytes (any content type; application/octet-stream) at ``Upload-Offset``."""
+    """Append a chunk of the interview audio at the byte Upload-Offset
+
+    Raw bytes, at most 4 MiB. A chunk already received answers the current offset and stores
+    nothing twice; a chunk past the end answers 409 offset_mismatch with the offset to resume
+    from (in the body and the Upload-Offset header).
+    """
     rs = _session(rs_id)
     offset = header_number("Upload-Offset", request.headers.get("Upload-Offset"))
     data = request.get_data(cache=False)
     cap = current_app.config["INTERVIEW_AUDIO_MAX_BYTES"]
     new = interview_takes.append(storage(), rs, take, offset, data, cap)
-    return jsonify({"offset": new}), 200, {"Upload-Offset": str(new)}
+    return {"offset": new}, 200, {"Upload-Offset": str(new)}
 
 
-@_route(_TAKES + "/<take>/events", ["PUT"])
+@_route(
+    _TAKES + "/<take>/events", "PUT",
+    api_bp.errors(401, 403, 404, 409, 422, c409=_FINISHED),
+    api_bp.response(200, S.TakeEventCount, description="Saved"),
+    api_bp.input(S.TakeEventsIn),
+)  # fmt: skip
 def put_events(rs_id: int, take: str) -> Any:
+    """Replace the take's player events
+
+    ``[{"type": "play"|"pause"|"seek"|"mark"|"stop", "video_ms", "audio_ms", "moment_id"?}]``,
+    checked fully when the take is attached.
+    """
     rs = _session(rs_id)
-    n = interview_takes.save_events(storage(), rs, take, _json_body().get("events"))
-    return jsonify({"events": n})
+    return {"events": interview_takes.save_events(storage(), rs, take, _events())}
 
 
-@_route(_TAKES + "/<take>/finish", ["POST"])
+@_route(
+    _TAKES + "/<take>/finish", "POST",
+    api_bp.errors(401, 403, 404, 409, 422, c409=_FINISHED),
+    api_bp.response(202, S.Take, description="Queued"),
+    api_bp.input(S.TakeEventsIn),
+)  # fmt: skip
 def finish_take(rs_id: int, take: str) -> Any:
+    """The interview recording ended: attach the take
+
+    Stores the final events (optional) and queues the worker that remuxes, probes and
+    attaches the take as the session's interview audio (then GET /recall-sessions/{rs_id} has
+    its segments).
+    """
     rs = _session(rs_id)
-    events = _json_body().get("events")
-    return jsonify(interview_takes.finish(db(), huey(), storage(), rs, take, events)), 202
+    return interview_takes.finish(db(), huey(), storage(), rs, take, _events()), 202
 
 
-@_route(_TAKES + "/<take>", ["DELETE"])
+@_route(
+    _TAKES + "/<take>", "DELETE",
+    api_bp.errors(401, 403, 404),
+    api_bp.response(204, description="Discarded"),
+)  # fmt: skip
 def discard_take(rs_id: int, take: str) -> Any:
+    """Discard a take and its bytes (editor)"""
     rs = _session(rs_id)
     interview_takes.discard(storage(), rs, take)
     return "", 204
@@ -190,136 +265,3 @@ def recording_interviews(rec: Recording) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-# --- OpenAPI -----------------------------------------------------------------------------------
-
-_TAKE = {
-    "type": "object",
-    "required": ["take", "offset", "status"],
-    "properties": {
-        "take": {"type": "string"},
-        "offset": {"type": "integer", "minimum": 0},
-        "status": {"enum": list(interview_takes.STATES)},
-        "events": {"type": "integer"},
-        "error": {"type": ["string", "null"]},
-        "job_id": {"type": ["integer", "null"]},
-    },
-}
-_EVENTS_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"events": {"type": "array", "items": {"type": "object"}}},
-            }
-        }
-    }
-}
-
-
-def chunk_paths() -> dict[str, Any]:
-    """The OpenAPI description of the API door's routes (merged into ipr.web.openapi)."""
-    rs = [_id("rs_id")]
-    take = [*rs, {"name": "take", "in": "path", "required": True, "schema": {"type": "string"}}]
-    return {
-        "/recall-sessions/{rs_id}/interview/takes": {
-            "parameters": rs,
-            "post": {
-                "summary": "Start recording an interview of a researcher-led session (editor): "
-                "a new, empty take to append chunks to.",
-                "responses": {
-                    "201": _json(_TAKE, "The new take"),
-                    "409": _json(_ref("Error"), "Not a researcher-led session"),
-                    **_errors(401, 403, 404),
-                },
-            },
-            "get": {
-                "summary": "The session's takes not yet attached (recording, finishing, failed).",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {"takes": {"type": "array", "items": _TAKE}},
-                        },
-                        "Open takes",
-                    ),
-                    **_errors(401, 403, 404),
-                },
-            },
-        },
-        "/recall-sessions/{rs_id}/interview/takes/{take}": {
-            "parameters": take,
-            "get": {
-                "summary": "A take's state; Upload-Offset is where the next chunk starts.",
-                "responses": {"200": _json(_TAKE, "The take"), **_errors(401, 403, 404)},
-            },
-            "patch": {
-                "summary": "Append a chunk (raw bytes, at most 4 MiB) at the byte Upload-Offset. "
-                "A chunk already received answers the current offset and stores nothing twice; "
-                "a chunk past the end answers 409 offset_mismatch with the offset to resume "
-                "from (in the body and the Upload-Offset header).",
-                "parameters": [
-                    {
-                        "name": "Upload-Offset",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 0},
-                    },
-                ],  # fmt: skip
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/octet-stream": {
-                            "schema": {"type": "string", "format": "binary"}
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"offset": {"type": "integer"}}},
-                        "Appended; the new length",
-                    ),
-                    "409": _json(_ref("Error"), "A gap (resume from error.offset), or finished"),
-                    "413": _json(_ref("Error"), "The chunk or the take is too large"),
-                    "400": _json(_ref("Error"), "Upload-Offset is not a byte offset"),
-                    **_errors(401, 403, 404),
-                },
-            },
-            "delete": {
-                "summary": "Discard a take and its bytes (editor).",
-                "responses": {"204": {"description": "Discarded"}, **_errors(401, 403, 404)},
-            },
-        },
-        "/recall-sessions/{rs_id}/interview/takes/{take}/events": {
-            "parameters": take,
-            "put": {
-                "summary": "Replace the take's player events, "
-                '[{"type": "play"|"pause"|"seek"|"mark"|"stop", "video_ms", "audio_ms", '
-                '"moment_id"?}], checked fully when the take is attached.',
-                "requestBody": _EVENTS_BODY,
-                "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"events": {"type": "integer"}}},
-                        "Saved",
-                    ),
-                    "409": _json(_ref("Error"), "The take is finished already (or empty)"),
-                    **_errors(401, 403, 404, 422),
-                },
-            },
-        },
-        "/recall-sessions/{rs_id}/interview/takes/{take}/finish": {
-            "parameters": take,
-            "post": {
-                "summary": "The recording ended: store the final events (optional) and queue "
-                "the worker that remuxes, probes and attaches the take as the session's "
-                "interview audio (then GET /recall-sessions/{rs_id} has its segments).",
-                "requestBody": _EVENTS_BODY,
-                "responses": {
-                    "202": _json(_TAKE, "Queued"),
-                    "409": _json(_ref("Error"), "The take is finished already (or empty)"),
-                    **_errors(401, 403, 404, 422),
-                },
-            },
-        },
-    }
