@@ -28,7 +28,7 @@ from typing import IO, Any, NamedTuple
 from sqlalchemy import Text, cast, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from ipr import audit, jobs, recall
+from ipr import audit, followup, jobs, recall
 from ipr import figures as figures_layer
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
@@ -43,6 +43,7 @@ from ipr.exports.data import (
     ExportMoment,
     ExportRecording,
     ExportStudy,
+    FollowUpRating,
     Pair,
     Provenance,
     Scale,
@@ -79,6 +80,9 @@ from ipr.models import (
     User,
     VoiceNote,
     utcnow,
+)
+from ipr.models import (
+    FollowUpRating as FollowUpRow,
 )
 from ipr.motion import MotionSettings
 from ipr.storage import Storage
@@ -174,6 +178,7 @@ class _Rows:
     codings: dict[int, tuple[Coding, ...]]
     sessions: dict[int, list[tuple[int, str, str, str, str]]]
     said: dict[int, tuple[tuple[int, int | None, str], ...]] = field(default_factory=dict)
+    followups: dict[int, FollowUpRating] = field(default_factory=dict)
 
 
 class _Decoded:
@@ -254,7 +259,50 @@ def _fetch(
     ):  # fmt: skip
         said[mid].append((start, end, words))
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
-    return _Rows(moments, notes, voiced, stored, codings, sessions, transcripts)
+    return _Rows(
+        moments, notes, voiced, stored, codings, sessions, transcripts,
+        followup_ratings(db, live, scale_keys),
+    )  # fmt: skip
+
+
+def followup_ratings(db: Session, moment_ids: Any, scale_keys: set[str]) -> dict[int, Any]:
+    """The follow-up pass's rating of each moment (ipr.followup), beside the first one."""
+    return {
+        r.moment_id: FollowUpRating(
+            ratings={k: v for k, v in (r.ratings or {}).items() if k in scale_keys},
+            comment=r.comment or "",
+            at=r.updated_at.isoformat(timespec="seconds") + "Z",
+        )
+        for r in db.scalars(select(FollowUpRow).where(FollowUpRow.moment_id.in_(moment_ids)))
+    }
+
+
+def followup_scales(db: Session, study: Study) -> tuple[str, ...] | None:
+    """The re-rated scales' keys when the study has a follow-up pass (or had one that left
+    ratings); None otherwise, and the exports carry no follow-up columns."""
+    conf = followup.settings(study)
+    if not conf.enabled and not db.scalar(
+        select(FollowUpRow.id).where(FollowUpRow.study_id == study.id).limit(1)
+    ):
+        return None
+    return tuple(s.key for s in followup.scales(study))
+
+
+def followup_parameters(study: Study, scales: tuple[str, ...] | None) -> dict[str, Any]:
+    """The follow-up pass as the provenance names it (phase "followup", never in a figure)."""
+    if scales is None:
+        return {}
+    conf = followup.settings(study)
+    return {
+        "followup": {
+            "phase": "followup",
+            "enabled": conf.enabled,
+            "delay_days": conf.delay_days,
+            "scales": list(scales),
+            "of": "each participant's own blind moments",
+            "in_figures": False,
+        }
+    }
 
 
 def _build(
@@ -266,6 +314,7 @@ def _build(
     keys = code_keys(study)
     scale_keys = {s.key for s in study.scales}
     rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys, scale_keys)
+    fu_scales = followup_scales(db, study)
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
@@ -295,10 +344,11 @@ def _build(
         dyads=tuple(out),
         exported_at=exported_at,
         provenance=Provenance(
-            parameters=figure_parameters(study),
+            parameters={**figure_parameters(study), **followup_parameters(study, fu_scales)},
             instructions=study.instructions or "",
             language=study.language or "",
         ),
+        followup_scales=fu_scales,
     )
 
 
@@ -352,6 +402,7 @@ def _recording(
                 corrected_at=m.corrected_at.isoformat(timespec="seconds") + "Z"
                 if m.corrected_at
                 else None,
+                followup=rows.followups.get(mid),
             )
         )
     return ExportRecording(
