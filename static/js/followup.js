@@ -155,7 +155,10 @@
   $("fu-comment").addEventListener("input", function () {
     window.clearTimeout(typing);
     typing = window.setTimeout(readForm, 600);
+    $("save-status").setAttribute("data-state", "saving");  // saved once typing pauses
+    $("save-status").textContent = S.saving;
   });
+  $("fu-comment").addEventListener("change", function () { window.clearTimeout(typing); readForm(); });
   $("fu-form").addEventListener("submit", function (e) { e.preventDefault(); });
   $("fu-prev").addEventListener("click", function () { readForm(); if (index > 0) { show(index - 1); $("fu-pos").focus(); } });
   $("fu-next").addEventListener("click", function () {
@@ -184,7 +187,7 @@
       }, function () { btn.disabled = false; });
     });
   });
-  window.addEventListener("beforeunload", function () { if (!$("fu-pass").hidden) readForm(); });
+  window.addEventListener("pagehide", function () { if (!$("fu-pass").hidden) readForm(); });
 
   var start = $("fu-start");
   if (start) start.addEventListener("click", function () {
