@@ -160,10 +160,10 @@ def scales(study: Study) -> list[RatingScale]:
 
 
 def instructions(study: Study, lang: str) -> str:
-    """The follow-up instructions in ``lang`` (else the study's language, else empty: the
-    page then shows the app's own words)."""
-    texts = settings(study).instructions
-    return texts.get(lang) or texts.get(study.language) or ""
+    """The follow-up instructions in ``lang``; empty: the page shows the app's own words in
+    that language (as for the recall instructions, a missing translation is never shown in
+    another language)."""
+    return settings(study).instructions.get(lang, "")
 
 
 def message(study: Study, lang: str, link: str) -> tuple[str, str]:

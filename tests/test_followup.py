@@ -431,3 +431,23 @@ def test_withdrawal_erases_followup_ratings(app, db, owner_web, recall_env) -> N
     assert resp.status_code == 200, resp.json
     assert db.scalar(select(func.count(FollowUpRating.id))) == 0
     assert db.scalar(select(func.count(FollowUp.id))) == 1  # the therapist's stays
+
+
+def test_a_norwegian_participant_reads_the_followup_in_norwegian(
+    app, db, owner_web, recall_env
+) -> None:
+    study = recall_env["study"]
+    study.languages = ["en", "nb"]
+    recall_env["dyad"].participant("client").language = "nb"
+    db.commit()
+    _enable(owner_web, study, days=0)
+    w = _finished_pair(app, db, recall_env)
+    c = w["c"]
+    cw = participant(app, f"/r/{_new_link(app, db, owner_web, c['id'])}")
+    page = cw.get(cw.landing).get_data(as_text=True)
+    assert '<html lang="nb"' in page
+    assert "Et nytt blikk på øyeblikkene dine" in page and "Du markerte 2 øyeblikk." in page
+    # no Norwegian instructions written: the app's own words in Norwegian, not the English text
+    assert "For en tid siden markerte du" in page and "Look again, calmly." not in page
+    refused = _put(cw, c["id"], w["mine"][0]["id"], {"ratings": {"hat": 12}})
+    assert refused.json["error"]["message"] == "En vurdering på 'hat' går fra 1 til 9."
