@@ -280,7 +280,8 @@ def test_saving_is_idempotent_bounded_and_survives_a_reload(app, db, owner_web, 
     _enable(owner_web, study, days=0, scales=["hat"])
     w = _finished_pair(app, db, recall_env)
     c = w["c"]
-    cw = participant(app, f"/r/{_new_link(app, db, owner_web, c['id'])}")
+    token = _new_link(app, db, owner_web, c["id"])
+    cw = participant(app, f"/r/{token}")
     cw.get(cw.landing)
     first, second = (m["id"] for m in w["mine"])
     saved = _put(cw, c["id"], first, {"ratings": {"hat": 8}, "comment": "Still matters."})
@@ -320,6 +321,13 @@ def test_saving_is_idempotent_bounded_and_survives_a_reload(app, db, owner_web, 
     page = cw.get(f"/recall/{c['id']}/followup").get_data(as_text=True)
     data = json.loads(page.split('id="followup-data">')[1].split("</script>")[0])
     assert data["items"][0]["ratings"] == {"hat": 9}
+    # *Stop for now* ends the device; the link opens the follow-up again where it was
+    assert 'id="fu-stop"' in page
+    assert cw.post(f"/recall/{c['id']}/stop").status_code == 200
+    assert cw.get(f"/recall/{c['id']}/followup").status_code == 404
+    cw = participant(app, f"/r/{token}")
+    assert cw.landing == f"/recall/{c['id']}/followup"
+    cw.get(cw.landing)
     assert 'name="fu-scale-hat"' in page and 'name="fu-scale-intensity"' not in page
     # done: later saves are refused, the ratings stay
     assert jpost(cw, f"/recall/{c['id']}/followup/finish", {}).json == {"status": "done"}
@@ -451,3 +459,40 @@ def test_a_norwegian_participant_reads_the_followup_in_norwegian(
     assert "For en tid siden markerte du" in page and "Look again, calmly." not in page
     refused = _put(cw, c["id"], w["mine"][0]["id"], {"ratings": {"hat": 12}})
     assert refused.json["error"]["message"] == "En vurdering på 'hat' går fra 1 til 9."
+
+
+def test_the_followup_email_sends_a_fresh_link_that_leads_to_the_followup(
+    app, db, owner_web, recall_env
+) -> None:
+    from ipr import jobs
+    from ipr.models import Job
+    from tests.smtp_inbox import smtp_server
+
+    _enable(owner_web, recall_env["study"], days=30)
+    w = _finished_pair(app, db, recall_env)
+    c = w["c"]
+    with smtp_server() as smtp:
+        app.config.update(SMTP_URL=smtp.url, SMTP_FROM="ipr@clinic.example.org")
+        url = f"/recall-sessions/{c['id']}/followup/email"
+        early = owner_web.post(url, {"email": "client@example.org"})
+        assert "followup_error=The+follow-up+is+not+due+yet" in early.headers["Location"]
+        assert db.scalar(select(func.count(Job.id)).where(Job.kind == "send_invitation")) == 0
+        _open(owner_web, c["id"])
+        dyad_page = owner_web.get(f"/dyads/{recall_env['dyad'].id}").get_data(as_text=True)
+        assert "E-mail the follow-up link" in dyad_page
+        assert owner_web.post(url, {"email": "client@example.org"}).status_code == 303
+        job = db.scalar(select(Job).where(Job.kind == "send_invitation"))
+        assert job.params["kind"] == "followup"
+        assert jobs.run_job(app.extensions["ipr_db"], dict(app.config), job.id) == "done"
+        (msg,) = smtp.messages
+        assert smtp.envelopes[0] == ("ipr@clinic.example.org", ["client@example.org"])
+        assert msg["Subject"] == followup.MESSAGES["en"][0]
+        body = msg.get_content()
+        link = next(line for line in body.splitlines() if "/r/" in line).strip()
+    app.config.update(SMTP_URL="")
+    # the old link stopped working; the new one leads to the follow-up
+    assert Web(app).get(f"/r/{c['token']}").status_code == 401
+    web = participant(app, link)
+    assert web.landing == f"/recall/{c['id']}/followup"
+    db.expire_all()
+    assert "to" not in db.get(Job, job.id).params  # the address is not kept

@@ -189,6 +189,15 @@
   });
   window.addEventListener("pagehide", function () { if (!$("fu-pass").hidden) readForm(); });
 
+  // *Stop for now*: what is typed is saved first, then every device of the link ends
+  var stop = $("fu-stop");
+  if (stop) stop.form.addEventListener("submit", function (e) {
+    if (stop.form.getAttribute("data-flushed")) return;
+    e.preventDefault();
+    if (!$("fu-pass").hidden) readForm();
+    flush(10000).then(function () { stop.form.setAttribute("data-flushed", "1"); stop.form.submit(); });
+  });
+
   var start = $("fu-start");
   if (start) start.addEventListener("click", function () {
     $("fu-intro").hidden = true;

@@ -97,6 +97,19 @@ def test_a_client_rates_their_own_moments_again_on_a_phone(
     row.get_by_role("button", name="Open now").click()
     expect(desk.locator(f"#followup-{rs_id} .followup-state")).to_contain_text("not opened yet")
 
+    # --- on a laptop the clip and the form sit side by side (the same link, another device)
+    laptop = new_page(viewport=DESKTOP, name="client-laptop")
+    laptop.goto(client_link["url"])
+    laptop.get_by_role("button", name="Start").click()
+    expect(laptop.locator("#fu-pos")).to_have_text("Moment 1 of 2, at 0:04")
+    video, form = (
+        laptop.locator("#fu-video").bounding_box(),
+        laptop.locator("#fu-form").bounding_box(),
+    )
+    assert video and form and form["x"] > video["x"] + video["width"] - 1  # side by side
+    assert form["y"] + form["height"] <= 800  # the whole form without scrolling
+    _shoot(laptop, "laptop-moment-1")
+
     # --- the client, on a phone, follows their link
     phone = new_page(viewport=PHONE, name="client-phone")
     phone.goto(client_link["url"])
