@@ -496,3 +496,33 @@ def test_the_followup_email_sends_a_fresh_link_that_leads_to_the_followup(
     assert web.landing == f"/recall/{c['id']}/followup"
     db.expire_all()
     assert "to" not in db.get(Job, job.id).params  # the address is not kept
+
+
+def test_a_researcher_led_followup_is_run_by_the_researcher(
+    app, db, owner_web, recall_env, make_user
+) -> None:
+    _enable(owner_web, recall_env["study"], days=0)
+    led = recall_env["invite"]("client", mode="researcher")
+    url = f"/recall/{led['id']}"
+    made = jpost(owner_web, f"{url}/moments", {"t_ms": 2000, "text": "Said aloud"})
+    assert made.status_code == 201
+    assert jpost(owner_web, f"{url}/finish", {}).json == {"status": "submitted"}
+    page = owner_web.get(f"{url}/followup").get_data(as_text=True)
+    assert "Researcher-led interview" in page and "Said aloud" in page
+    assert 'id="fu-stop"' not in page  # the researcher leaves by the dyad page
+    resp = _put(owner_web, led["id"], made.json["id"], {"ratings": {"hat": 6}})
+    assert resp.status_code == 200 and resp.json["ratings"] == {"hat": 6}
+    dyad_page = owner_web.get(f"/dyads/{recall_env['dyad'].id}").get_data(as_text=True)
+    assert f'href="/recall/{led["id"]}/followup"' in dyad_page
+    # a viewer of the study may not run it
+    viewer = make_user("viewer@example.org")
+    from ipr import studies
+    from ipr.models import User
+
+    owner = db.scalar(select(User).where(User.email == "owner@example.org"))
+    studies.add_member(db, recall_env["study"], owner, viewer.email, "viewer")
+    db.commit()
+    vw = Web(app)
+    vw.login(viewer.email, PASSWORD)
+    assert vw.get(f"{url}/followup").status_code == 403
+    assert vw.post(f"/recall-sessions/{led['id']}/followup/open").status_code == 403

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from ipr import followup, invitations, study_texts
 from ipr.access import get_or_404
 from ipr.errors import IPRError, ValidationError
-from ipr.models import Dyad, FollowUp, RecallSession, Study
+from ipr.models import Dyad, FollowUp, FollowUpRating, Moment, RecallSession, Study
 from ipr.web.context import client_ip, db, huey, login_required, user
 from ipr.web.recall import _write, access, participant_error
 from ipr.web.recall_admin import base_url, email_enabled
@@ -116,25 +117,56 @@ def finish(rs_id: int) -> Any:
 
 
 def dyad_followups(dyad: Dyad) -> list[dict[str, Any]]:
-    """Each recall session of the dyad with its follow-up (the dyad page's panel)."""
-    sessions = db().scalars(
-        select(RecallSession)
-        .where(RecallSession.recording_id.in_([r.id for r in dyad.recordings]))
-        .order_by(RecallSession.recording_id, RecallSession.id)
-    )
-    rows = []
-    for rs in sessions:
-        fu = db().scalar(select(FollowUp).where(FollowUp.recall_session_id == rs.id))
-        rows.append(
-            {
-                "rs": rs,
-                "fu": fu,
-                "state": followup.state(fu),
-                "rated": len(followup.ratings(db(), fu)) if fu else 0,
-                "moments": len(followup.moments(db(), rs)) if fu else 0,
-            }
+    """Each recall session of the dyad with its follow-up (the dyad page's panel), in four
+    statements whatever the number of sessions."""
+    sessions = (
+        db()
+        .scalars(
+            select(RecallSession)
+            .where(RecallSession.recording_id.in_([r.id for r in dyad.recordings]))
+            .options(selectinload(RecallSession.participant), selectinload(RecallSession.recording))
+            .order_by(RecallSession.recording_id, RecallSession.id)
         )
-    return rows
+        .all()
+    )
+    ids = [rs.id for rs in sessions]
+    found = {
+        fu.recall_session_id: fu
+        for fu in db().scalars(select(FollowUp).where(FollowUp.recall_session_id.in_(ids)))
+    }
+    rated = dict(
+        db()
+        .execute(
+            select(FollowUp.recall_session_id, func.count(FollowUpRating.id))
+            .join(FollowUpRating, FollowUpRating.followup_id == FollowUp.id)
+            .where(FollowUp.recall_session_id.in_(ids))
+            .group_by(FollowUp.recall_session_id)
+        )
+        .all()
+    )
+    blind = dict(
+        db()
+        .execute(
+            select(Moment.recall_session_id, func.count(Moment.id))
+            .where(
+                Moment.recall_session_id.in_(ids),
+                Moment.deleted_at.is_(None),
+                Moment.phase == "blind",
+            )
+            .group_by(Moment.recall_session_id)
+        )
+        .all()
+    )
+    return [
+        {
+            "rs": rs,
+            "fu": found.get(rs.id),
+            "state": followup.state(found.get(rs.id)),
+            "rated": rated.get(rs.id, 0),
+            "moments": blind.get(rs.id, 0),
+        }
+        for rs in sessions
+    ]
 
 
 def _researcher_change(rs_id: int, action: Any) -> Any:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from ipr import recall
 from ipr.models import FollowUpRating, Moment, RecallSession
-from tests.e2e.conftest import DESKTOP, PHONE, LiveServer, check_a11y, log_in
+from tests.e2e.conftest import DESKTOP, PHONE, TABLET, LiveServer, check_a11y, log_in
 from tests.e2e.test_recall_journey import (  # noqa: F401 — fixtures used by name
     api,
     session_video,
@@ -109,6 +109,11 @@ def test_a_client_rates_their_own_moments_again_on_a_phone(
     assert video and form and form["x"] > video["x"] + video["width"] - 1  # side by side
     assert form["y"] + form["height"] <= 800  # the whole form without scrolling
     _shoot(laptop, "laptop-moment-1")
+    tablet = new_page(viewport=TABLET, name="client-tablet")
+    tablet.goto(client_link["url"])
+    tablet.get_by_role("button", name="Start").click()
+    expect(tablet.locator("#fu-text")).to_have_text("When she said I could stop, I relaxed.")
+    _shoot(tablet, "tablet-moment-1")
 
     # --- the client, on a phone, follows their link
     phone = new_page(viewport=PHONE, name="client-phone")
