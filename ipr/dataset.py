@@ -261,12 +261,17 @@ def _fetch(
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
     return _Rows(
         moments, notes, voiced, stored, codings, sessions, transcripts,
-        followup_ratings(db, live, scale_keys),
+        followup_ratings(db, study, live, scale_keys),
     )  # fmt: skip
 
 
-def followup_ratings(db: Session, moment_ids: Any, scale_keys: set[str]) -> dict[int, Any]:
-    """The follow-up pass's rating of each moment (ipr.followup), beside the first one."""
+def followup_ratings(
+    db: Session, study: Study, moment_ids: Any, scale_keys: set[str]
+) -> dict[int, Any]:
+    """The follow-up pass's rating of each moment (ipr.followup), beside the first one; no
+    statement at all for a study that never had a follow-up setting."""
+    if study.followup is None:
+        return {}
     return {
         r.moment_id: FollowUpRating(
             ratings={k: v for k, v in (r.ratings or {}).items() if k in scale_keys},
@@ -277,13 +282,10 @@ def followup_ratings(db: Session, moment_ids: Any, scale_keys: set[str]) -> dict
     }
 
 
-def followup_scales(db: Session, study: Study) -> tuple[str, ...] | None:
-    """The re-rated scales' keys when the study has a follow-up pass (or had one that left
-    ratings); None otherwise, and the exports carry no follow-up columns."""
-    conf = followup.settings(study)
-    if not conf.enabled and not db.scalar(
-        select(FollowUpRow.id).where(FollowUpRow.study_id == study.id).limit(1)
-    ):
+def followup_scales(study: Study, found: dict[int, Any]) -> tuple[str, ...] | None:
+    """The re-rated scales' keys when the study has a follow-up pass on, or the export holds
+    follow-up ratings from one that was turned off; None otherwise (no follow-up columns)."""
+    if not followup.settings(study).enabled and not found:
         return None
     return tuple(s.key for s in followup.scales(study))
 
@@ -314,7 +316,7 @@ def _build(
     keys = code_keys(study)
     scale_keys = {s.key for s in study.scales}
     rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys, scale_keys)
-    fu_scales = followup_scales(db, study)
+    fu_scales = followup_scales(study, rows.followups)
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
