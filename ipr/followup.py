@@ -265,8 +265,14 @@ def state(fu: FollowUp | None, now: dt.datetime | None = None) -> str | None:
 
 
 def is_open(fu: FollowUp | None) -> bool:
-    """The participant's link leads to the follow-up page (due, whether done or not)."""
+    """The follow-up page shows the pass (due, whether done or not)."""
     return fu is not None and fu.due_at <= utcnow()
+
+
+def link_leads_here(fu: FollowUp | None) -> bool:
+    """The participant's link leads to the follow-up while it is due and not done; after
+    *I'm done* it leads to the recall page again (e.g. a response pass after a reveal)."""
+    return is_open(fu) and fu is not None and fu.done_at is None
 
 
 # --- the pass ---------------------------------------------------------------------------------

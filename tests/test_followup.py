@@ -333,6 +333,10 @@ def test_saving_is_idempotent_bounded_and_survives_a_reload(app, db, owner_web, 
     assert jpost(cw, f"/recall/{c['id']}/followup/finish", {}).json == {"status": "done"}
     late = _put(cw, c["id"], first, {"ratings": {"hat": 1}})
     assert late.status_code == 409 and late.json["error"]["code"] == "followup_done"
+    # the link leads to the recall page again; the follow-up page thanks them
+    assert participant(app, f"/r/{token}").landing == f"/recall/{c['id']}"
+    done_page = cw.get(f"/recall/{c['id']}/followup").get_data(as_text=True)
+    assert "Thank you — you have finished the follow-up" in done_page
     db.expire_all()
     row = db.scalar(select(FollowUpRating).where(FollowUpRating.moment_id == first))
     assert (row.ratings, row.comment, row.version) == ({"hat": 9}, "Even more.", 2)

@@ -143,7 +143,7 @@ def enter(token: str) -> Any:
 
 def _landing(rs: RecallSession) -> str:
     """Where the link leads: the follow-up once it is due (ipr.followup), else the recall."""
-    if followup.is_open(followup.get(db(), rs)):
+    if followup.link_leads_here(followup.get(db(), rs)):
         return url_for("followup.page", rs_id=rs.id)
     return url_for("recall.page", rs_id=rs.id)
 
