@@ -29,6 +29,7 @@
   var KEY = "ipr-followup-outbox-" + data.urls.save.split("/")[2];
   var outbox = {};  // moment id -> the state to send
   var busy = false, failed = false, retryDelay = 1000, retryTimer = null, ended = false;
+  var typing = null;  // a comment being typed: saved once typing pauses
   try { outbox = JSON.parse(localStorage.getItem(KEY) || "{}") || {}; } catch (e) { outbox = {}; }
   Object.keys(outbox).forEach(function (id) { if (state[id]) state[id] = outbox[id]; });
 
@@ -40,7 +41,8 @@
   }
   function showStatus() {
     var el = $("save-status");
-    var st = failed ? "failed" : busy ? "saving" : Object.keys(outbox).length ? "pending" : "saved";
+    var st = failed ? "failed" : busy || typing !== null ? "saving"
+      : Object.keys(outbox).length ? "pending" : "saved";
     el.setAttribute("data-state", st);
     el.textContent = S[st];
   }
@@ -102,6 +104,8 @@
   var video = $("fu-video"), index = 0, stopAt = null;
   function current() { return moments[index]; }
   function readForm() {
+    window.clearTimeout(typing);
+    typing = null;
     var m = current(), ratings = {};
     document.querySelectorAll("#fu-form fieldset.scale").forEach(function (fs) {
       var picked = fs.querySelector("input:checked");
@@ -151,14 +155,13 @@
   document.querySelectorAll("#fu-form input[type=radio]").forEach(function (r) {
     r.addEventListener("change", readForm);
   });
-  var typing = null;
+  function typed() { readForm(); showStatus(); }
   $("fu-comment").addEventListener("input", function () {
     window.clearTimeout(typing);
-    typing = window.setTimeout(readForm, 600);
-    $("save-status").setAttribute("data-state", "saving");  // saved once typing pauses
-    $("save-status").textContent = S.saving;
+    typing = window.setTimeout(typed, 600);  // saved once typing pauses
+    showStatus();
   });
-  $("fu-comment").addEventListener("change", function () { window.clearTimeout(typing); readForm(); });
+  $("fu-comment").addEventListener("change", typed);
   $("fu-form").addEventListener("submit", function (e) { e.preventDefault(); });
   $("fu-prev").addEventListener("click", function () { readForm(); if (index > 0) { show(index - 1); $("fu-pos").focus(); } });
   $("fu-next").addEventListener("click", function () {
