@@ -15,12 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 
 from ipr import recall
 from ipr.models import FollowUpRating, Moment, RecallSession
-from tests.e2e.conftest import DESKTOP, PHONE, TABLET, LiveServer, check_a11y, log_in
+from tests.e2e.conftest import (
+    DESKTOP,
+    PHONE,
+    TABLET,
+    LiveServer,
+    check_a11y,
+    expect_status,
+    log_in,
+)
 from tests.e2e.test_recall_journey import (  # noqa: F401 — fixtures used by name
     api,
     session_video,
@@ -150,8 +158,28 @@ def test_a_client_rates_their_own_moments_again_on_a_phone(
     expect(phone.locator("#fu-pos")).to_have_text("Moment 2 of 2, at 0:12")
     expect(phone.locator("#fu-text")).to_have_text("I felt rushed here.")
     expect(phone.locator("#fu-range")).to_have_text("0:02 to 0:20")
+    # the server's answer is lost: the page retries the same save, which changes nothing more
+    sent: list[str] = []
+
+    def lose_first_answer(route: Route) -> None:
+        if route.request.method != "PUT":
+            route.continue_()
+            return
+        sent.append(route.request.post_data or "")
+        if len(sent) == 1:
+            route.fetch()  # it reaches the server ...
+            route.fulfill(status=503, body="")  # ... but the page hears only a failure
+        else:
+            route.continue_()
+
+    expect_status(phone, 503)
+    saves = f"**/recall/{rs_id}/followup/moments/*"
+    phone.route(saves, lose_first_answer)
     phone.get_by_role("radio", name="2, Greatly hindering").check(force=True)
+    expect(phone.locator("#save-status")).to_have_text("Not saved yet — trying again")
     _saved(phone)
+    phone.unroute(saves)
+    assert len(sent) == 2 and sent[0] == sent[1]
     _shoot(phone, "phone-moment-2")
     phone.get_by_role("button", name="I'm done").click()
     expect(
@@ -162,15 +190,17 @@ def test_a_client_rates_their_own_moments_again_on_a_phone(
     # --- stored beside the moments, never as moments; exported beside the first rating
     with live_server.database.session() as s:
         rows = s.execute(
-            select(FollowUpRating.ratings, FollowUpRating.comment, Moment.phase)
+            select(
+                FollowUpRating.ratings, FollowUpRating.comment, FollowUpRating.version, Moment.phase
+            )
             .join(Moment, Moment.id == FollowUpRating.moment_id)
             .where(Moment.recall_session_id == rs_id)
             .order_by(Moment.t_ms)
         ).all()
         moments = s.scalars(select(Moment.phase).where(Moment.recall_session_id == rs_id)).all()
     assert [tuple(r) for r in rows] == [
-        ({"hat": 5}, "It matters less now.", "blind"),
-        ({"hat": 2}, "", "blind"),
+        ({"hat": 5}, "It matters less now.", 2, "blind"),  # the rating, then the comment
+        ({"hat": 2}, "", 1, "blind"),  # sent twice, stored once
     ]
     assert moments == ["blind", "blind"]  # no moment was added by the follow-up
     desk.reload()
