@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import defaultdict
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ipr import audit, followup, jobs, recall
 from ipr import figures as figures_layer
+from ipr import interview as interview_domain
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
 from ipr.exports.csv_ import iter_csv
@@ -44,6 +46,7 @@ from ipr.exports.data import (
     ExportRecording,
     ExportStudy,
     FollowUpRating,
+    InterviewMedia,
     Pair,
     Provenance,
     Scale,
@@ -68,6 +71,7 @@ from ipr.exports.peers import moments as peer_moments
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
+    InterviewAudio,
     InterviewUtterance,
     Job,
     Moment,
@@ -178,6 +182,10 @@ class _Rows:
     codings: dict[int, tuple[Coding, ...]]
     sessions: dict[int, list[tuple[int, str, str, str, str]]]
     said: dict[int, tuple[tuple[int, int | None, str], ...]] = field(default_factory=dict)
+    interviews: dict[int, dict[str, InterviewMedia]] = field(default_factory=dict)
+    """recording id → lane → its interview audio (as exported)."""
+    stops: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """moment id → its segment of the interview audio (audio_start_ms, audio_end_ms)."""
     followups: dict[int, FollowUpRating] = field(default_factory=dict)
 
 
@@ -259,10 +267,53 @@ def _fetch(
     ):  # fmt: skip
         said[mid].append((start, end, words))
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
+    interviews, stops = _interviews(db, rec_ids, transcripts)
     return _Rows(
-        moments, notes, voiced, stored, codings, sessions, transcripts,
-        followup_ratings(db, study, live, scale_keys),
+        moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops,
+        followups=followup_ratings(db, study, live, scale_keys),
     )  # fmt: skip
+
+
+def interview_filename(
+    dyad_code: str, session_label: str, participant_code: str, storage_name: str
+) -> str:
+    """A pseudonymous name for a participant's interview audio in exports and bundles."""
+    ext = storage_name.rpartition(".")[2]
+    parts = (dyad_code, session_label, participant_code)
+    return "_".join(safe_name(p) for p in parts) + f"_interview.{ext}"
+
+
+def _interviews(
+    db: Session, rec_ids: list[int], said: dict[int, tuple[tuple[int, int | None, str], ...]]
+) -> tuple[dict[int, dict[str, InterviewMedia]], dict[int, tuple[int, int]]]:
+    """Each recall interview's audio per recording and lane, and every stop's segment of it
+    (``ipr.interview.segments``): one statement, whatever the number of recordings."""
+    media: dict[int, dict[str, InterviewMedia]] = defaultdict(dict)
+    stops: dict[int, tuple[int, int]] = {}
+    for rec_id, role, code, label, dyad_code, events, duration, name in db.execute(
+        select(
+            RecallSession.recording_id, Participant.role, Participant.code,
+            Recording.session_label, Dyad.code, InterviewAudio.events,
+            InterviewAudio.duration_ms, InterviewAudio.storage_name,
+        )
+        .join(RecallSession, RecallSession.id == InterviewAudio.recall_session_id)
+        .join(Participant, Participant.id == RecallSession.participant_id)
+        .join(Recording, Recording.id == RecallSession.recording_id)
+        .join(Dyad, Dyad.id == Recording.dyad_id)
+        .where(RecallSession.recording_id.in_(rec_ids))
+    ):  # fmt: skip
+        events = json.loads(events) if isinstance(events, str) else (events or [])
+        segs = interview_domain.segments(events, duration)
+        for seg in segs:
+            stops[seg.moment_id] = (seg.audio_start_ms, seg.audio_end_ms)
+        media[rec_id][role] = InterviewMedia(
+            media_filename=interview_filename(dyad_code, label, code, name),
+            duration_ms=duration,
+            time_origin_ms=interview_domain.time_origin(events),
+            segments=len(segs),
+            utterances=sum(len(said.get(s.moment_id, ())) for s in segs),
+        )
+    return dict(media), stops
 
 
 def followup_ratings(
@@ -397,6 +448,8 @@ def _recording(
                 imported_from=m.import_source or "",
                 voice_note=mid in rows.voiced,
                 interview_transcript=rows.said.get(mid, ()),
+                interview_audio_start_ms=rows.stops[mid][0] if mid in rows.stops else None,
+                interview_audio_end_ms=rows.stops[mid][1] if mid in rows.stops else None,
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
                 phase=m.phase,
@@ -419,6 +472,7 @@ def _recording(
         figures=_figures(data),
         recall=_recall_info(rec, rows),
         coder_agreement=_coders(data.get("coders")),
+        interviews=rows.interviews.get(rec.id, {}),
     )
 
 
@@ -682,6 +736,10 @@ def export(
             make = iter_csv if fmt == "csv" else iter_json
             chunks = make(data, include_text=include_text)
             result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
+        elif fmt == "bundle" and include_text and _has_interviews(data):
+            content = exporter(data, include_text=include_text)
+            path = _add_interview_audio(db, storage, data, content, tmp_dir)
+            result = ExportResult(f"{stem}.{ext}", media_type, path=path)
         elif fmt_scope == "study":
             result = ExportResult(
                 f"{stem}.{ext}", media_type, exporter(data, include_text=include_text)
@@ -703,6 +761,58 @@ def export(
         details=details,
     )  # fmt: skip
     return result
+
+
+def _has_interviews(data: ExportStudy) -> bool:
+    return any(ctx.recording.interviews for ctx in data.recordings())
+
+
+def _add_interview_audio(
+    db: Session, storage: Storage, data: ExportStudy, bundle: bytes, tmp_dir: Path | None
+) -> Path:
+    """The bundle with each participant's recall interview audio beside its recording's EAF
+    (copied from disk into a temporary file, never held in memory). Only researchers export
+    bundles; a bundle without free text carries no audio (the caller checks)."""
+    from ipr.exports.bundle import recording_folders
+
+    ids = [ctx.recording.id for ctx in data.recordings()]
+    found = {
+        (rec_id, role): (key, name)
+        for rec_id, role, key, name in db.execute(
+            select(
+                RecallSession.recording_id, Participant.role, Recording.storage_key,
+                InterviewAudio.storage_name,
+            )
+            .join(RecallSession, RecallSession.id == InterviewAudio.recall_session_id)
+            .join(Participant, Participant.id == RecallSession.participant_id)
+            .join(Recording, Recording.id == RecallSession.recording_id)
+            .where(RecallSession.recording_id.in_(ids))
+        )
+    }  # fmt: skip
+    handle, name = tempfile.mkstemp(prefix="ipr-bundle-", suffix=".zip", dir=tmp_dir)
+    os.close(handle)
+    path = Path(name)
+    try:
+        path.write_bytes(bundle)
+        with zipfile.ZipFile(path, "a") as archive:
+            for ctx, folder in recording_folders(data):
+                for lane, media in sorted(ctx.recording.interviews.items()):
+                    key, stored = found[(ctx.recording.id, lane)]
+                    info = zipfile.ZipInfo(f"{folder}/{media.media_filename}", date_time=ZIP_DATE)
+                    info.compress_type = zipfile.ZIP_STORED  # audio does not deflate
+                    info.external_attr = 0o644 << 16
+                    source = storage.interview_path(key, stored)
+                    if not source.is_file():
+                        raise ExportFailed(
+                            f"The interview audio of {ctx.dyad.code} "
+                            f"{ctx.recording.session_label} ({lane}) is missing from storage."
+                        )
+                    with source.open("rb") as src, archive.open(info, "w") as dst:
+                        shutil.copyfileobj(src, dst, 1024 * 1024)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _motion_export(

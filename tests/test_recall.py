@@ -270,7 +270,11 @@ RESEARCHER_ONLY = {
     "api_interview.get_recall_session",
     "api_interview.interview_audio",
     "api_interview.import_transcript",
-}
+    "api_transcripts.transcribe",
+    *(f"api_interview_chunks.{view}" for view in (
+        "start_take", "list_takes", "take_status", "append_chunk", "put_events", "finish_take",
+        "discard_take")),
+}  # fmt: skip
 
 
 def test_participant_token_opens_no_other_object(app, db, recall_env, make_user) -> None:
@@ -286,6 +290,7 @@ def test_participant_token_opens_no_other_object(app, db, recall_env, make_user)
         "moment_id": their_moment["id"],
         "index": 1,
         "token": "not-a-token",
+        "take": "a" * 32,
     }
     tried = 0
     for rule in app.url_map.iter_rules():

@@ -221,6 +221,26 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("api_interview.list_consent", "GET"): ("read", False),
     ("api_interview.record_consent", "POST"): ("editor", False),
     ("api_interview.withdraw", "POST"): ("owner", True),  # erases a participant's data
+    # the interview recorder's takes (ipr/web/api_interview_chunks.py): the recall page's door
+    # (login cookie) and the API's (token); the fixture's take is planted on disk
+    ("interview_rec.start_take", "POST"): ("editor", False),  # 409: the session is self-guided
+    ("interview_rec.list_takes", "GET"): ("editor", False),
+    ("interview_rec.take_status", "GET"): ("editor", False),
+    ("interview_rec.append_chunk", "PATCH"): ("editor", False),  # no Upload-Offset: 400
+    ("interview_rec.put_events", "PUT"): ("editor", False),
+    ("interview_rec.finish_take", "POST"): ("editor", False),  # nothing recorded: 409
+    ("interview_rec.discard_take", "DELETE"): ("editor", True),
+    ("interview_rec.audio", "GET"): ("read", False),
+    ("api_interview_chunks.start_take", "POST"): ("editor", False),
+    ("api_interview_chunks.list_takes", "GET"): ("editor", False),
+    ("api_interview_chunks.take_status", "GET"): ("editor", False),
+    ("api_interview_chunks.append_chunk", "PATCH"): ("editor", False),
+    ("api_interview_chunks.put_events", "PUT"): ("editor", False),
+    ("api_interview_chunks.finish_take", "POST"): ("editor", False),
+    ("api_interview_chunks.discard_take", "DELETE"): ("editor", True),
+    # interview transcription (ipr/web/api_transcripts.py) and the study's search page
+    ("api_transcripts.transcribe", "POST"): ("editor", False),  # 409: no model configured
+    ("search.page", "GET"): ("read", False),
 }
 
 
@@ -405,6 +425,9 @@ def world(app, db, owner, owner_web, study, make_user):
     db.commit()
     storage.interview_path(rec.storage_key, "0" * 32 + ".wav").parent.mkdir()
     storage.interview_path(rec.storage_key, "0" * 32 + ".wav").write_bytes(MEDIA_DATA)
+    take_dir = storage.interview_path(rec.storage_key, "0" * 32 + ".wav").parent
+    (take_dir / f"take-{this['id']}-{'a' * 32}.part").write_bytes(b"")
+    (take_dir / f"take-{this['id']}-{'a' * 32}.json").write_text('{"status": "recording"}')
     p_this = Web(app)
     path = re.sub(r"^https?://[^/]+", "", this["url"])
     assert p_this.get(path).status_code == 303
@@ -456,7 +479,7 @@ def world(app, db, owner, owner_web, study, make_user):
         "filename": "css/app.css", "token": "not-a-real-link-token",
         "upload_id": upload.headers["Location"].rsplit("/", 1)[1],
         "code_id": study.codes[0].id, "scale_id": study.scales[0].id,
-        "membership_id": owner_membership, "token_id": spare_token, "job_id": 1,
+        "membership_id": owner_membership, "token_id": spare_token, "job_id": 1, "take": "a" * 32,
     }  # fmt: skip
     return {"identities": identities, "ids": ids, "rec_id": rec.id, "study_id": study.id}
 

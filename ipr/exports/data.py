@@ -132,6 +132,10 @@ class ExportMoment:
     corrected_at: str | None = None  # ISO 8601 UTC: a researcher's correction after the reveal
     interview_transcript: tuple[tuple[int, int | None, str], ...] = ()
     """(start_ms, end_ms, text) on the interview audio: what was said at this stop."""
+    interview_audio_start_ms: int | None = None
+    interview_audio_end_ms: int | None = None
+    """This stop's segment of the recall interview audio (ms on the interview audio: from the
+    pause or mark at the moment to the next play); None without an interview or a stop."""
     followup: FollowUpRating | None = None
     """The participant's follow-up rating of this (blind) moment, the third phase; None: none."""
 
@@ -167,6 +171,27 @@ class ExportMoment:
 
 
 @dataclass(frozen=True)
+class InterviewMedia:
+    """One lane's recall interview audio, linked from the exports (never its server path)."""
+
+    media_filename: str
+    duration_ms: int
+    time_origin_ms: int | None = None
+    """Interview-audio time at which the session video's time 0 would play when the two clocks
+    run together as in the first stretch the interview played the video (audio_ms - video_ms
+    of the first play); None when that stretch began further into the video than the audio
+    (ELAN takes no negative offset) or the video was never played."""
+    segments: int = 0
+    utterances: int = 0
+
+    def __post_init__(self) -> None:
+        if _PATH_SEPARATORS.search(self.media_filename):
+            raise ExportDataError(
+                f"interview media {self.media_filename!r} must be a bare file name, not a path"
+            )
+
+
+@dataclass(frozen=True)
 class Pair:
     """A therapist moment matched with a client moment; lag = client t_ms − therapist t_ms."""
 
@@ -192,6 +217,8 @@ class ExportRecording:
     """Per lane: participant_code, mode (self | researcher), status, imported moments."""
     coder_agreement: Mapping[str, object] = field(default_factory=dict)
     """`ipr.coders.coder_agreement` of this recording (empty when nobody coded it)."""
+    interviews: Mapping[str, InterviewMedia] = field(default_factory=dict)
+    """Per lane: the recall interview's audio (researcher-led sessions that attached one)."""
 
     def __post_init__(self) -> None:
         where = f"recording {self.id}"
@@ -211,6 +238,7 @@ class ExportRecording:
         object.__setattr__(self, "figures", _frozen_map(self.figures))
         object.__setattr__(self, "recall", _frozen_map(self.recall))
         object.__setattr__(self, "coder_agreement", _frozen_map(self.coder_agreement))
+        object.__setattr__(self, "interviews", _frozen_map(self.interviews))
 
     def sorted_moments(self) -> list[ExportMoment]:
         """Moments in the order every export lists them: time, then therapist first, then id."""

@@ -77,6 +77,8 @@ def _moment(moment: ExportMoment, include_text: bool, followup: bool = False) ->
             {"start_ms": start, "end_ms": end, "text": said if include_text else None}
             for start, end, said in moment.interview_transcript
         ],
+        "interview_audio_start_ms": moment.interview_audio_start_ms,
+        "interview_audio_end_ms": moment.interview_audio_end_ms,
         **extra,
     }
 
@@ -101,6 +103,14 @@ def _recording(recording: ExportRecording, include_text: bool, followup: bool = 
             for p in recording.pairs
         ],
         "figures": {k: _number(v) for k, v in sorted(recording.figures.items())},
+        "interviews": {
+            lane: {
+                "media_filename": media.media_filename,
+                "duration_ms": media.duration_ms,
+                "time_origin_ms": media.time_origin_ms,
+            }
+            for lane, media in sorted(recording.interviews.items())
+        },
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext
+from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext, format_timecode
 
 LIST_SEPARATOR = ";"
 
@@ -74,6 +74,27 @@ PHASE_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+INTERVIEW_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "interview_audio_start_ms",
+        "int",
+        "Start of this stop's stretch of the recall interview audio, ms on the interview audio "
+        "(the pause or mark at the moment); empty without an interview.",
+    ),
+    Column(
+        "interview_audio_end_ms",
+        "int",
+        "End of that stretch (the next play, or the end of the audio), ms on the interview audio.",
+    ),
+    Column(
+        "interview_transcript",
+        "text",
+        "What was said at this stop: the transcript's utterances whose start falls in the "
+        "stretch, one per line as `[HH:MM:SS.mmm] text` (interview-audio time).",
+        free_text=True,
+    ),
+)
+
 RATING_PREFIX = "rating_"
 FOLLOWUP_PREFIX = "followup_rating_"
 
@@ -84,7 +105,14 @@ def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
         Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
         for s in study.scales
     ]
-    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS, *followup_columns(study)]
+    every = [
+        *BASE_COLUMNS,
+        *ratings,
+        *TAIL_COLUMNS,
+        *PHASE_COLUMNS,
+        *INTERVIEW_COLUMNS,
+        *followup_columns(study),
+    ]
     return [c for c in every if include_text or not c.free_text]
 
 
@@ -141,6 +169,9 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
         "phase": moment.phase,
         "responds_to_id": moment.responds_to_id,
         "corrected_at": moment.corrected_at,
+        "interview_audio_start_ms": moment.interview_audio_start_ms,
+        "interview_audio_end_ms": moment.interview_audio_end_ms,
+        "interview_transcript": transcript_text(moment),
     }
     for scale in ctx.study.scales:
         values[RATING_PREFIX + scale.key] = moment.ratings.get(scale.key)
@@ -151,6 +182,13 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
         values["followup_comment"] = fu.comment if fu else None
         values["followup_at"] = fu.at if fu else None
     return values
+
+
+def transcript_text(moment: ExportMoment) -> str:
+    """The moment's interview utterances, one per line: `[HH:MM:SS.mmm] text`."""
+    return "\n".join(
+        f"[{format_timecode(start)}] {said}" for start, _, said in moment.interview_transcript
+    )
 
 
 def iter_rows(study: ExportStudy) -> Iterator[tuple[RecordingContext, ExportMoment]]:

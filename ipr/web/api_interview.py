@@ -109,16 +109,17 @@ def import_transcript(rs_id: int) -> Any:
     rs = get_or_404(db(), RecallSession, rs_id, api_user(), "editor")
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise ValidationError("Send the transcript (.vtt, .srt or timestamped .txt) as the "
-                              "multipart field 'file'.", field="file")  # fmt: skip
+        raise ValidationError("Send the transcript (.vtt, .srt, .eaf or timestamped .txt) as "
+                              "the multipart field 'file'.", field="file")  # fmt: skip
     limit = current_app.config["IMPORT_MAX_BYTES"]
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
         raise ValidationError("The transcript is larger than this server accepts.", field="file")
     try:
         result = interview.import_transcript(
-            db(), rs, data, upload.filename, api_user(), ip=client_ip()
-        )
+            db(), rs, data, upload.filename, api_user(), ip=client_ip(),
+            tier=request.form.get("tier") or None,
+        )  # fmt: skip
     except interview.InterviewProblems as exc:
         return _problems(exc)
     return jsonify({"recall_session_id": rs.id, **result}), 201
@@ -293,10 +294,26 @@ def interview_paths() -> dict[str, Any]:
         "/recall-sessions/{rs_id}/transcript": {
             "parameters": rs,
             "post": {
-                "summary": "Import the interview's transcript (WebVTT, SRT, or '[hh:mm:ss] "
-                "text' lines); each utterance is attached to the stop whose interview segment "
-                "contains its start. Replaces the previous transcript (editor; audited).",
-                "requestBody": _file_body(),
+                "summary": "Import the interview's transcript (WebVTT, SRT, ELAN .eaf, or "
+                "'[hh:mm:ss] text' lines); each utterance is attached to the stop whose interview "
+                "segment contains its start. From an ELAN file the tier named 'tier' is read, "
+                "else the tier with the most annotations (the answer names it). Replaces the "
+                "previous transcript (editor; audited).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "tier": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
                 "responses": {
                     "201": _json(
                         {
@@ -304,7 +321,8 @@ def interview_paths() -> dict[str, Any]:
                             "required": ["utterances", "attached"],
                             "properties": {
                                 "recall_session_id": _INT,
-                                "format": {"enum": ["vtt", "srt", "text"]},
+                                "format": {"enum": ["vtt", "srt", "text", "eaf"]},
+                                "tier": {"type": "string"},
                                 "utterances": _INT,
                                 "attached": {"type": "object"},
                                 "unattached": _INT,

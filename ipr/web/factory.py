@@ -77,6 +77,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         api_imports,
         api_interview,
+        api_interview_chunks,
+        api_transcripts,
         auth_views,
         banner,
         context,
@@ -88,6 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         recall,
         recall_admin,
         recordings,
+        search,
         studies,
         timeline,
         tus,
@@ -122,6 +125,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_imports.bp)
     app.register_blueprint(api_interview.bp)
     csrf.exempt(api_interview.bp)
+    app.register_blueprint(api_interview_chunks.bp)
+    app.register_blueprint(api_interview_chunks.api_bp)
+    csrf.exempt(api_interview_chunks.api_bp)
+    app.register_blueprint(api_transcripts.bp)
+    csrf.exempt(api_transcripts.bp)
+    app.register_blueprint(search.bp)
 
     from ipr import cli
 

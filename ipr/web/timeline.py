@@ -11,6 +11,7 @@ from ipr import timeline_service as ts
 from ipr.access import get_or_404
 from ipr.models import Dyad, Recording, Study
 from ipr.web.api import api_user, token_required
+from ipr.web.api_interview_chunks import recording_interviews
 from ipr.web.context import db, login_required, render, user
 
 bp = Blueprint("timeline", __name__)
@@ -55,6 +56,7 @@ def _context(rec: Recording) -> dict[str, Any]:
     if rec.status == "ready" and rec.duration_ms:
         tl = ts.timeline(db(), rec, _tolerance(rec))
         ctx.update(tl=tl, f=tl.figures, payload=_page_payload(rec, tl))
+        ctx["interviews"] = recording_interviews(rec)  # Play the interview here
     return ctx
 
 
