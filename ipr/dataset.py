@@ -29,7 +29,7 @@ from typing import IO, Any, NamedTuple
 from sqlalchemy import Text, cast, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from ipr import audit, jobs, recall
+from ipr import audit, followup, jobs, recall
 from ipr import figures as figures_layer
 from ipr import interview as interview_domain
 from ipr.errors import IPRError, NotFound, ValidationError
@@ -45,6 +45,7 @@ from ipr.exports.data import (
     ExportMoment,
     ExportRecording,
     ExportStudy,
+    FollowUpRating,
     InterviewMedia,
     Pair,
     Provenance,
@@ -83,6 +84,9 @@ from ipr.models import (
     User,
     VoiceNote,
     utcnow,
+)
+from ipr.models import (
+    FollowUpRating as FollowUpRow,
 )
 from ipr.motion import MotionSettings
 from ipr.storage import Storage
@@ -182,6 +186,7 @@ class _Rows:
     """recording id → lane → its interview audio (as exported)."""
     stops: dict[int, tuple[int, int]] = field(default_factory=dict)
     """moment id → its segment of the interview audio (audio_start_ms, audio_end_ms)."""
+    followups: dict[int, FollowUpRating] = field(default_factory=dict)
 
 
 class _Decoded:
@@ -263,7 +268,10 @@ def _fetch(
         said[mid].append((start, end, words))
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
     interviews, stops = _interviews(db, rec_ids, transcripts)
-    return _Rows(moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops)
+    return _Rows(
+        moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops,
+        followups=followup_ratings(db, study, live, scale_keys),
+    )  # fmt: skip
 
 
 def interview_filename(
@@ -308,6 +316,48 @@ def _interviews(
     return dict(media), stops
 
 
+def followup_ratings(
+    db: Session, study: Study, moment_ids: Any, scale_keys: set[str]
+) -> dict[int, Any]:
+    """The follow-up pass's rating of each moment (ipr.followup), beside the first one; no
+    statement at all for a study that never had a follow-up setting."""
+    if study.followup is None:
+        return {}
+    return {
+        r.moment_id: FollowUpRating(
+            ratings={k: v for k, v in (r.ratings or {}).items() if k in scale_keys},
+            comment=r.comment or "",
+            at=r.updated_at.isoformat(timespec="seconds") + "Z",
+        )
+        for r in db.scalars(select(FollowUpRow).where(FollowUpRow.moment_id.in_(moment_ids)))
+    }
+
+
+def followup_scales(study: Study, found: dict[int, Any]) -> tuple[str, ...] | None:
+    """The re-rated scales' keys when the study has a follow-up pass on, or the export holds
+    follow-up ratings from one that was turned off; None otherwise (no follow-up columns)."""
+    if not followup.settings(study).enabled and not found:
+        return None
+    return tuple(s.key for s in followup.scales(study))
+
+
+def followup_parameters(study: Study, scales: tuple[str, ...] | None) -> dict[str, Any]:
+    """The follow-up pass as the provenance names it (phase "followup", never in a figure)."""
+    if scales is None:
+        return {}
+    conf = followup.settings(study)
+    return {
+        "followup": {
+            "phase": "followup",
+            "enabled": conf.enabled,
+            "delay_days": conf.delay_days,
+            "scales": list(scales),
+            "of": "each participant's own blind moments",
+            "in_figures": False,
+        }
+    }
+
+
 def _build(
     db: Session,
     study: Study,
@@ -317,6 +367,7 @@ def _build(
     keys = code_keys(study)
     scale_keys = {s.key for s in study.scales}
     rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys, scale_keys)
+    fu_scales = followup_scales(study, rows.followups)
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
@@ -346,10 +397,11 @@ def _build(
         dyads=tuple(out),
         exported_at=exported_at,
         provenance=Provenance(
-            parameters=figure_parameters(study),
+            parameters={**figure_parameters(study), **followup_parameters(study, fu_scales)},
             instructions=study.instructions or "",
             language=study.language or "",
         ),
+        followup_scales=fu_scales,
     )
 
 
@@ -405,6 +457,7 @@ def _recording(
                 corrected_at=m.corrected_at.isoformat(timespec="seconds") + "Z"
                 if m.corrected_at
                 else None,
+                followup=rows.followups.get(mid),
             )
         )
     return ExportRecording(

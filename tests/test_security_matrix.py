@@ -159,6 +159,16 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("recall.stop", "POST"): ("participant", True),
     ("recall.media", "GET"): ("participant", False),
     ("recall.clip_thumb", "GET"): ("participant", False),
+    # the follow-up pass: the same door as the recall page (tests/test_followup.py walks it
+    # again with the follow-up due)
+    ("followup.page", "GET"): ("participant", False),
+    ("followup.ratings", "GET"): ("participant", False),
+    ("followup.save", "PUT"): ("participant", False),
+    ("followup.finish", "POST"): ("participant", True),
+    ("followup_admin.open_now", "POST"): ("editor", False),
+    ("followup_admin.reschedule", "POST"): ("editor", False),
+    ("followup_admin.email", "POST"): ("editor", False),
+    ("followup_admin.save_settings", "POST"): ("editor", False),
     ("api.recall_moments", "GET"): ("recall-api", False),
     ("api.recall_create_moment", "POST"): ("recall-api", False),
     ("api.recall_update_moment", "PATCH"): ("recall-api", False),

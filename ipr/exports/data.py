@@ -94,6 +94,16 @@ class Coding:
 
 
 @dataclass(frozen=True)
+class FollowUpRating:
+    """A follow-up pass's ratings and comment on one moment (phase "followup"), kept beside
+    the moment's first ratings and never counted in a figure."""
+
+    ratings: Mapping[str, int] = field(default_factory=dict)
+    comment: str = ""
+    at: str = ""  # ISO 8601 UTC of the last change
+
+
+@dataclass(frozen=True)
 class ExportMoment:
     """One participant's recalled moment: a point (`end_ms` None) or a span with optional peaks."""
 
@@ -126,6 +136,8 @@ class ExportMoment:
     interview_audio_end_ms: int | None = None
     """This stop's segment of the recall interview audio (ms on the interview audio: from the
     pause or mark at the moment to the next play); None without an interview or a stop."""
+    followup: FollowUpRating | None = None
+    """The participant's follow-up rating of this (blind) moment, the third phase; None: none."""
 
     def __post_init__(self) -> None:
         where = f"moment {self.id}"
@@ -300,6 +312,9 @@ class ExportStudy:
     dyads: tuple[ExportDyad, ...] = ()
     exported_at: datetime = DEFAULT_EXPORTED_AT
     provenance: Provenance = field(default_factory=Provenance)
+    followup_scales: tuple[str, ...] | None = None
+    """The scale keys re-rated in the study's follow-up pass; None: the study has none (the
+    exports then carry no follow-up columns or keys)."""
 
     def __post_init__(self) -> None:
         if self.exported_at.tzinfo is None:

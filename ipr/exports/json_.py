@@ -32,7 +32,20 @@ def _number(value: float) -> float | int | None:
     return value
 
 
-def _moment(moment: ExportMoment, include_text: bool) -> dict:
+def _followup(moment: ExportMoment, include_text: bool) -> dict | None:
+    fu = moment.followup
+    if fu is None:
+        return None
+    return {
+        "phase": "followup",
+        "ratings": dict(sorted(fu.ratings.items())),
+        "comment": fu.comment if include_text else None,
+        "at": fu.at,
+    }
+
+
+def _moment(moment: ExportMoment, include_text: bool, followup: bool = False) -> dict:
+    extra = {"followup": _followup(moment, include_text)} if followup else {}
     return {
         "id": moment.id,
         "lane": moment.lane,
@@ -66,10 +79,11 @@ def _moment(moment: ExportMoment, include_text: bool) -> dict:
         ],
         "interview_audio_start_ms": moment.interview_audio_start_ms,
         "interview_audio_end_ms": moment.interview_audio_end_ms,
+        **extra,
     }
 
 
-def _recording(recording: ExportRecording, include_text: bool) -> dict:
+def _recording(recording: ExportRecording, include_text: bool, followup: bool = False) -> dict:
     return {
         "id": recording.id,
         "session_label": recording.session_label,
@@ -79,7 +93,7 @@ def _recording(recording: ExportRecording, include_text: bool) -> dict:
         "clips": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in recording.clips
         ],
-        "moments": [_moment(m, include_text) for m in recording.sorted_moments()],
+        "moments": [_moment(m, include_text, followup) for m in recording.sorted_moments()],
         "pairs": [
             {
                 "therapist_moment_id": p.therapist_moment_id,
@@ -100,12 +114,12 @@ def _recording(recording: ExportRecording, include_text: bool) -> dict:
     }
 
 
-def _dyad(d: ExportDyad, include_text: bool) -> dict:
+def _dyad(d: ExportDyad, include_text: bool, followup: bool = False) -> dict:
     return {
         "code": d.code,
         "therapist_code": d.therapist_code,
         "client_code": d.client_code,
-        "recordings": [_recording(r, include_text) for r in d.recordings],
+        "recordings": [_recording(r, include_text, followup) for r in d.recordings],
     }
 
 
@@ -138,7 +152,7 @@ def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
                 }
                 for s in data.scales
             ],
-            "dyads": [_dyad(d, include_text) for d in data.dyads],
+            "dyads": [_dyad(d, include_text, data.followup_scales is not None) for d in data.dyads],
         },
     }
 
@@ -155,7 +169,8 @@ def iter_json(data: ExportStudy, *, include_text: bool = True) -> Iterator[bytes
     assert text.endswith('"dyads":[]}}')
     yield text[: -len("]}}")].encode()
     for i, dyad in enumerate(data.dyads):
-        yield (("," if i else "") + _dumps(_dyad(dyad, include_text))).encode()
+        fu = data.followup_scales is not None
+        yield (("," if i else "") + _dumps(_dyad(dyad, include_text, fu))).encode()
     yield b"]}}\n"
 
 

@@ -96,6 +96,7 @@ INTERVIEW_COLUMNS: tuple[Column, ...] = (
 )
 
 RATING_PREFIX = "rating_"
+FOLLOWUP_PREFIX = "followup_rating_"
 
 
 def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
@@ -104,8 +105,36 @@ def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
         Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
         for s in study.scales
     ]
-    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS, *INTERVIEW_COLUMNS]
+    every = [
+        *BASE_COLUMNS,
+        *ratings,
+        *TAIL_COLUMNS,
+        *PHASE_COLUMNS,
+        *INTERVIEW_COLUMNS,
+        *followup_columns(study),
+    ]
     return [c for c in every if include_text or not c.free_text]
+
+
+def followup_columns(study: ExportStudy) -> list[Column]:
+    """The follow-up pass's columns (phase "followup"), only for a study that has one."""
+    if study.followup_scales is None:
+        return []
+    names = {s.key: s for s in study.scales}
+    return [
+        *(
+            Column(
+                FOLLOWUP_PREFIX + key,
+                "int",
+                f"Follow-up rating on scale '{names[key].name}' ({names[key].min}–"
+                f"{names[key].max}): the participant's second rating of this blind moment.",
+            )
+            for key in study.followup_scales
+            if key in names
+        ),
+        Column("followup_comment", "text", "The participant's follow-up comment.", free_text=True),
+        Column("followup_at", "text", "When the follow-up rating was last saved (UTC)."),
+    ]
 
 
 def join_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
@@ -146,6 +175,12 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
     }
     for scale in ctx.study.scales:
         values[RATING_PREFIX + scale.key] = moment.ratings.get(scale.key)
+    if ctx.study.followup_scales is not None:
+        fu = moment.followup
+        for key in ctx.study.followup_scales:
+            values[FOLLOWUP_PREFIX + key] = fu.ratings.get(key) if fu else None
+        values["followup_comment"] = fu.comment if fu else None
+        values["followup_at"] = fu.at if fu else None
     return values
 
 

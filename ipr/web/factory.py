@@ -83,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         banner,
         context,
         exports,
+        followup,
         media,
         motion,
         openapi,
@@ -111,6 +112,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(recordings.bp)
     app.register_blueprint(recall.bp)
     app.register_blueprint(recall_admin.bp)
+    app.register_blueprint(followup.bp)
+    app.register_blueprint(followup.admin_bp)
     app.register_blueprint(tus.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(exports.bp)

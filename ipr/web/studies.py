@@ -24,6 +24,7 @@ SECTIONS = {
     "instructions": "studies/_instructions.html",
     "texts": "studies/_texts.html",
     "settings": "studies/_settings.html",
+    "followup": "studies/_followup.html",
     "members": "studies/_members.html",
 }
 
