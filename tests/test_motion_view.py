@@ -252,15 +252,21 @@ def test_study_default_regions_and_threshold_reach_a_new_recordings_ingest(db, s
 def test_suggestion_reads_the_first_clips_still(app, owner_web, ready):
     import cv2
 
-    from ipr.motion import face_cascade_path
+    from tests.test_motion import assert_regions_hold_the_faces, two_faces_side_by_side
 
     url = f"/recordings/{ready.id}/regions/suggest"
     assert owner_web.get(url).status_code == 422  # no still yet
     still = Storage(app.config["RECORDINGS_DIR"]).derived(ready.storage_key, "clips/001.jpg")
     cv2.imwrite(str(still), np.full((180, 320, 3), 90, np.uint8))
     body = owner_web.get(url).json
-    assert body["detector"] == (face_cascade_path() is not None)
+    assert body["detector"] is True
     assert body["regions"] == [  # no faces in a grey picture: the halves
         {"name": "therapist", "x": 0.0, "y": 0.0, "w": 0.5, "h": 1.0},
         {"name": "client", "x": 0.5, "y": 0.0, "w": 0.5, "h": 1.0},
     ]
+    # a split-screen session's thumbnail (320 wide, as the ingest writes it): the two faces
+    thumb = cv2.resize(two_faces_side_by_side(), (320, 90), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(still), thumb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    body = owner_web.get(url).json
+    assert body["detector"] is True
+    assert_regions_hold_the_faces(body["regions"])
