@@ -147,6 +147,28 @@ def test_a_third_missing_gives_a_warned_figure_and_mostly_missing_none(app, db, 
     )
 
 
+def test_the_dashboard_marks_a_synchrony_that_rests_on_missing_samples(app, db, ready, owner_web):
+    """The study dashboard shows each session's synchrony in a table: a figure from a third
+    missing samples is marked and explained under it; a complete one is not."""
+    url = f"/studies/{ready.study_id}/dashboard"
+    stored_sync(app, db, ready)  # complete series
+    html = owner_web.get(url).get_data(as_text=True)
+    assert "synchrony-warnings" not in html and "incomplete motion data" not in html
+    _with_missing(app, ready, 3)
+    sync = stored_sync(app, db, ready)
+    assert sync["grand_mean"] is not None
+    html = owner_web.get(url).get_data(as_text=True)
+    flag = (
+        '<a href="#synchrony-warnings" class="flag" '
+        'aria-label="Warning: incomplete motion data">!</a>'
+    )
+    assert html.count(flag) == 1
+    assert (
+        "<li>01, Session 1: 33% of samples missing: variable frame rate or dropped frames.</li>"
+        in html
+    )
+
+
 def test_repeated_zeros_would_fake_synchrony_missing_samples_do_not(ready):
     """The issue's case: strangers' series with every third sample a shared zero (what a
     repeated frame gave before) look in sync; the same samples missing do not."""
