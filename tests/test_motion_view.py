@@ -147,6 +147,38 @@ def test_a_third_missing_gives_a_warned_figure_and_mostly_missing_none(app, db, 
     )
 
 
+def test_exports_carry_the_missing_warning_and_no_figure_when_mostly_missing(
+    app, db, owner, owner_web, ready
+):
+    from tests.conftest import api_token
+
+    auth = {"Authorization": f"Bearer {api_token(db, owner)}"}
+    base = f"/api/v1/recordings/{ready.id}/export"
+    warning = "# WARNING: 33% of samples missing: variable frame rate or dropped frames"
+    _with_missing(app, ready, 3)
+    figures = stored_sync(app, db, ready)
+    motion_csv = owner_web.client.get(f"{base}.motion_csv", headers=auth).get_data(as_text=True)
+    assert motion_csv.splitlines()[2:4] == ["# missing_samples=500 of 1500", warning]
+    sync = owner_web.client.get(f"{base}.synchrony_csv", headers=auth).get_data(as_text=True)
+    assert warning in sync.splitlines()
+    assert f"# grand_mean={figures['grand_mean']}" in sync.splitlines()
+    # 90% missing: the warning, the reason there is no figure, and no figure
+    odd = [None if i % 10 else v for i, v in enumerate(motion()[0])]
+    path = Storage(app.config["RECORDINGS_DIR"]).derived(ready.storage_key, "analysis.json")
+    me = {"rate_hz": 25.0, "left": odd, "right": odd}
+    path.write_text(json.dumps({"scene_cuts_ms": [], "silences_ms": [], "motion_energy": me}))
+    stored_sync(app, db, ready)
+    sync = owner_web.client.get(f"{base}.synchrony_csv", headers=auth).get_data(as_text=True)
+    mostly = (
+        "90% of samples missing: variable frame rate or dropped frames; the motion data is "
+        "mostly missing, so no synchrony figure is given"
+    )
+    assert f"# WARNING: {mostly}" in sync.splitlines()
+    assert f"# no synchrony: {mostly}" in sync.splitlines()
+    assert "grand_mean=" not in sync
+    assert sync.splitlines()[-1] == "window_centre_ms,synchrony"
+
+
 def test_the_dashboard_marks_a_synchrony_that_rests_on_missing_samples(app, db, ready, owner_web):
     """The study dashboard shows each session's synchrony in a table: a figure from a third
     missing samples is marked and explained under it; a complete one is not."""
