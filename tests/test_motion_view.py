@@ -103,6 +103,12 @@ def test_study_settings_drive_the_synchrony_figures(app, db, owner_web, study, r
     assert owner_web.post(f"/studies/{study.id}/motion", form).status_code == 302
     db.expire_all()
     assert db.get(Study, study.id).motion_settings["window_s"] == 20.0
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "motion_settings_changed"))
+    assert event.study_id == study.id
+    assert event.details["before"]["window_s"] == 30.0 and event.details["after"] == {
+        "threshold": 12, "smoothing_s": 0.5, "window_s": 20.0, "step_s": 5.0,
+        "max_lag_s": 2.0, "surrogates": 10, "seed": 3,
+    }  # fmt: skip
     rec = db.get(Recording, ready.id)
     after = stored_sync(app, db, rec)
     assert (after["window_ms"], after["step_ms"], after["max_lag_ms"]) == (20_000, 5_000, 2_000)
