@@ -191,17 +191,31 @@ def find_faces(image: np.ndarray) -> list[tuple[int, int, int, int]]:
     return sorted(boxes, key=lambda f: (-f[2] * f[3], f[0]))
 
 
-def suggest_regions(image: np.ndarray) -> list[dict[str, Any]]:
+def suggestion(image: np.ndarray) -> dict[str, Any]:
+    """What "Suggest from faces" answers: the regions, how many faces were found, and whether
+    a detector is installed at all."""
+    faces = find_faces(image)
+    return {
+        "regions": suggest_regions(image, faces),
+        "faces": len(faces),
+        "detector": face_detector() is not None,
+    }
+
+
+def suggest_regions(
+    image: np.ndarray, faces: list[tuple[int, int, int, int]] | None = None
+) -> list[dict[str, Any]]:
     """Therapist and client regions around the two largest faces found in a BGR still (by
     dlib's frontal-face detector, see ``face_detector``).
 
     Each region is the face widened to three face widths and extended down to the bottom of
     the picture (head, torso, hands). Left face → therapist, right face → client: the
     researcher swaps them if the seating is the other way round. Fewer than two faces (or no
-    detector installed): the left and right halves.
+    detector installed): the left and right halves. ``faces``: ``find_faces(image)`` if already
+    known.
     """
     height, width = image.shape[:2]
-    faces = find_faces(image)[:2]
+    faces = (find_faces(image) if faces is None else faces)[:2]
     if len(faces) < 2:
         return [
             {"name": "therapist", "x": 0.0, "y": 0.0, "w": 0.5, "h": 1.0},

@@ -53,12 +53,7 @@ def suggest(recording_id: int) -> Any:
     image = cv2.imread(str(still)) if still.is_file() else None
     if image is None:
         raise ValidationError("There is no still picture of this recording yet.")
-    return jsonify(
-        {
-            "regions": motion.suggest_regions(image),
-            "detector": motion.face_detector() is not None,
-        }
-    )
+    return jsonify(motion.suggestion(image))
 
 
 @bp.post("/studies/<int:study_id>/motion")
