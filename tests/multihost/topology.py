@@ -197,6 +197,10 @@ class Topology:
                 # default), and every other host waits on them. docs/deployment.md
                 "-c", "tcp_keepalives_idle=5", "-c", "tcp_keepalives_interval=2",
                 "-c", "tcp_keepalives_count=3",
+                # keepalives only probe an idle connection: one whose answer was in flight when
+                # the host died is dropped after tcp_user_timeout of unacknowledged data instead
+                # (the kernel's retransmissions would hold it ~15 minutes)
+                "-c", "tcp_user_timeout=5000",
             ]  # fmt: skip
         if host == "redis":
             return [
