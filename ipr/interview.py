@@ -7,8 +7,9 @@ clocks: ``video_ms`` on the session video, ``audio_ms`` on the interview audio).
 the end of the audio: that is where the researcher asked about it. Transcript utterances are
 attached to the moment whose segment contains their start.
 
-Not here yet (see docs/interview.md): the browser recorder, the prompt sheet, the follow-up
-pass and automatic transcription (``transcribe`` is the hook a local model would fill).
+The prompt sheet and its answers are ``ipr.prompts``. Not here yet (see docs/interview.md):
+the browser recorder, the follow-up pass and automatic transcription (``transcribe`` is the
+hook a local model would fill).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ipr.models import (
     Membership,
     Moment,
     Participant,
+    PromptAnswer,
     RecallSession,
     User,
     VoiceNote,
@@ -588,8 +590,9 @@ def withdraw(
     db: Session, storage: Any, participant: Participant, user: User, *, ip: str | None = None
 ) -> dict[str, int]:
     """Erase the participant's recall data everywhere: sessions, moments, voice notes,
-    interview audio (rows and files) and transcripts. Returns the receipt (counts only), which
-    is also audited. The consent records stay: they show what was consented and withdrawn."""
+    prompt answers, interview audio (rows and files) and transcripts. Returns the receipt
+    (counts only), which is also audited. The consent records stay: they show what was
+    consented and withdrawn."""
     rs_ids = select(RecallSession.id).where(RecallSession.participant_id == participant.id)
     moment_ids = select(Moment.id).where(Moment.recall_session_id.in_(rs_ids))
 
@@ -611,10 +614,16 @@ def withdraw(
                 InterviewUtterance.recall_session_id.in_(rs_ids)
             )
         ),
+        "prompt_answers": count(
+            select(func.count(PromptAnswer.id)).where(PromptAnswer.moment_id.in_(moment_ids))
+        ),
     }
     paths = [audio_path(storage, db.get(RecallSession, a.recall_session_id), a) for a in audios]
     # rows that the database would cascade are removed explicitly too (SQLite without FKs)
     db.query(InterviewUtterance).filter(InterviewUtterance.recall_session_id.in_(rs_ids)).delete(
+        synchronize_session=False
+    )
+    db.query(PromptAnswer).filter(PromptAnswer.moment_id.in_(moment_ids)).delete(
         synchronize_session=False
     )
     for a in audios:

@@ -77,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         api_imports,
         api_interview,
+        api_prompts,
         auth_views,
         banner,
         context,
@@ -84,6 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         media,
         motion,
         ops,
+        prompts,
         recall,
         recall_admin,
         recordings,
@@ -119,6 +121,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_imports.bp)
     app.register_blueprint(api_interview.bp)
     csrf.exempt(api_interview.bp)
+    app.register_blueprint(prompts.bp)
+    app.register_blueprint(api_prompts.bp)
+    csrf.exempt(api_prompts.bp)
 
     from ipr import cli
 

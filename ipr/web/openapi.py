@@ -296,6 +296,7 @@ def _rate_limited_writes(doc: dict[str, Any]) -> dict[str, Any]:
 def _document() -> dict[str, Any]:
     from ipr.web.api_imports import import_paths  # late, for the same reason
     from ipr.web.api_interview import interview_paths  # late, for the same reason
+    from ipr.web.api_prompts import prompt_paths  # late, for the same reason
     from ipr.web.exports import export_paths  # late, for the same reason
     from ipr.web.timeline import timeline_paths  # late: it imports ipr.web.api, which imports us
 
@@ -333,6 +334,7 @@ def _document() -> dict[str, Any]:
             **export_paths(),
             **import_paths(),
             **interview_paths(),
+            **prompt_paths(),
             "/studies": {
                 "get": {
                     "summary": "Studies you are a member of",
