@@ -28,7 +28,7 @@ from typing import IO, Any, NamedTuple
 from sqlalchemy import Text, cast, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from ipr import audit, jobs, recall
+from ipr import audit, jobs, prompts, recall
 from ipr import figures as figures_layer
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
@@ -44,6 +44,7 @@ from ipr.exports.data import (
     ExportRecording,
     ExportStudy,
     Pair,
+    Prompt,
     Provenance,
     Scale,
     safe_name,
@@ -72,6 +73,7 @@ from ipr.models import (
     Moment,
     MomentRevision,
     Participant,
+    PromptAnswer,
     RecallSession,
     Recording,
     ResearcherAnnotation,
@@ -174,6 +176,7 @@ class _Rows:
     codings: dict[int, tuple[Coding, ...]]
     sessions: dict[int, list[tuple[int, str, str, str, str]]]
     said: dict[int, tuple[tuple[int, int | None, str], ...]] = field(default_factory=dict)
+    answered: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
 class _Decoded:
@@ -254,7 +257,14 @@ def _fetch(
     ):  # fmt: skip
         said[mid].append((start, end, words))
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
-    return _Rows(moments, notes, voiced, stored, codings, sessions, transcripts)
+    answered: dict[int, dict[str, str]] = defaultdict(dict)
+    for mid, key, value in db.execute(
+        select(PromptAnswer.moment_id, PromptAnswer.prompt_key, PromptAnswer.value)
+        .where(PromptAnswer.moment_id.in_(live))
+        .order_by(PromptAnswer.moment_id, PromptAnswer.id)
+    ):
+        answered[mid][key] = value
+    return _Rows(moments, notes, voiced, stored, codings, sessions, transcripts, answered)
 
 
 def _build(
@@ -293,6 +303,7 @@ def _build(
             for s in study.scales
         ),
         dyads=tuple(out),
+        prompts=_prompts(db, study),
         exported_at=exported_at,
         provenance=Provenance(
             parameters=figure_parameters(study),
@@ -300,6 +311,18 @@ def _build(
             language=study.language or "",
         ),
     )
+
+
+def _prompts(db: Session, study: Study) -> tuple[Prompt, ...]:
+    """The interview prompts an export has a column for: none while the study has no prompt
+    answers (so exports of studies without interviews keep their columns), else the sheet's
+    prompts and any answered prompt since removed from the sheet."""
+    keys = set(db.scalars(select(PromptAnswer.prompt_key).where(PromptAnswer.study_id == study.id)))
+    if not keys:
+        return ()
+    out = [Prompt(key, question, kind) for key, question, kind in prompts.export_prompts(study)]
+    out += [Prompt(key, key, "text") for key in sorted(keys - {p.key for p in out})]
+    return tuple(out)
 
 
 def _recording(
@@ -345,6 +368,7 @@ def _recording(
                 imported_from=m.import_source or "",
                 voice_note=mid in rows.voiced,
                 interview_transcript=rows.said.get(mid, ()),
+                prompt_answers=rows.answered.get(mid, {}),
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
                 phase=m.phase,

@@ -367,10 +367,10 @@ def from_form(study: Study, form: dict[str, str], count: int) -> list[dict[str, 
                 for lang in langs
             }
             main = [x for x in lines[study.language] if x]
-            old = {
+            old = {  # a row that had its key already: its choices so far
                 c_["value"]: c_
-                for q in sheet(study)
-                if q["key"] == p["key"]
+                for q in (sheet(study) if key else [])
+                if q["key"] == key
                 for c_ in q.get("choices", [])
             }
             olds = list(old)
@@ -525,7 +525,7 @@ def display(study: Study, stored: dict[str, str], lang: str | None = None) -> li
 
 
 def export_prompts(study: Study) -> list[tuple[str, str, str]]:
-    """(key, question in the main language, kind) of every prompt an export has a column for:
-    the sheet's, then any answered prompt since removed."""
+    """(key, question in the main language, kind) of every prompt on the study's sheet (the
+    export adds answered prompts since removed: ``ipr.dataset``)."""
     return [(p["key"], _label(p.get("text"), study.language, study.language), p["kind"])
             for p in sheet(study)]  # fmt: skip

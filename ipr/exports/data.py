@@ -73,6 +73,15 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """One question of the interviewer's prompt sheet (kind: text, scale or choice)."""
+
+    key: str
+    question: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
 class Clip:
     """A segment of the recording that participants replay one at a time."""
 
@@ -122,6 +131,9 @@ class ExportMoment:
     corrected_at: str | None = None  # ISO 8601 UTC: a researcher's correction after the reveal
     interview_transcript: tuple[tuple[int, int | None, str], ...] = ()
     """(start_ms, end_ms, text) on the interview audio: what was said at this stop."""
+    prompt_answers: Mapping[str, str] = field(default_factory=dict)
+    """The participant's answer to each prompt asked at this stop (prompt key -> value: the
+    text, the rating's number or the choice's value)."""
 
     def __post_init__(self) -> None:
         where = f"moment {self.id}"
@@ -148,6 +160,7 @@ class ExportMoment:
         object.__setattr__(self, "researcher_codes", tuple(self.researcher_codes))
         object.__setattr__(self, "codings", tuple(_as(Coding, c) for c in self.codings))
         object.__setattr__(self, "ratings", _frozen_map(self.ratings))
+        object.__setattr__(self, "prompt_answers", _frozen_map(self.prompt_answers))
 
     @property
     def is_point(self) -> bool:
@@ -272,8 +285,11 @@ class ExportStudy:
     dyads: tuple[ExportDyad, ...] = ()
     exported_at: datetime = DEFAULT_EXPORTED_AT
     provenance: Provenance = field(default_factory=Provenance)
+    prompts: tuple[Prompt, ...] = ()
+    """The interviewer's prompts, when the study has prompt answers (a column each)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "prompts", tuple(_as(Prompt, p) for p in self.prompts))
         if self.exported_at.tzinfo is None:
             raise ExportDataError("exported_at must carry a time zone (use UTC)")
         object.__setattr__(self, "codebook", tuple(self.codebook))

@@ -7,6 +7,9 @@ Layout, per lane (`therapist`, `client`):
   coder): symbolic subdivisions, one annotation per code, drawn from the study codebook as the
   controlled vocabulary `codebook`.
 - `<lane> ratings`: symbolic subdivision, one `scale=value` annotation per rating.
+- `<lane> prompt answers` (only when the study has interview prompt answers): symbolic
+  subdivision, one `prompt_key=answer` annotation per prompt answered at the stop (free-text
+  answers left out with include_text=False).
 - `<lane> peaks`: 1 ms annotations included in the span, one per peak, value `peak HH:MM:SS.mmm`.
 - `<lane> researcher note: <coder>`: symbolic association, one tier per coder (left out with
   include_text=False). Data without per-coder codings gets one `<lane> researcher codes` /
@@ -36,6 +39,7 @@ PEAK_VALUE = "peak"
 CODES_SUFFIX = " codes"
 RATINGS_SUFFIX = " ratings"
 PEAKS_SUFFIX = " peaks"
+PROMPTS_SUFFIX = " prompt answers"
 RESEARCHER_CODES_SUFFIX = " researcher codes"
 RESEARCHER_NOTE_SUFFIX = " researcher note"
 CODER_SEPARATOR = ": "
@@ -152,6 +156,11 @@ def _lane_tiers(
     codes = builder.tier(lane + CODES_SUFFIX, "code", PARENT_REF=lane, PARTICIPANT=code)
     ratings = builder.tier(lane + RATINGS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
     peaks = builder.tier(lane + PEAKS_SUFFIX, "peak", PARENT_REF=lane, PARTICIPANT=code)
+    asked = (
+        builder.tier(lane + PROMPTS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
+        if ctx.study.prompts
+        else None
+    )
     # One codes tier (and note tier) per researcher coder, ANNOTATOR = the coder; data without
     # per-coder codings keeps the single "researcher" tier of older exports.
     coders = sorted({c.coder for m in moments for c in m.codings}) or [""]
@@ -190,6 +199,13 @@ def _lane_tiers(
             if s.key in moment.ratings
         ]
         _refs(ratings, ann_id, "r", rated)
+        if asked is not None:
+            answered = [
+                (f"{p.key}={moment.prompt_answers[p.key]}", "")
+                for p in ctx.study.prompts
+                if p.key in moment.prompt_answers and (text or p.kind != "text")
+            ]
+            _refs(asked, ann_id, "q", answered)
         for k, (coder, r_codes, r_note) in enumerate(layers):
             coding = _coding(moment, coder)
             prefix = "x" if k == 0 else f"x{k}_"

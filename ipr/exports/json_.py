@@ -32,7 +32,7 @@ def _number(value: float) -> float | int | None:
     return value
 
 
-def _moment(moment: ExportMoment, include_text: bool) -> dict:
+def _moment(moment: ExportMoment, include_text: bool, kinds: dict[str, str]) -> dict:
     return {
         "id": moment.id,
         "lane": moment.lane,
@@ -64,10 +64,26 @@ def _moment(moment: ExportMoment, include_text: bool) -> dict:
             {"start_ms": start, "end_ms": end, "text": said if include_text else None}
             for start, end, said in moment.interview_transcript
         ],
+        **_answers(moment, kinds, include_text),
     }
 
 
-def _recording(recording: ExportRecording, include_text: bool) -> dict:
+def _answers(moment: ExportMoment, kinds: dict[str, str], include_text: bool) -> dict:
+    """`prompt_answers` when the study has prompts: a rating as its number, a free-text answer
+    null when texts are left out (absent otherwise, so older documents keep their shape)."""
+    if not kinds:
+        return {}
+    out: dict[str, object] = {}
+    for key, value in sorted(moment.prompt_answers.items()):
+        kind = kinds.get(key, "text")
+        if kind == "scale" and value.lstrip("-").isdigit():
+            out[key] = int(value)
+        else:
+            out[key] = value if include_text or kind != "text" else None
+    return {"prompt_answers": out}
+
+
+def _recording(recording: ExportRecording, include_text: bool, kinds: dict[str, str]) -> dict:
     return {
         "id": recording.id,
         "session_label": recording.session_label,
@@ -77,7 +93,7 @@ def _recording(recording: ExportRecording, include_text: bool) -> dict:
         "clips": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in recording.clips
         ],
-        "moments": [_moment(m, include_text) for m in recording.sorted_moments()],
+        "moments": [_moment(m, include_text, kinds) for m in recording.sorted_moments()],
         "pairs": [
             {
                 "therapist_moment_id": p.therapist_moment_id,
@@ -90,12 +106,12 @@ def _recording(recording: ExportRecording, include_text: bool) -> dict:
     }
 
 
-def _dyad(d: ExportDyad, include_text: bool) -> dict:
+def _dyad(d: ExportDyad, include_text: bool, kinds: dict[str, str]) -> dict:
     return {
         "code": d.code,
         "therapist_code": d.therapist_code,
         "client_code": d.client_code,
-        "recordings": [_recording(r, include_text) for r in d.recordings],
+        "recordings": [_recording(r, include_text, kinds) for r in d.recordings],
     }
 
 
@@ -128,9 +144,22 @@ def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
                 }
                 for s in data.scales
             ],
-            "dyads": [_dyad(d, include_text) for d in data.dyads],
+            **(
+                {
+                    "prompts": [
+                        {"key": p.key, "question": p.question, "kind": p.kind} for p in data.prompts
+                    ]
+                }
+                if data.prompts
+                else {}
+            ),
+            "dyads": [_dyad(d, include_text, _kinds(data)) for d in data.dyads],
         },
     }
+
+
+def _kinds(data: ExportStudy) -> dict[str, str]:
+    return {p.key: p.kind for p in data.prompts}
 
 
 def _dumps(value: object) -> str:
@@ -145,7 +174,7 @@ def iter_json(data: ExportStudy, *, include_text: bool = True) -> Iterator[bytes
     assert text.endswith('"dyads":[]}}')
     yield text[: -len("]}}")].encode()
     for i, dyad in enumerate(data.dyads):
-        yield (("," if i else "") + _dumps(_dyad(dyad, include_text))).encode()
+        yield (("," if i else "") + _dumps(_dyad(dyad, include_text, _kinds(data)))).encode()
     yield b"]}}\n"
 
 

@@ -75,15 +75,26 @@ PHASE_COLUMNS: tuple[Column, ...] = (
 )
 
 RATING_PREFIX = "rating_"
+PROMPT_PREFIX = "prompt_"
 
 
 def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
-    """The column list for a study: base columns, one `rating_<key>` per scale, then the tail."""
+    """The column list for a study: base columns, one `rating_<key>` per scale, the tail, and
+    one `prompt_<key>` per interview prompt when the study has prompt answers."""
     ratings = [
         Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
         for s in study.scales
     ]
-    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS]
+    asked = [
+        Column(
+            PROMPT_PREFIX + p.key,
+            "int" if p.kind == "scale" else "text",
+            f"Answer to the interview prompt '{p.question}' ({p.kind}).",
+            free_text=p.kind == "text",
+        )
+        for p in study.prompts
+    ]
+    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS, *asked]
     return [c for c in every if include_text or not c.free_text]
 
 
@@ -122,6 +133,12 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
     }
     for scale in ctx.study.scales:
         values[RATING_PREFIX + scale.key] = moment.ratings.get(scale.key)
+    for prompt in ctx.study.prompts:
+        answer = moment.prompt_answers.get(prompt.key)
+        if prompt.kind == "scale" and answer is not None and answer.lstrip("-").isdigit():
+            values[PROMPT_PREFIX + prompt.key] = int(answer)
+        else:
+            values[PROMPT_PREFIX + prompt.key] = answer
     return values
 
 
