@@ -635,4 +635,7 @@ def withdraw(
     studies.erase_participant_data(db, storage, participant, user, ip=ip)  # commits
     for path in paths:
         path.unlink(missing_ok=True)
+    # Prepared moment-clip ZIPs are named by a hash of what they hold, not by participant, and
+    # hold the moments' words (clips.csv): every one goes; each is made again when asked for.
+    storage.prune_exports(-1.0)
     return receipt
