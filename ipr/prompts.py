@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ipr import audit, recall, study_texts
@@ -446,7 +447,7 @@ def _check_value(prompt: dict[str, Any], value: Any, study: Study) -> str:
 
 
 def save_answers(
-    db: Session, rs: RecallSession, moment: Moment, data: Any, user: User
+    db: Session, rs: RecallSession, moment: Moment, data: Any, user: User, *, retry: bool = True
 ) -> dict[str, str]:
     """Set (or, with null or an empty text, clear) answers of one stop; other prompts'
     answers stay. Only a researcher-led session has them. After the reveal a blind moment's
@@ -496,7 +497,14 @@ def save_answers(
             )  # fmt: skip
         elif row.value != value:
             row.value, row.answered_at, row.by_id = value, now, user.id
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        if not retry:
+            raise
+        # another save of the same stop added the same prompt first: apply these over it
+        return save_answers(db, rs, moment, data, user, retry=False)
     return answers(db, [moment.id]).get(moment.id, {})
 
 

@@ -56,10 +56,13 @@
     }
     send(current.lid, current.id);
   }
+  var inflight = false, again = null; // one save at a time: a change meanwhile waits its turn
   function send(lid, id) {
     var body = pending[lid];
     if (!body || !Object.keys(body).length) return;
+    if (inflight) { again = { lid: lid, id: id }; return; }
     delete pending[lid];
+    inflight = true;
     stateEl.textContent = S.saving;
     fetch(data.url.replace("{moment_id}", id), {
       method: "PUT",
@@ -79,6 +82,12 @@
     }).catch(function (e) {
       pending[lid] = Object.assign(body, pending[lid] || {}); // kept: the next change retries
       stateEl.textContent = tpl(S.failed, { reason: e.message });
+    }).then(function () {
+      inflight = false;
+      var next = again;
+      again = null;
+      if (next && current && current.lid === next.lid) changed();
+      else if (next) send(next.lid, next.id);
     });
   }
   function later() {

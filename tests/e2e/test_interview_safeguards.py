@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from ipr import dataset, interview, jobs
 from ipr.config import load_config
-from ipr.models import AuditEvent, Job, PromptAnswer
+from ipr.models import AuditEvent, Job, PromptAnswer, Recording
 from tests.conftest import ROOT
 from tests.e2e.conftest import DESKTOP, PHONE, LiveServer, check_a11y, log_in
 from tests.e2e.test_recall_journey import api, session_video, wait_saved
@@ -117,7 +117,11 @@ def test_the_researcher_asks_the_prompts_at_a_stop_and_the_answers_are_kept(
     wait_saved(page)
     expect(panel).to_be_hidden()
     with live_server.database.session() as s:
-        rows = s.execute(select(PromptAnswer.prompt_key, PromptAnswer.value)).all()
+        rows = s.execute(
+            select(PromptAnswer.prompt_key, PromptAnswer.value).where(
+                PromptAnswer.study_id == world["study"]["id"]
+            )
+        ).all()
     assert sorted(rows) == [
         ("helpfulness", "8"), ("then", ANSWER), ("whose_words", "therapist"),
     ]  # fmt: skip
@@ -170,7 +174,9 @@ def test_distress_on_a_phone_pauses_shows_support_and_tells_the_owner(
         event = s.scalar(select(AuditEvent).where(flagged, AuditEvent.object_id == str(link["id"])))
         assert event is not None and event.actor == "participant T07"
         (job_id,) = s.scalars(
-            select(Job.id).where(Job.kind == "distress_email", Job.status == "queued")
+            select(Job.id).where(
+                Job.kind == "distress_email", Job.status == "queued", Job.study_id == study_id
+            )
         ).all()
     config = load_config(Path(live_server.env["IPR_INSTANCE_PATH"]), environ=live_server.env)
     assert "distress_email" in jobs.HANDLERS, interview.__name__
@@ -266,8 +272,8 @@ def test_consent_then_withdrawal_erases_the_participant_on_disk_and_in_every_exp
         wait_saved(page)
     # the therapist's own moment must stay
     with live_server.database.session() as s:
-        rows = s.scalars(select(PromptAnswer)).all()
-        assert len(rows) == 2
+        mine = PromptAnswer.study_id == world["study"]["id"]
+        assert len(s.scalars(select(PromptAnswer).where(mine)).all()) == 2
     therapist = world["sessions"]["therapist"]
     p = new_page(viewport=DESKTOP, name="therapist")
     p.goto(therapist["url"])
@@ -282,7 +288,14 @@ def test_consent_then_withdrawal_erases_the_participant_on_disk_and_in_every_exp
     assert consent["sheet_version"] == "v3"
     recordings = Path(live_server.env["IPR_RECORDINGS_DIR"])
     before = _every_export(live_server, world)
-    (cached,) = (recordings / ".exports").glob("*.zip")  # the clips ZIP, made by the worker
+    with live_server.database.session() as s:  # the clips ZIP the worker made for this study
+        key = s.scalar(
+            select(Job.params).where(
+                Job.kind == "moment_clips", Job.study_id == world["study"]["id"]
+            )
+        )["key"]
+    cached = recordings / ".exports" / f"{key}.zip"
+    assert SECRET in _texts("zip", cached.read_bytes())
     for key in ("studies.csv", "studies.xlsx", "studies.json", "studies.bundle",
                 "recordings.eaf", "recordings.textgrid", "recordings.vtt", "recordings.srt",
                 "recordings.zip"):  # fmt: skip
@@ -311,11 +324,13 @@ def test_consent_then_withdrawal_erases_the_participant_on_disk_and_in_every_exp
         "C07" in n for n in zipfile.ZipFile(io.BytesIO(after["recordings.zip"])).namelist()
     )
     # on disk: nothing of the participant anywhere under the media folder, the database rows gone
-    for path in recordings.rglob("*"):
+    with live_server.database.session() as s:
+        folder = recordings / s.get(Recording, world["recording_id"]).storage_key
+    for path in [*folder.rglob("*"), *(recordings / ".exports").glob("*")]:
         if path.is_file() and path.suffix in (".csv", ".json", ".txt", ".eaf", ".zip"):
             assert SECRET not in _texts(path.suffix[1:], path.read_bytes()), path
     with live_server.database.session() as s:
-        assert s.scalars(select(PromptAnswer)).all() == []
+        assert s.scalars(select(PromptAnswer).where(mine)).all() == []
         withdrawn = AuditEvent.action == "participant_withdrawn"
         receipt = s.scalar(
             select(AuditEvent).where(withdrawn, AuditEvent.object_id == str(client_id))
