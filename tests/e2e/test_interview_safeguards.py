@@ -341,3 +341,48 @@ def test_consent_then_withdrawal_erases_the_participant_on_disk_and_in_every_exp
     assert (kept["sheet_version"], kept["consented_on"]) == ("v3", "2026-11-01")
     # the participant's page is gone
     assert _http(live_server, token, "GET", f"/recall-sessions/{rs['id']}")[0] == 404
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_the_study_page_edits_the_prompt_sheet(
+    new_page, live_server: LiveServer, viewport: dict[str, int]
+) -> None:
+    who = live_server.new_researcher("sheet")
+    study_id = live_server.seed_study(who, f"Prompt sheet {uuid.uuid4().hex[:6]}")
+    page = new_page(viewport=viewport, name="sheet")
+    log_in(page, who)
+    page.goto(f"/studies/{study_id}#prompts")
+    section = page.locator("#prompts")
+    expect(section).to_contain_text("This study uses the default sheet")
+    first = section.get_by_label("Question (English)").first
+    expect(first).to_have_value(
+        "Go back into that moment as it was then, not as you see it now: what was going on for you?"
+    )
+    first.fill("What was it like for you, right then?")
+    blank = section.locator("li.is-new")
+    blank.get_by_label("Kind of answer").select_option("choice")
+    blank.get_by_label("Question (English)").fill("Was this moment new to you?")
+    blank.get_by_label("Choices (English), one a line").fill("Yes\nNo\nNot sure")
+    section.get_by_role("button", name="Save prompts").click()
+    expect(page.locator("#prompts .saved")).to_have_text("Saved")
+    expect(page.locator("#prompts")).not_to_contain_text("This study uses the default sheet")
+    expect(page.locator("#prompts").get_by_label("Question (English)").first).to_have_value(
+        "What was it like for you, right then?"
+    )
+    expect(page.locator("#prompts code", has_text="was_this_moment_new_to_you")).to_be_visible()
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    check_a11y(page, f"prompt sheet saved at {viewport['width']}")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#prompts").screenshot(path=str(SHOTS / f"study-prompts-{viewport['width']}.png"))
+    # the API reads the same sheet
+    token = live_server.flask("ipr", "token", who.email).stdout.strip()
+    sheet = api(live_server, token, "GET", f"/studies/{study_id}/prompts")
+    assert sheet["prompts"][0]["text"]["en"] == "What was it like for you, right then?"
+    assert sheet["prompts"][-1]["choices"] == [
+        {"value": "yes", "label": {"en": "Yes"}},
+        {"value": "no", "label": {"en": "No"}},
+        {"value": "not_sure", "label": {"en": "Not sure"}},
+    ]
