@@ -270,6 +270,8 @@ RESEARCHER_ONLY = {
     "api_interview.get_recall_session",
     "api_interview.interview_audio",
     "api_interview.import_transcript",
+    "api_prompts.get_answers",
+    "api_prompts.put_answers",
 }
 
 
