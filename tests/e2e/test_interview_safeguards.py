@@ -5,13 +5,16 @@ typed there are saved with the moment and appear on the timeline's detail. A par
 phone presses *I need to stop / this is distressing*: the video pauses, the study's support text
 shows, and the owner is told (audit row, e-mail in the test inbox). Consent is recorded and the
 participant withdraws: their data is gone from the disk and from every export.
-Screenshots land in ``test-artifacts/interview/``.
+Screenshots land in ``test-artifacts/interview/`` (``INTERVIEW_SHOTS_TO_DOCS=1`` also refreshes
+``docs/screenshots/interview-*.png``).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import urllib.request
 import uuid
 import zipfile
@@ -47,6 +50,8 @@ def shoot(page: Page, name: str) -> None:
     check_a11y(page, name)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
+    if os.environ.get("INTERVIEW_SHOTS_TO_DOCS") == "1":  # refresh the ones docs/ keeps
+        shutil.copy(SHOTS / f"{name}.png", ROOT / "docs" / "screenshots" / f"interview-{name}.png")
 
 
 def set_up(server: LiveServer, video: Path) -> dict[str, Any]:
@@ -140,6 +145,7 @@ def test_the_researcher_asks_the_prompts_at_a_stop_and_the_answers_are_kept(
     first = "Go back into that moment as it was then, not as you see it now"
     expect(detail).to_contain_text(f"Interview · {first}: what was going on for you? — {ANSWER}")
     expect(detail).to_contain_text("How helpful or hindering was it? — 8 (Greatly helpful)")
+    detail.scroll_into_view_if_needed()
     shoot(page, "timeline-detail-with-answers-1280")
 
 
