@@ -349,3 +349,32 @@ def test_the_distress_control_is_on_every_participant_page_in_their_language(
     assert 'id="distress-btn"' in page
     assert "Takk for at du sa ifra." in page  # the support text, ready before any network call
     assert "Jeg må stoppe / dette er vondt" in page
+
+
+def test_two_first_saves_of_one_prompt_at_once_keep_the_later(led, app, db, owner) -> None:
+    """Two tabs (or a quick double change) add the same prompt's first answer at once: the
+    unique (moment, prompt) row refuses the second insert, which is then applied as an update."""
+    from sqlalchemy import event
+
+    from ipr.models import RecallSession
+
+    a = led["moments"][0]
+    rs, moment = db.get(RecallSession, led["rs"]["id"]), db.get(Moment, a)
+    fired: list[bool] = []
+
+    def other_tab_first(session, _ctx, _instances) -> None:
+        if fired:
+            return
+        fired.append(True)
+        with app.extensions["ipr_db"].session() as other:
+            other.add(PromptAnswer(study_id=rs.study_id, moment_id=a, prompt_key="then",
+                                   value="from the other tab", by_id=owner.id))  # fmt: skip
+            other.commit()
+
+    event.listen(db, "before_flush", other_tab_first)
+    saved = prompts.save_answers(db, rs, moment, {"then": "from this tab"}, owner)
+    event.remove(db, "before_flush", other_tab_first)
+    assert fired == [True]
+    assert saved == {"then": "from this tab"}
+    rows = db.scalars(select(PromptAnswer).where(PromptAnswer.moment_id == a)).all()
+    assert [(r.prompt_key, r.value) for r in rows] == [("then", "from this tab")]
