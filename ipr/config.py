@@ -169,6 +169,13 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "TRANSCRIBE_COMMAND",
+        "",
+        "A locally installed speech-to-text command for recall interviews, run by a worker with "
+        "the audio's path ({audio}, else appended) and printing WebVTT (docs/interview.md). "
+        "Empty: no automatic transcription; import transcripts instead.",
+    ),
+    Setting(
         "IMPORT_MAX_ROWS",
         10_000,
         "Most moments one import may add; a longer file is refused before anything is stored.",

@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import defaultdict
@@ -28,8 +29,9 @@ from typing import IO, Any, NamedTuple
 from sqlalchemy import Text, cast, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from ipr import audit, jobs, prompts, recall
+from ipr import audit, followup, jobs, prompts, recall
 from ipr import figures as figures_layer
+from ipr import interview as interview_domain
 from ipr.errors import IPRError, NotFound, ValidationError
 from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
 from ipr.exports.csv_ import iter_csv
@@ -43,6 +45,8 @@ from ipr.exports.data import (
     ExportMoment,
     ExportRecording,
     ExportStudy,
+    FollowUpRating,
+    InterviewMedia,
     Pair,
     Prompt,
     Provenance,
@@ -68,6 +72,7 @@ from ipr.exports.peers import moments as peer_moments
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
+    InterviewAudio,
     InterviewUtterance,
     Job,
     Moment,
@@ -81,6 +86,9 @@ from ipr.models import (
     User,
     VoiceNote,
     utcnow,
+)
+from ipr.models import (
+    FollowUpRating as FollowUpRow,
 )
 from ipr.motion import MotionSettings
 from ipr.storage import Storage
@@ -176,6 +184,11 @@ class _Rows:
     codings: dict[int, tuple[Coding, ...]]
     sessions: dict[int, list[tuple[int, str, str, str, str]]]
     said: dict[int, tuple[tuple[int, int | None, str], ...]] = field(default_factory=dict)
+    interviews: dict[int, dict[str, InterviewMedia]] = field(default_factory=dict)
+    """recording id → lane → its interview audio (as exported)."""
+    stops: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """moment id → its segment of the interview audio (audio_start_ms, audio_end_ms)."""
+    followups: dict[int, FollowUpRating] = field(default_factory=dict)
     answered: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
@@ -264,7 +277,96 @@ def _fetch(
         .order_by(PromptAnswer.moment_id, PromptAnswer.id)
     ):
         answered[mid][key] = value
-    return _Rows(moments, notes, voiced, stored, codings, sessions, transcripts, answered)
+    interviews, stops = _interviews(db, rec_ids, transcripts)
+    return _Rows(
+        moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops,
+        followups=followup_ratings(db, study, live, scale_keys),
+        answered=answered,
+    )  # fmt: skip
+
+
+def interview_filename(
+    dyad_code: str, session_label: str, participant_code: str, storage_name: str
+) -> str:
+    """A pseudonymous name for a participant's interview audio in exports and bundles."""
+    ext = storage_name.rpartition(".")[2]
+    parts = (dyad_code, session_label, participant_code)
+    return "_".join(safe_name(p) for p in parts) + f"_interview.{ext}"
+
+
+def _interviews(
+    db: Session, rec_ids: list[int], said: dict[int, tuple[tuple[int, int | None, str], ...]]
+) -> tuple[dict[int, dict[str, InterviewMedia]], dict[int, tuple[int, int]]]:
+    """Each recall interview's audio per recording and lane, and every stop's segment of it
+    (``ipr.interview.segments``): one statement, whatever the number of recordings."""
+    media: dict[int, dict[str, InterviewMedia]] = defaultdict(dict)
+    stops: dict[int, tuple[int, int]] = {}
+    for rec_id, role, code, label, dyad_code, events, duration, name in db.execute(
+        select(
+            RecallSession.recording_id, Participant.role, Participant.code,
+            Recording.session_label, Dyad.code, InterviewAudio.events,
+            InterviewAudio.duration_ms, InterviewAudio.storage_name,
+        )
+        .join(RecallSession, RecallSession.id == InterviewAudio.recall_session_id)
+        .join(Participant, Participant.id == RecallSession.participant_id)
+        .join(Recording, Recording.id == RecallSession.recording_id)
+        .join(Dyad, Dyad.id == Recording.dyad_id)
+        .where(RecallSession.recording_id.in_(rec_ids))
+    ):  # fmt: skip
+        events = json.loads(events) if isinstance(events, str) else (events or [])
+        segs = interview_domain.segments(events, duration)
+        for seg in segs:
+            stops[seg.moment_id] = (seg.audio_start_ms, seg.audio_end_ms)
+        media[rec_id][role] = InterviewMedia(
+            media_filename=interview_filename(dyad_code, label, code, name),
+            duration_ms=duration,
+            time_origin_ms=interview_domain.time_origin(events),
+            segments=len(segs),
+            utterances=sum(len(said.get(s.moment_id, ())) for s in segs),
+        )
+    return dict(media), stops
+
+
+def followup_ratings(
+    db: Session, study: Study, moment_ids: Any, scale_keys: set[str]
+) -> dict[int, Any]:
+    """The follow-up pass's rating of each moment (ipr.followup), beside the first one; no
+    statement at all for a study that never had a follow-up setting."""
+    if study.followup is None:
+        return {}
+    return {
+        r.moment_id: FollowUpRating(
+            ratings={k: v for k, v in (r.ratings or {}).items() if k in scale_keys},
+            comment=r.comment or "",
+            at=r.updated_at.isoformat(timespec="seconds") + "Z",
+        )
+        for r in db.scalars(select(FollowUpRow).where(FollowUpRow.moment_id.in_(moment_ids)))
+    }
+
+
+def followup_scales(study: Study, found: dict[int, Any]) -> tuple[str, ...] | None:
+    """The re-rated scales' keys when the study has a follow-up pass on, or the export holds
+    follow-up ratings from one that was turned off; None otherwise (no follow-up columns)."""
+    if not followup.settings(study).enabled and not found:
+        return None
+    return tuple(s.key for s in followup.scales(study))
+
+
+def followup_parameters(study: Study, scales: tuple[str, ...] | None) -> dict[str, Any]:
+    """The follow-up pass as the provenance names it (phase "followup", never in a figure)."""
+    if scales is None:
+        return {}
+    conf = followup.settings(study)
+    return {
+        "followup": {
+            "phase": "followup",
+            "enabled": conf.enabled,
+            "delay_days": conf.delay_days,
+            "scales": list(scales),
+            "of": "each participant's own blind moments",
+            "in_figures": False,
+        }
+    }
 
 
 def _build(
@@ -276,6 +378,7 @@ def _build(
     keys = code_keys(study)
     scale_keys = {s.key for s in study.scales}
     rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys, scale_keys)
+    fu_scales = followup_scales(study, rows.followups)
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
@@ -306,10 +409,11 @@ def _build(
         prompts=_prompts(db, study),
         exported_at=exported_at,
         provenance=Provenance(
-            parameters=figure_parameters(study),
+            parameters={**figure_parameters(study), **followup_parameters(study, fu_scales)},
             instructions=study.instructions or "",
             language=study.language or "",
         ),
+        followup_scales=fu_scales,
     )
 
 
@@ -368,6 +472,8 @@ def _recording(
                 imported_from=m.import_source or "",
                 voice_note=mid in rows.voiced,
                 interview_transcript=rows.said.get(mid, ()),
+                interview_audio_start_ms=rows.stops[mid][0] if mid in rows.stops else None,
+                interview_audio_end_ms=rows.stops[mid][1] if mid in rows.stops else None,
                 prompt_answers=rows.answered.get(mid, {}),
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
@@ -376,6 +482,7 @@ def _recording(
                 corrected_at=m.corrected_at.isoformat(timespec="seconds") + "Z"
                 if m.corrected_at
                 else None,
+                followup=rows.followups.get(mid),
             )
         )
     return ExportRecording(
@@ -390,6 +497,7 @@ def _recording(
         figures=_figures(data),
         recall=_recall_info(rec, rows),
         coder_agreement=_coders(data.get("coders")),
+        interviews=rows.interviews.get(rec.id, {}),
     )
 
 
@@ -653,6 +761,10 @@ def export(
             make = iter_csv if fmt == "csv" else iter_json
             chunks = make(data, include_text=include_text)
             result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
+        elif fmt == "bundle" and include_text and _has_interviews(data):
+            content = exporter(data, include_text=include_text)
+            path = _add_interview_audio(db, storage, data, content, tmp_dir)
+            result = ExportResult(f"{stem}.{ext}", media_type, path=path)
         elif fmt_scope == "study":
             result = ExportResult(
                 f"{stem}.{ext}", media_type, exporter(data, include_text=include_text)
@@ -674,6 +786,58 @@ def export(
         details=details,
     )  # fmt: skip
     return result
+
+
+def _has_interviews(data: ExportStudy) -> bool:
+    return any(ctx.recording.interviews for ctx in data.recordings())
+
+
+def _add_interview_audio(
+    db: Session, storage: Storage, data: ExportStudy, bundle: bytes, tmp_dir: Path | None
+) -> Path:
+    """The bundle with each participant's recall interview audio beside its recording's EAF
+    (copied from disk into a temporary file, never held in memory). Only researchers export
+    bundles; a bundle without free text carries no audio (the caller checks)."""
+    from ipr.exports.bundle import recording_folders
+
+    ids = [ctx.recording.id for ctx in data.recordings()]
+    found = {
+        (rec_id, role): (key, name)
+        for rec_id, role, key, name in db.execute(
+            select(
+                RecallSession.recording_id, Participant.role, Recording.storage_key,
+                InterviewAudio.storage_name,
+            )
+            .join(RecallSession, RecallSession.id == InterviewAudio.recall_session_id)
+            .join(Participant, Participant.id == RecallSession.participant_id)
+            .join(Recording, Recording.id == RecallSession.recording_id)
+            .where(RecallSession.recording_id.in_(ids))
+        )
+    }  # fmt: skip
+    handle, name = tempfile.mkstemp(prefix="ipr-bundle-", suffix=".zip", dir=tmp_dir)
+    os.close(handle)
+    path = Path(name)
+    try:
+        path.write_bytes(bundle)
+        with zipfile.ZipFile(path, "a") as archive:
+            for ctx, folder in recording_folders(data):
+                for lane, media in sorted(ctx.recording.interviews.items()):
+                    key, stored = found[(ctx.recording.id, lane)]
+                    info = zipfile.ZipInfo(f"{folder}/{media.media_filename}", date_time=ZIP_DATE)
+                    info.compress_type = zipfile.ZIP_STORED  # audio does not deflate
+                    info.external_attr = 0o644 << 16
+                    source = storage.interview_path(key, stored)
+                    if not source.is_file():
+                        raise ExportFailed(
+                            f"The interview audio of {ctx.dyad.code} "
+                            f"{ctx.recording.session_label} ({lane}) is missing from storage."
+                        )
+                    with source.open("rb") as src, archive.open(info, "w") as dst:
+                        shutil.copyfileobj(src, dst, 1024 * 1024)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _motion_export(

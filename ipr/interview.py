@@ -7,9 +7,9 @@ clocks: ``video_ms`` on the session video, ``audio_ms`` on the interview audio).
 the end of the audio: that is where the researcher asked about it. Transcript utterances are
 attached to the moment whose segment contains their start.
 
-The prompt sheet and its answers are ``ipr.prompts``. Not here yet (see docs/interview.md):
-the browser recorder, the follow-up pass and automatic transcription (``transcribe`` is the
-hook a local model would fill).
+The prompt sheet and its answers are ``ipr.prompts``; the follow-up pass is ``ipr.followup``.
+Automatic transcription runs a locally installed model configured as
+``IPR_TRANSCRIBE_COMMAND`` (``transcribe``, job ``interview_transcribe``); none is bundled.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from ipr import audit, jobs, mail, studies, study_texts
 from ipr.errors import Conflict, ValidationError
 from ipr.media._run import FFPROBE, RunLimits, run
+from ipr.media.errors import ProcessingError
 from ipr.models import (
     ConsentRecord,
     InterviewAudio,
@@ -46,7 +47,7 @@ from ipr.models import (
     utcnow,
 )
 
-EVENT_TYPES = ("play", "pause", "seek", "mark")
+EVENT_TYPES = ("play", "pause", "seek", "mark", "stop")  # stop: the interview recording ended
 STOP_TYPES = ("pause", "mark")
 MAX_EVENTS = 20_000
 MAX_MS = 24 * 3600 * 1000  # a day: no interview is longer
@@ -198,17 +199,30 @@ def parse_events(raw: str | None, moment_ids: set[int], duration_ms: int) -> lis
 
 def segments(events: Iterable[dict[str, Any]], duration_ms: int) -> list[Segment]:
     """Each stop's stretch of interview: from the pause or mark at a moment to the next play
-    (or the end of the audio). A mark and a pause at the same stop make one segment."""
+    or stop (or the end of the audio). A mark and a pause at the same stop make one segment."""
     out: list[Segment] = []
     open_: dict[int, int] = {}
     for ev in events:
         if ev["type"] in STOP_TYPES and ev.get("moment_id") is not None:
             open_.setdefault(ev["moment_id"], ev["audio_ms"])
-        elif ev["type"] == "play":
+        elif ev["type"] in ("play", "stop"):
             out += [Segment(m, start, ev["audio_ms"]) for m, start in open_.items()]
             open_.clear()
     out += [Segment(m, start, duration_ms) for m, start in open_.items()]
     return sorted(out, key=lambda s: (s.audio_start_ms, s.moment_id))
+
+
+def time_origin(events: Iterable[dict[str, Any]]) -> int | None:
+    """The interview-audio time at which video time 0 lies while the two clocks run together
+    as in the first stretch the interview played the video (``audio_ms - video_ms`` of the
+    first play): the constant offset a second medium gets in ELAN (``TIME_ORIGIN``). None when
+    the video never played, or that stretch began further into the video than into the audio
+    (an offset below 0, which ELAN does not take)."""
+    for ev in events:
+        if ev["type"] == "play":
+            offset = ev["audio_ms"] - ev["video_ms"]
+            return offset if offset >= 0 else None
+    return None
 
 
 def _live_moment_ids(db: Session, rs: RecallSession) -> set[int]:
@@ -300,6 +314,64 @@ def _ts_ms(text: str) -> int:
     return (int(h) * 3600 + int(m) * 60 + int(s)) * 1000 + int((frac + "000")[:3])
 
 
+def is_eaf(data: bytes, filename: str) -> bool:
+    head = data[:400].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return filename.lower().endswith(".eaf") or (
+        head.startswith(b"<?xml") and b"ANNOTATION_DOCUMENT" in data[:2000]
+    )
+
+
+def parse_eaf_transcript(data: bytes, tier: str | None = None) -> tuple[str, list[Utterance]]:
+    """(tier id, utterances) from an ELAN transcript of the interview audio: the named tier,
+    else the tier with the most non-empty annotations (the first of equals in the file).
+    Times are ELAN's (``ipr.exports.import_elan.annotation_times``: unaligned slots placed as
+    ELAN places them, the master medium's TIME_ORIGIN added), so on the interview audio when
+    the transcript's master medium is the interview audio."""
+    from ipr.exports.import_elan import annotation_times
+    from ipr.exports.imports import ImportValidationError, _eaf_tree
+
+    try:
+        root = _eaf_tree(data)
+    except ImportValidationError as exc:
+        raise InterviewProblems("The ELAN transcript could not be read.", exc.problems) from None
+    found: dict[str, list[tuple[str, str]]] = {}
+    for node in root.iter("TIER"):
+        said = []
+        for ann in node.iterfind("ANNOTATION/*"):
+            value = " ".join((ann.findtext("ANNOTATION_VALUE") or "").split())
+            if value:
+                said.append((ann.get("ANNOTATION_ID", ""), value))
+        found.setdefault(node.get("TIER_ID", ""), said)
+    if tier is not None and tier not in found:
+        names = ", ".join(repr(n) for n in found) or "none"
+        raise InterviewProblems(
+            f"The ELAN file has no tier {tier!r}.", [f"tier: not one of {names}"]
+        )
+    if tier is None:
+        if not any(found.values()):
+            raise InterviewProblems("The ELAN transcript has no utterances.", ["file"])
+        tier = max(found, key=lambda name: len(found[name]))  # max keeps the first of equals
+    times = annotation_times(root)
+    out: list[Utterance] = []
+    problems = []
+    for ann_id, value in found[tier]:
+        if ann_id not in times:
+            problems.append(f"annotation {ann_id}: its time cannot be resolved")
+            continue
+        start, end = times[ann_id]
+        if not (_int_ms(start) and _int_ms(end)):
+            problems.append(f"annotation {ann_id}: time {start}–{end} ms is out of range")
+            continue
+        out.append(Utterance(start, end, value))
+    if len(out) > MAX_TRANSCRIPT_LINES:
+        problems.append(f"more than {MAX_TRANSCRIPT_LINES} annotations")
+    if problems or not out:
+        raise InterviewProblems(
+            f"The tier {tier!r} has problems.", problems or [f"tier {tier!r}: no utterances"]
+        )
+    return tier, sorted(out, key=lambda u: (u.start_ms, u.end_ms or 0))
+
+
 def parse_transcript(data: bytes, filename: str) -> tuple[str, list[Utterance]]:
     """(format, utterances) from WebVTT, SRT or ``[hh:mm:ss] text`` lines."""
     try:
@@ -379,12 +451,36 @@ def import_transcript(
     user: User,
     *,
     ip: str | None = None,
+    tier: str | None = None,
 ) -> dict[str, Any]:
-    """Replace the session's transcript; each utterance goes to the stop it was said at."""
+    """Replace the session's transcript; each utterance goes to the stop it was said at.
+    An ELAN file gives the utterances of ``tier``, else of its tier with most annotations."""
     audio = get_audio(db, rs)
     if audio is None:
         raise Conflict("Attach the interview audio first: the transcript is aligned by it.")
-    fmt, utterances = parse_transcript(data, filename)
+    chosen = None
+    if is_eaf(data, filename):
+        fmt = "eaf"
+        chosen, utterances = parse_eaf_transcript(data, tier or None)
+    else:
+        fmt, utterances = parse_transcript(data, filename)
+    out = store_transcript(db, rs, audio, fmt, utterances, user=user, ip=ip)
+    return {"format": fmt, **({"tier": chosen} if chosen is not None else {}), **out}
+
+
+def store_transcript(
+    db: Session,
+    rs: RecallSession,
+    audio: InterviewAudio,
+    fmt: str,
+    utterances: list[Utterance],
+    *,
+    user: User | None = None,
+    actor: str | None = None,
+    ip: str | None = None,
+) -> dict[str, Any]:
+    """Replace the session's utterances with ``utterances``, each attached to its stop;
+    audited and committed. Returns what went where."""
     segs = segments(audio.events, audio.duration_ms)
     db.query(InterviewUtterance).filter(InterviewUtterance.recall_session_id == rs.id).delete()
     attached: dict[int, int] = {}
@@ -399,14 +495,13 @@ def import_transcript(
             )
         )  # fmt: skip
     audit.record(
-        db, "interview_transcript_imported", user=user, study_id=rs.study_id,
+        db, "interview_transcript_imported", user=user, actor=actor, study_id=rs.study_id,
         obj=("recall_session", rs.id), ip=ip,
         details={"format": fmt, "utterances": len(utterances),
                  "attached": sum(attached.values())},
     )  # fmt: skip
     db.commit()
     return {
-        "format": fmt,
         "utterances": len(utterances),
         "attached": {str(k): v for k, v in sorted(attached.items())},
         "unattached": len(utterances) - sum(attached.values()),
@@ -427,10 +522,123 @@ def transcripts(db: Session, moment_ids: Any) -> dict[int, list[dict[str, Any]]]
     return out
 
 
-def transcribe(path: Path) -> list[Utterance]:
-    """The hook for automatic transcription by a locally installed model: none is bundled
-    (the project fetches no model weights), so this says so."""
-    raise Conflict("No transcription model is installed; import a transcript instead.")
+TRANSCRIBE_LIMITS = RunLimits(
+    timeout_s=6 * 3600.0, cpu_s=24 * 3600, address_space_bytes=64 * 1024**3,
+    file_size_bytes=1024**3,
+)  # fmt: skip
+"""A local speech model is slow and large: hours of CPU and tens of GiB of address space."""
+
+
+class NoTranscriber(Conflict):
+    """No transcription command is configured (``IPR_TRANSCRIBE_COMMAND``)."""
+
+    code = "no_transcriber"
+
+
+class TranscriptionFailed(ValidationError):
+    """The configured transcription command failed or printed no readable transcript."""
+
+    code = "transcription_failed"
+
+
+def transcribe_args(command: str, path: Path) -> list[str]:
+    """The argument list for ``command`` (a shell-like line, split with shlex, never run by a
+    shell): ``{audio}`` is replaced by the audio's path, else the path is added at the end."""
+    import shlex
+
+    words = shlex.split(command)
+    if not words:
+        raise NoTranscriber("IPR_TRANSCRIBE_COMMAND is empty.")
+    if any("{audio}" in w for w in words):
+        return [w.replace("{audio}", str(path)) for w in words]
+    return [*words, str(path)]
+
+
+def transcribe(path: Path, command: str | None) -> tuple[str, list[Utterance]]:
+    """The hook for automatic transcription by a locally installed model (none is bundled:
+    the project fetches no model weights). ``command`` (``IPR_TRANSCRIBE_COMMAND``) is run
+    with the interview audio's path and must print the transcript on standard output as
+    WebVTT (or SRT, or ``[hh:mm:ss] text`` lines), times on that audio: typically a small
+    script around faster-whisper or whisper.cpp with local weights (docs/interview.md).
+    Returns (format, utterances)."""
+    if not command or not command.strip():
+        raise NoTranscriber(
+            "No transcription model is configured (IPR_TRANSCRIBE_COMMAND); "
+            "import a transcript instead."
+        )
+    args = transcribe_args(command, path)
+    try:
+        done = run(args, TRANSCRIBE_LIMITS)
+    except OSError as exc:  # not installed, not executable
+        raise TranscriptionFailed(
+            f"The transcription command {args[0]!r} cannot run: {exc}"
+        ) from None
+    except ProcessingError:
+        raise TranscriptionFailed(
+            f"The transcription command ran longer than {TRANSCRIBE_LIMITS.timeout_s / 3600:.0f}"
+            " hours and was stopped."
+        ) from None
+    if done.returncode != 0:
+        tail = (done.stderr or "").strip().splitlines()[-3:]
+        raise TranscriptionFailed(
+            f"The transcription command failed (exit {done.returncode}): {' '.join(tail)}"
+        )
+    out = done.stdout or b""
+    text = out.decode("utf-8", "replace").lstrip("\ufeff").lstrip()
+    name = "transcript.vtt" if text.startswith("WEBVTT") else (
+        "transcript.srt" if "-->" in text else "transcript.txt"
+    )  # fmt: skip
+    try:
+        return parse_transcript(out, name)
+    except InterviewProblems as exc:
+        raise TranscriptionFailed(
+            f"The transcription command printed no readable transcript: {exc.message} "
+            + "; ".join(exc.problems[:3])
+        ) from None
+
+
+def queue_transcription(
+    db: Session, huey: Any, rs: RecallSession, user: User, *, command: str | None,
+    ip: str | None = None,
+) -> Any:  # fmt: skip
+    """Queue the ``interview_transcribe`` job for a session's interview audio (editor)."""
+    if not command or not command.strip():
+        raise NoTranscriber(
+            "No transcription model is configured (IPR_TRANSCRIBE_COMMAND); "
+            "import a transcript instead."
+        )
+    if get_audio(db, rs) is None:
+        raise Conflict("Attach the interview audio first: it is what gets transcribed.")
+    audit.record(
+        db, "interview_transcription_requested", user=user, study_id=rs.study_id,
+        obj=("recall_session", rs.id), ip=ip,
+    )  # fmt: skip
+    return jobs.enqueue(
+        db, huey, "interview_transcribe", study_id=rs.study_id,
+        recording_id=rs.recording_id, params={"recall_session_id": rs.id},
+    )  # fmt: skip
+
+
+@jobs.handler("interview_transcribe")
+def transcribe_job(ctx: jobs.Context) -> None:
+    """Run the configured local model on the session's interview audio and attach what it
+    heard to the stops, as an imported transcript would be (replacing the previous one)."""
+    from ipr.storage import Storage
+
+    rs = ctx.db.get(RecallSession, (ctx.job.params or {}).get("recall_session_id"))
+    if rs is None:
+        raise jobs.JobFailed("The recall session no longer exists.")
+    audio = get_audio(ctx.db, rs)
+    if audio is None:
+        raise jobs.JobFailed("The recall session has no interview audio any more.")
+    path = audio_path(Storage(ctx.config["RECORDINGS_DIR"]), rs, audio)
+    ctx.report("Transcribing the interview", 0.1)
+    try:
+        fmt, utterances = transcribe(path, ctx.config.get("TRANSCRIBE_COMMAND"))
+    except (NoTranscriber, TranscriptionFailed) as exc:
+        raise jobs.JobFailed(exc.message) from None
+    ctx.report("Attaching the utterances to the stops", 0.9)
+    store_transcript(ctx.db, rs, audio, f"model:{fmt}", utterances, actor="worker")
 
 
 # --- distress ----------------------------------------------------------------------------------

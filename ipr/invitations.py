@@ -16,11 +16,11 @@ from huey import Huey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ipr import audit, jobs, mail, recall, study_texts
+from ipr import audit, followup, jobs, mail, recall, study_texts
 from ipr.errors import ValidationError
 from ipr.models import Job, RecallSession, Recording, User
 
-KINDS = ("invitation", "reminder")
+KINDS = ("invitation", "reminder", "followup")  # followup: the follow-up pass (ipr.followup)
 EMAIL_RE = re.compile(r"^[^@\s<>,;]{1,64}@[^@\s<>,;]{1,255}\.[^@\s<>,;]{2,63}$")
 
 
@@ -77,7 +77,7 @@ def queue_email(
         raise ValidationError("Choose an invitation or a reminder.", field="kind")
     if rs.mode != "self":
         raise ValidationError("A researcher-led session has no link to send.")
-    if rs.status == "submitted":
+    if rs.status == "submitted" and kind != "followup":
         raise ValidationError("This participant has finished; reopen the recall first.")
     to = check_address(to)
     audit.record(
@@ -131,7 +131,10 @@ def send_invitation(ctx: jobs.Context) -> None:
     token = recall.issue_link(ctx.db, rs, user, days=ctx.config["INVITATION_DAYS"])
     study = rs.recording.dyad.study
     lang = study_texts.participant_language(study, rs.participant)
-    subject, body = study_texts.message(study, kind, lang, link_url(base, token))
+    if kind == "followup":
+        subject, body = followup.message(study, lang, link_url(base, token))
+    else:
+        subject, body = study_texts.message(study, kind, lang, link_url(base, token))
     ctx.report("Sending the e-mail", 0.5)
     mail.send(server, mail.build(ctx.config["SMTP_FROM"], params["to"], subject, body))
     audit.record(

@@ -171,6 +171,9 @@ class Study(Base):
     texts: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     # ipr.motion.MotionSettings as stored, plus "regions" (the default drawn regions)
     motion_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the follow-up pass (ipr.followup.Settings as stored): {"enabled", "delay_days",
+    # "scales": [key] or null for every scale, "instructions": {lang: text}}
+    followup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # the interviewer's prompt sheet (ipr.prompts); None: the Brief Structured Recall defaults
     prompt_sheet: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -595,6 +598,42 @@ class ConsentRecord(Base):
     consented_on: Mapped[dt.date] = mapped_column(Date)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FollowUp(Base):
+    """A participant's follow-up pass over their own blind moments, due some days after they
+    finished their recall (``ipr.followup``): one per recall session."""
+
+    __tablename__ = "followups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    recall_session_id: Mapped[int] = mapped_column(
+        ForeignKey("recall_sessions.id", ondelete="CASCADE"), unique=True
+    )
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    opened_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # first seen by them
+    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FollowUpRating(Base):
+    """The follow-up ratings and comment on one blind moment: a third phase kept beside the
+    moment, never a moment itself, so no figure, lane or count can pick it up."""
+
+    __tablename__ = "followup_ratings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    followup_id: Mapped[int] = mapped_column(
+        ForeignKey("followups.id", ondelete="CASCADE"), index=True
+    )
+    moment_id: Mapped[int] = mapped_column(
+        ForeignKey("moments.id", ondelete="CASCADE"), unique=True
+    )
+    ratings: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class PromptAnswer(Base):

@@ -613,6 +613,9 @@ def finish(db: Session, rs: RecallSession, *, actor: str) -> None:
             db, "recall_submitted", actor=actor, study_id=rs.study_id,
             obj=("recall_session", rs.id),
         )  # fmt: skip
+        from ipr import followup  # the follow-up reads recall sessions; it imports no recall
+
+        followup.schedule_on_finish(db, rs, db.get(Study, rs.study_id))
         db.commit()
 
 

@@ -545,6 +545,9 @@ def erase_participant_data(
         ).all()
         for note in notes:
             storage.voice_path(rs.recording.storage_key, note.storage_name).unlink(missing_ok=True)
+        from ipr import interview_takes  # late: it imports ipr.interview, which imports us
+
+        interview_takes.remove_session_files(db, storage, rs)  # interview audio and takes
         db.delete(rs)
     audit.record(
         db, "participant_data_erased", user=user, study_id=participant.study_id,

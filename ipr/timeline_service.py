@@ -144,7 +144,7 @@ class Timeline:
         return self.stored is None or self.stored.pending
 
     def to_dict(self) -> dict[str, Any]:
-        """The API's shape (documented in the OpenAPI description, timeline_paths())."""
+        """The API's shape (its schema: ipr.web.schemas.TimelineSchema)."""
 
         def lane(items: list[LaneMoment]) -> list[dict[str, Any]]:
             cut = TEXT_PREVIEW_CHARS if len(items) > LANE_FULL_TEXT else None

@@ -111,6 +111,7 @@ def test_recording_csv_has_the_exact_rows_pairs_and_an_audit_event(setup, db, ow
         "voice_note": "0", "imported_from": "",
         "matched_moment_id": str(m["c1"]), "lag_ms": "400", "clip": "",
         "phase": "blind", "responds_to_id": "", "corrected_at": "",
+        "interview_audio_start_ms": "", "interview_audio_end_ms": "", "interview_transcript": "",
     }  # fmt: skip
     assert rows[2]["end_ms"] == "4500" and rows[2]["peaks_ms"] == "4000"
     assert rows[2]["matched_moment_id"] == "" and rows[2]["text"] == "stuck\nfor a while"

@@ -160,7 +160,7 @@ def test_uploads_are_validated_strictly(app, env, db, interview_wav) -> None:
     resp = upload(env, interview_wav, bad)
     assert resp.status_code == 422
     assert resp.json["error"]["problems"] == [
-        "events[0]: type must be one of play, pause, seek, mark",
+        "events[0]: type must be one of play, pause, seek, mark, stop",
         "events[1]: moment_id 999999 is no moment of this session",
         "events[2]: video_ms must be a whole number of ms ≥ 0",
         "events[2]: audio_ms goes back in time (2000 < 3000)",

@@ -272,7 +272,11 @@ RESEARCHER_ONLY = {
     "api_interview.import_transcript",
     "api_prompts.get_answers",
     "api_prompts.put_answers",
-}
+    "api_transcripts.transcribe",
+    *(f"api_interview_chunks.{view}" for view in (
+        "start_take", "list_takes", "take_status", "append_chunk", "put_events", "finish_take",
+        "discard_take")),
+}  # fmt: skip
 
 
 def test_participant_token_opens_no_other_object(app, db, recall_env, make_user) -> None:
@@ -288,6 +292,7 @@ def test_participant_token_opens_no_other_object(app, db, recall_env, make_user)
         "moment_id": their_moment["id"],
         "index": 1,
         "token": "not-a-token",
+        "take": "a" * 32,
     }
     tried = 0
     for rule in app.url_map.iter_rules():

@@ -160,6 +160,16 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("recall.stop", "POST"): ("participant", True),
     ("recall.media", "GET"): ("participant", False),
     ("recall.clip_thumb", "GET"): ("participant", False),
+    # the follow-up pass: the same door as the recall page (tests/test_followup.py walks it
+    # again with the follow-up due)
+    ("followup.page", "GET"): ("participant", False),
+    ("followup.ratings", "GET"): ("participant", False),
+    ("followup.save", "PUT"): ("participant", False),
+    ("followup.finish", "POST"): ("participant", True),
+    ("followup_admin.open_now", "POST"): ("editor", False),
+    ("followup_admin.reschedule", "POST"): ("editor", False),
+    ("followup_admin.email", "POST"): ("editor", False),
+    ("followup_admin.save_settings", "POST"): ("editor", False),
     ("api.recall_moments", "GET"): ("recall-api", False),
     ("api.recall_create_moment", "POST"): ("recall-api", False),
     ("api.recall_update_moment", "PATCH"): ("recall-api", False),
@@ -168,9 +178,9 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("exports.study_export", "GET"): ("read", False),
     ("exports.dyad_export", "GET"): ("read", False),
     ("exports.recording_export", "GET"): ("read", False),
-    ("exports.api_study_export", "GET"): ("read", False),
-    ("exports.api_dyad_export", "GET"): ("read", False),
-    ("exports.api_recording_export", "GET"): ("read", False),
+    ("api_exports.api_study_export", "GET"): ("read", False),
+    ("api_exports.api_dyad_export", "GET"): ("read", False),
+    ("api_exports.api_recording_export", "GET"): ("read", False),
     ("exports.import_form", "GET"): ("editor", False),
     ("exports.import_post", "POST"): ("editor", False),
     ("exports.import_preview", "POST"): ("editor", False),
@@ -180,7 +190,7 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("timeline.synchrony", "GET"): ("read", False),
     ("timeline.dyad", "GET"): ("read", False),
     ("timeline.dashboard", "GET"): ("read", False),
-    ("timeline.api", "GET"): ("read", False),
+    ("api_timeline.timeline", "GET"): ("read", False),
     # participant devices (the one door), accounts, operations
     ("api.recall_device", "POST"): ("device", False),
     ("auth.second_step", "GET"): ("second-step", False),
@@ -219,6 +229,26 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("api_prompts.put_sheet", "PUT"): ("editor", False),
     ("api_prompts.get_answers", "GET"): ("read", False),
     ("api_prompts.put_answers", "PUT"): ("editor", False),  # a self-guided session: 409
+    # the interview recorder's takes (ipr/web/api_interview_chunks.py): the recall page's door
+    # (login cookie) and the API's (token); the fixture's take is planted on disk
+    ("interview_rec.start_take", "POST"): ("editor", False),  # 409: the session is self-guided
+    ("interview_rec.list_takes", "GET"): ("editor", False),
+    ("interview_rec.take_status", "GET"): ("editor", False),
+    ("interview_rec.append_chunk", "PATCH"): ("editor", False),  # no Upload-Offset: 400
+    ("interview_rec.put_events", "PUT"): ("editor", False),
+    ("interview_rec.finish_take", "POST"): ("editor", False),  # nothing recorded: 409
+    ("interview_rec.discard_take", "DELETE"): ("editor", True),
+    ("interview_rec.audio", "GET"): ("read", False),
+    ("api_interview_chunks.start_take", "POST"): ("editor", False),
+    ("api_interview_chunks.list_takes", "GET"): ("editor", False),
+    ("api_interview_chunks.take_status", "GET"): ("editor", False),
+    ("api_interview_chunks.append_chunk", "PATCH"): ("editor", False),
+    ("api_interview_chunks.put_events", "PUT"): ("editor", False),
+    ("api_interview_chunks.finish_take", "POST"): ("editor", False),
+    ("api_interview_chunks.discard_take", "DELETE"): ("editor", True),
+    # interview transcription (ipr/web/api_transcripts.py) and the study's search page
+    ("api_transcripts.transcribe", "POST"): ("editor", False),  # 409: no model configured
+    ("search.page", "GET"): ("read", False),
 }
 
 
@@ -406,6 +436,9 @@ def world(app, db, owner, owner_web, study, make_user):
     db.commit()
     storage.interview_path(rec.storage_key, "0" * 32 + ".wav").parent.mkdir()
     storage.interview_path(rec.storage_key, "0" * 32 + ".wav").write_bytes(MEDIA_DATA)
+    take_dir = storage.interview_path(rec.storage_key, "0" * 32 + ".wav").parent
+    (take_dir / f"take-{this['id']}-{'a' * 32}.part").write_bytes(b"")
+    (take_dir / f"take-{this['id']}-{'a' * 32}.json").write_text('{"status": "recording"}')
     p_this = Web(app)
     path = re.sub(r"^https?://[^/]+", "", this["url"])
     assert p_this.get(path).status_code == 303
@@ -457,7 +490,7 @@ def world(app, db, owner, owner_web, study, make_user):
         "filename": "css/app.css", "token": "not-a-real-link-token",
         "upload_id": upload.headers["Location"].rsplit("/", 1)[1],
         "code_id": study.codes[0].id, "scale_id": study.scales[0].id,
-        "membership_id": owner_membership, "token_id": spare_token, "job_id": 1,
+        "membership_id": owner_membership, "token_id": spare_token, "job_id": 1, "take": "a" * 32,
     }  # fmt: skip
     return {"identities": identities, "ids": ids, "rec_id": rec.id, "study_id": study.id}
 

@@ -16,7 +16,7 @@ from importlib import resources
 from ipr.exports import provenance
 from ipr.exports.csv_ import to_csv
 from ipr.exports.data import ExportStudy, RecordingContext, safe_name
-from ipr.exports.eaf import POINT_MS, to_eaf
+from ipr.exports.eaf import POINT_MS, to_eaf, to_interview_eaf
 from ipr.exports.figure import to_png, to_svg
 from ipr.exports.json_ import SCHEMA_VERSION, to_json
 from ipr.exports.table import columns
@@ -71,6 +71,17 @@ def readme(data: ExportStudy, *, include_text: bool = True) -> str:
     ]
     for ext, _, what in RECORDING_FILES:
         lines.append(f"| `recordings/<dyad>/<session>/<dyad>_<session>{ext}` | {what} |")
+    if include_text and any(ctx.recording.interviews for ctx in data.recordings()):
+        lines.append(
+            "| `recordings/<dyad>/<session>/<dyad>_<session>_<participant>_interview.<ext>` | "
+            "A participant's recall interview audio (researcher-led sessions); the EAF links it "
+            "as a second medium. Times on it are `interview_audio_start_ms` / `_end_ms`. |"
+        )
+        lines.append(
+            "| `recordings/<dyad>/<session>/<dyad>_<session>_<participant>_interview.eaf` | "
+            "The interview on its own time axis: the audio as ELAN's master medium, a `stops` "
+            "tier (each stop's stretch of conversation) and a `transcript` tier. |"
+        )
     lines += [
         "",
         f"In the EAF a point moment is an annotation {POINT_MS} ms long; in the captions a point",
@@ -170,4 +181,8 @@ def to_bundle(data: ExportStudy, *, include_text: bool = True, figures: bool = T
                     content = None
                 if content is not None:
                     _entry(archive, f"{folder}/{stem}{ext}", content)
+            if include_text:  # the audio it plays is added beside it (ipr.dataset.export)
+                for lane, media in sorted(ctx.recording.interviews.items()):
+                    name = media.media_filename.rsplit(".", 1)[0] + ".eaf"
+                    _entry(archive, f"{folder}/{name}", to_interview_eaf(ctx, lane))
     return buffer.getvalue()

@@ -103,6 +103,16 @@ class Coding:
 
 
 @dataclass(frozen=True)
+class FollowUpRating:
+    """A follow-up pass's ratings and comment on one moment (phase "followup"), kept beside
+    the moment's first ratings and never counted in a figure."""
+
+    ratings: Mapping[str, int] = field(default_factory=dict)
+    comment: str = ""
+    at: str = ""  # ISO 8601 UTC of the last change
+
+
+@dataclass(frozen=True)
 class ExportMoment:
     """One participant's recalled moment: a point (`end_ms` None) or a span with optional peaks."""
 
@@ -131,6 +141,12 @@ class ExportMoment:
     corrected_at: str | None = None  # ISO 8601 UTC: a researcher's correction after the reveal
     interview_transcript: tuple[tuple[int, int | None, str], ...] = ()
     """(start_ms, end_ms, text) on the interview audio: what was said at this stop."""
+    interview_audio_start_ms: int | None = None
+    interview_audio_end_ms: int | None = None
+    """This stop's segment of the recall interview audio (ms on the interview audio: from the
+    pause or mark at the moment to the next play); None without an interview or a stop."""
+    followup: FollowUpRating | None = None
+    """The participant's follow-up rating of this (blind) moment, the third phase; None: none."""
     prompt_answers: Mapping[str, str] = field(default_factory=dict)
     """The participant's answer to each prompt asked at this stop (prompt key -> value: the
     text, the rating's number or the choice's value)."""
@@ -168,6 +184,27 @@ class ExportMoment:
 
 
 @dataclass(frozen=True)
+class InterviewMedia:
+    """One lane's recall interview audio, linked from the exports (never its server path)."""
+
+    media_filename: str
+    duration_ms: int
+    time_origin_ms: int | None = None
+    """Interview-audio time at which the session video's time 0 would play when the two clocks
+    run together as in the first stretch the interview played the video (audio_ms - video_ms
+    of the first play); None when that stretch began further into the video than the audio
+    (ELAN takes no negative offset) or the video was never played."""
+    segments: int = 0
+    utterances: int = 0
+
+    def __post_init__(self) -> None:
+        if _PATH_SEPARATORS.search(self.media_filename):
+            raise ExportDataError(
+                f"interview media {self.media_filename!r} must be a bare file name, not a path"
+            )
+
+
+@dataclass(frozen=True)
 class Pair:
     """A therapist moment matched with a client moment; lag = client t_ms − therapist t_ms."""
 
@@ -193,6 +230,8 @@ class ExportRecording:
     """Per lane: participant_code, mode (self | researcher), status, imported moments."""
     coder_agreement: Mapping[str, object] = field(default_factory=dict)
     """`ipr.coders.coder_agreement` of this recording (empty when nobody coded it)."""
+    interviews: Mapping[str, InterviewMedia] = field(default_factory=dict)
+    """Per lane: the recall interview's audio (researcher-led sessions that attached one)."""
 
     def __post_init__(self) -> None:
         where = f"recording {self.id}"
@@ -212,6 +251,7 @@ class ExportRecording:
         object.__setattr__(self, "figures", _frozen_map(self.figures))
         object.__setattr__(self, "recall", _frozen_map(self.recall))
         object.__setattr__(self, "coder_agreement", _frozen_map(self.coder_agreement))
+        object.__setattr__(self, "interviews", _frozen_map(self.interviews))
 
     def sorted_moments(self) -> list[ExportMoment]:
         """Moments in the order every export lists them: time, then therapist first, then id."""
@@ -285,6 +325,9 @@ class ExportStudy:
     dyads: tuple[ExportDyad, ...] = ()
     exported_at: datetime = DEFAULT_EXPORTED_AT
     provenance: Provenance = field(default_factory=Provenance)
+    followup_scales: tuple[str, ...] | None = None
+    """The scale keys re-rated in the study's follow-up pass; None: the study has none (the
+    exports then carry no follow-up columns or keys)."""
     prompts: tuple[Prompt, ...] = ()
     """The interviewer's prompts, when the study has prompt answers (a column each)."""
 

@@ -44,6 +44,12 @@ RESEARCHER_CODES_SUFFIX = " researcher codes"
 RESEARCHER_NOTE_SUFFIX = " researcher note"
 CODER_SEPARATOR = ": "
 """Per-coder tiers are `<lane> researcher codes: <coder>` (ANNOTATOR = the coder)."""
+INTERVIEW_SUFFIX = " interview"
+"""`<lane> interview`: each stop's stretch of the recall interview audio (interview-audio
+times; a symbolic association, since on the video's axis a stop is the one instant the video
+stood still at)."""
+TRANSCRIPT_SUFFIX = " interview transcript"
+"""`<lane> interview transcript`: the utterances said at the stop, `[HH:MM:SS.mmm] text`."""
 RESPONSES_SUFFIX = " responses"
 ANSWERS_SUFFIX = " answers"
 CODEBOOK_CV = "codebook"
@@ -63,6 +69,8 @@ _MIME_TYPES = {
     "wav": "audio/x-wav",
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
 }
 
 _CONSTRAINTS = {
@@ -179,6 +187,14 @@ def _lane_tiers(
             else None
         )
         layers.append((coder, r_codes, r_note))
+    interviewed = (role or lane) in ctx.recording.interviews
+    stretch = said = None
+    if interviewed:
+        stretch = builder.tier(lane + INTERVIEW_SUFFIX, "note", PARENT_REF=lane, PARTICIPANT=code)
+        if text:
+            said = builder.tier(
+                lane + TRANSCRIPT_SUFFIX, "utterance", PARENT_REF=lane, PARTICIPANT=code
+            )
     for moment in moments:
         ann_id = f"m{moment.id}"
         end = moment.end_ms if moment.end_ms is not None else moment.t_ms
@@ -213,6 +229,19 @@ def _lane_tiers(
             _refs(r_codes, ann_id, prefix, rcv)
             if r_note is not None and coding.note:
                 _refs(r_note, ann_id, "n" if k == 0 else f"n{k}_", [(coding.note, "")])
+        if stretch is not None and moment.interview_audio_start_ms is not None:
+            value = interview_value(moment)
+            _refs(stretch, ann_id, "i", [(value, "")])
+        if said is not None:
+            lines = [(f"[{format_timecode(t)}] {words}", "") for t, _, words in
+                     moment.interview_transcript]  # fmt: skip
+            _refs(said, ann_id, "u", lines)
+
+
+def interview_value(moment: ExportMoment) -> str:
+    """`interview 00:00:02.000–00:00:04.000`: the stop's stretch on the interview audio."""
+    start, end = moment.interview_audio_start_ms, moment.interview_audio_end_ms
+    return f"interview {format_timecode(start or 0)}–{format_timecode(end or 0)}"
 
 
 def _coding(moment: ExportMoment, coder: str) -> Coding:
@@ -294,6 +323,20 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         MIME_TYPE=mime_type(recording.media_filename),
         RELATIVE_MEDIA_URL=url,
     )
+    # Each participant's recall interview audio as a further medium (ELAN plays every linked
+    # medium on the document's one time axis, shifted by its TIME_ORIGIN; see
+    # provenance "interview_time_origin" for what that offset can and cannot align).
+    for lane in LANES:
+        media = recording.interviews.get(lane)
+        if media is None or not include_text:
+            continue  # the conversation is free speech: left out with the free text
+        link = "./" + quote(media.media_filename)
+        node = etree.SubElement(
+            header, "MEDIA_DESCRIPTOR", MEDIA_URL=link, MIME_TYPE=mime_type(media.media_filename),
+            RELATIVE_MEDIA_URL=link,
+        )  # fmt: skip
+        if media.time_origin_ms is not None:
+            node.set("TIME_ORIGIN", str(media.time_origin_ms))
     for name, value in (
         ("study", study.name),
         ("dyad", ctx.dyad.code),
@@ -345,6 +388,7 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         ("rating", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
         ("peak", {"CONSTRAINTS": "Included_In", "TIME_ALIGNABLE": "true"}),
         ("note", {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"}),
+        ("utterance", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
     ):
         etree.SubElement(
             root,
@@ -375,5 +419,118 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
             LANG_REF=LANGUAGE,
         )
         value.text = xml_text(code.key)
+    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+STOPS_TIER = "stops"
+TRANSCRIPT_TIER = "transcript"
+
+
+def _spans_layers(items: list[tuple[int, int, str, str]]) -> list[list[tuple[int, int, str, str]]]:
+    """(start, end, id, value) onto layers without overlap (ELAN's rule for a time-aligned
+    tier), each item on the first layer where it fits; touching ends do not clash."""
+    out: list[list[tuple[int, int, str, str]]] = []
+    ends: list[int] = []
+    for item in sorted(items):
+        for n, last in enumerate(ends):
+            if item[0] >= last:
+                out[n].append(item)
+                ends[n] = item[1]
+                break
+        else:
+            out.append([item])
+            ends.append(item[1])
+    return out or [[]]
+
+
+def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = True) -> bytes:
+    """One participant's recall interview as an EAF 3.0 document on the interview audio's own
+    time axis: the audio is the master medium, so ELAN plays each stop's stretch of the
+    conversation where its annotation lies.
+
+    - `stops`: one annotation per stop, its stretch of the interview audio (from the pause or
+      mark to the next play), value `m<id> · <lane> HH:MM:SS.mmm (video) · <moment text>`;
+    - `transcript`: the utterances attached to the stops, at their own times (absent without
+      free text). An utterance without an end lasts to its stop's end.
+
+    Overlaps (two stops logged at one pause; overlapping cues) go to `stops 2`, `transcript 2`,
+    … The session video is not linked: while the conversation runs the video stands still, so
+    no constant offset aligns it; each stop names its video time instead."""
+    study, recording = ctx.study, ctx.recording
+    media = recording.interviews[lane]
+    code = ctx.lane_code(lane)
+    root = etree.Element(
+        "ANNOTATION_DOCUMENT",
+        nsmap={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
+        AUTHOR="IPR annotator",
+        DATE=study.exported_at.isoformat(timespec="seconds"),
+        FORMAT="3.0",
+        VERSION="3.0",
+    )
+    root.set(
+        "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation",
+        "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
+    )
+    header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
+    url = "./" + quote(media.media_filename)
+    etree.SubElement(
+        header, "MEDIA_DESCRIPTOR", MEDIA_URL=url, MIME_TYPE=mime_type(media.media_filename),
+        RELATIVE_MEDIA_URL=url,
+    )  # fmt: skip
+    for name, value in (
+        ("study", study.name),
+        ("dyad", ctx.dyad.code),
+        ("session", recording.session_label),
+        ("participant", code),
+        ("time axis", "the recall interview audio (ms); video times are in the stop values"),
+        *((PROVENANCE_PREFIX + k, v) for k, v in provenance.rows(study, recording_id=recording.id)),
+    ):
+        etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
+
+    stops, said = [], []
+    for m in recording.sorted_moments():
+        if m.lane != lane or m.interview_audio_start_ms is None:
+            continue
+        start = m.interview_audio_start_ms
+        end = max(m.interview_audio_end_ms or start, start + POINT_MS)
+        value = f"m{m.id} · {lane} {format_timecode(m.t_ms)}"
+        if include_text and m.text:
+            value += f" · {m.text}"
+        stops.append((start, end, f"s{m.id}", value))
+        for k, (u_start, u_end, words) in enumerate(m.interview_transcript, start=1):
+            stop = max(u_end if u_end is not None else end, u_start + POINT_MS)
+            said.append((u_start, stop, f"s{m.id}u{k}", words))
+    builder = _Builder()
+    groups = [(STOPS_TIER, stops)] + ([(TRANSCRIPT_TIER, said)] if include_text else [])
+    for name, items in groups:
+        for n, layer in enumerate(_spans_layers(items), start=1):
+            tier = builder.tier(layer_name(name, n), "interview", PARTICIPANT=code)
+            for start, end, ann_id, value in layer:
+                _alignable(tier, ann_id, builder.slot(start), builder.slot(end), value)
+    order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])
+    number = {index: n for n, index in enumerate(order, start=1)}
+    time_order = etree.SubElement(root, "TIME_ORDER")
+    for index in order:
+        etree.SubElement(
+            time_order, "TIME_SLOT", TIME_SLOT_ID=f"ts{number[index]}",
+            TIME_VALUE=str(builder.slots[index][0]),
+        )  # fmt: skip
+    for tier in builder.tiers:
+        for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
+            for attr in ("TIME_SLOT_REF1", "TIME_SLOT_REF2"):
+                node.set(attr, f"ts{number[int(node.get(attr)[1:])]}")
+        root.append(tier)
+    etree.SubElement(
+        root, "LINGUISTIC_TYPE", GRAPHIC_REFERENCES="false", LINGUISTIC_TYPE_ID="interview",
+        TIME_ALIGNABLE="true",
+    )  # fmt: skip
+    etree.SubElement(
+        root,
+        "LANGUAGE",
+        LANG_DEF="http://cdb.iso.org/lg/CDB-00130975-001",
+        LANG_ID=LANGUAGE,
+        LANG_LABEL="undetermined (und)",
+    )
     body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

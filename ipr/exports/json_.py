@@ -32,7 +32,22 @@ def _number(value: float) -> float | int | None:
     return value
 
 
-def _moment(moment: ExportMoment, include_text: bool, kinds: dict[str, str]) -> dict:
+def _followup(moment: ExportMoment, include_text: bool) -> dict | None:
+    fu = moment.followup
+    if fu is None:
+        return None
+    return {
+        "phase": "followup",
+        "ratings": dict(sorted(fu.ratings.items())),
+        "comment": fu.comment if include_text else None,
+        "at": fu.at,
+    }
+
+
+def _moment(
+    moment: ExportMoment, include_text: bool, kinds: dict[str, str], followup: bool = False
+) -> dict:
+    extra = {"followup": _followup(moment, include_text)} if followup else {}
     return {
         "id": moment.id,
         "lane": moment.lane,
@@ -64,6 +79,9 @@ def _moment(moment: ExportMoment, include_text: bool, kinds: dict[str, str]) -> 
             {"start_ms": start, "end_ms": end, "text": said if include_text else None}
             for start, end, said in moment.interview_transcript
         ],
+        "interview_audio_start_ms": moment.interview_audio_start_ms,
+        "interview_audio_end_ms": moment.interview_audio_end_ms,
+        **extra,
         **_answers(moment, kinds, include_text),
     }
 
@@ -83,7 +101,9 @@ def _answers(moment: ExportMoment, kinds: dict[str, str], include_text: bool) ->
     return {"prompt_answers": out}
 
 
-def _recording(recording: ExportRecording, include_text: bool, kinds: dict[str, str]) -> dict:
+def _recording(
+    recording: ExportRecording, include_text: bool, kinds: dict[str, str], followup: bool = False
+) -> dict:
     return {
         "id": recording.id,
         "session_label": recording.session_label,
@@ -93,7 +113,7 @@ def _recording(recording: ExportRecording, include_text: bool, kinds: dict[str, 
         "clips": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in recording.clips
         ],
-        "moments": [_moment(m, include_text, kinds) for m in recording.sorted_moments()],
+        "moments": [_moment(m, include_text, kinds, followup) for m in recording.sorted_moments()],
         "pairs": [
             {
                 "therapist_moment_id": p.therapist_moment_id,
@@ -103,15 +123,23 @@ def _recording(recording: ExportRecording, include_text: bool, kinds: dict[str, 
             for p in recording.pairs
         ],
         "figures": {k: _number(v) for k, v in sorted(recording.figures.items())},
+        "interviews": {
+            lane: {
+                "media_filename": media.media_filename,
+                "duration_ms": media.duration_ms,
+                "time_origin_ms": media.time_origin_ms,
+            }
+            for lane, media in sorted(recording.interviews.items())
+        },
     }
 
 
-def _dyad(d: ExportDyad, include_text: bool, kinds: dict[str, str]) -> dict:
+def _dyad(d: ExportDyad, include_text: bool, kinds: dict[str, str], followup: bool = False) -> dict:
     return {
         "code": d.code,
         "therapist_code": d.therapist_code,
         "client_code": d.client_code,
-        "recordings": [_recording(r, include_text, kinds) for r in d.recordings],
+        "recordings": [_recording(r, include_text, kinds, followup) for r in d.recordings],
     }
 
 
@@ -153,7 +181,10 @@ def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
                 if data.prompts
                 else {}
             ),
-            "dyads": [_dyad(d, include_text, _kinds(data)) for d in data.dyads],
+            "dyads": [
+                _dyad(d, include_text, _kinds(data), data.followup_scales is not None)
+                for d in data.dyads
+            ],
         },
     }
 
@@ -174,7 +205,8 @@ def iter_json(data: ExportStudy, *, include_text: bool = True) -> Iterator[bytes
     assert text.endswith('"dyads":[]}}')
     yield text[: -len("]}}")].encode()
     for i, dyad in enumerate(data.dyads):
-        yield (("," if i else "") + _dumps(_dyad(dyad, include_text, _kinds(data)))).encode()
+        fu = data.followup_scales is not None
+        yield (("," if i else "") + _dumps(_dyad(dyad, include_text, _kinds(data), fu))).encode()
     yield b"]}}\n"
 
 

@@ -73,6 +73,23 @@ DEFINITIONS: dict[str, str] = {
         "segment_s segments put in a new random order independently (seed), n surrogates; "
         "p_value = (1 + #{surrogate >= observed}) / (1 + n)."
     ),
+    "interview_segment": (
+        "A stop's stretch of the recall interview audio runs from the first pause or mark at "
+        "that moment (logged with both clocks: interview-audio time and video time) to the next "
+        "play, or to the end of the audio. A transcript utterance belongs to the stop whose "
+        "stretch contains its start (start inclusive, end exclusive); utterances between stops "
+        "belong to none. Times of both are ms on the interview audio, not on the video."
+    ),
+    "interview_time_origin": (
+        "The interview audio and the session video run together only while the video plays "
+        "during the interview; at a stop the video stands still and the conversation goes on. "
+        "time_origin_ms = audio_ms - video_ms of the first play event: the interview-audio time "
+        "of video time 0 in that first stretch, given to ELAN as the interview medium's "
+        "TIME_ORIGIN. Later stretches are shifted by the time spent at earlier stops, so each "
+        "stop's own stretch is given as interview-audio times (interview_audio_start_ms, "
+        "interview_audio_end_ms). null when the first play began further into the video than "
+        "into the audio (ELAN takes no negative offset) or the video never played."
+    ),
 }
 
 
@@ -88,11 +105,28 @@ def _recordings(data: ExportStudy, recording_id: int | str | None) -> list[dict[
                 "session": rec.session_label,
                 "recording_id": rec.id,
                 "duration_ms": rec.duration_ms,
-                "recall": {lane: dict(info) for lane, info in rec.recall.items()},
+                "recall": {
+                    lane: _with_interview(info, rec.interviews.get(lane))
+                    for lane, info in rec.recall.items()
+                },
                 "figures": {k: _finite(v) for k, v in sorted(rec.figures.items())},
                 "coder_agreement": dict(rec.coder_agreement),
             }
         )
+    return out
+
+
+def _with_interview(info: Mapping[str, Any], media: Any) -> dict[str, Any]:
+    """A lane's recall info, plus its interview audio when one was attached."""
+    out = dict(info)
+    if media is not None:
+        out["interview"] = {
+            "media_filename": media.media_filename,
+            "duration_ms": media.duration_ms,
+            "time_origin_ms": media.time_origin_ms,
+            "segments": media.segments,
+            "transcript_utterances": media.utterances,
+        }
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext
+from ipr.exports.data import ExportMoment, ExportStudy, RecordingContext, format_timecode
 
 LIST_SEPARATOR = ";"
 
@@ -74,12 +74,35 @@ PHASE_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+INTERVIEW_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "interview_audio_start_ms",
+        "int",
+        "Start of this stop's stretch of the recall interview audio, ms on the interview audio "
+        "(the pause or mark at the moment); empty without an interview.",
+    ),
+    Column(
+        "interview_audio_end_ms",
+        "int",
+        "End of that stretch (the next play, or the end of the audio), ms on the interview audio.",
+    ),
+    Column(
+        "interview_transcript",
+        "text",
+        "What was said at this stop: the transcript's utterances whose start falls in the "
+        "stretch, one per line as `[HH:MM:SS.mmm] text` (interview-audio time).",
+        free_text=True,
+    ),
+)
+
 RATING_PREFIX = "rating_"
 PROMPT_PREFIX = "prompt_"
+FOLLOWUP_PREFIX = "followup_rating_"
 
 
 def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
-    """The column list for a study: base columns, one `rating_<key>` per scale, the tail, and
+    """The column list for a study: base columns, one `rating_<key>` per scale, the tail, the
+    phase and interview columns, the follow-up columns when the study has a follow-up pass, and
     one `prompt_<key>` per interview prompt when the study has prompt answers."""
     ratings = [
         Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
@@ -94,8 +117,37 @@ def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
         )
         for p in study.prompts
     ]
-    every = [*BASE_COLUMNS, *ratings, *TAIL_COLUMNS, *PHASE_COLUMNS, *asked]
+    every = [
+        *BASE_COLUMNS,
+        *ratings,
+        *TAIL_COLUMNS,
+        *PHASE_COLUMNS,
+        *INTERVIEW_COLUMNS,
+        *followup_columns(study),
+        *asked,
+    ]
     return [c for c in every if include_text or not c.free_text]
+
+
+def followup_columns(study: ExportStudy) -> list[Column]:
+    """The follow-up pass's columns (phase "followup"), only for a study that has one."""
+    if study.followup_scales is None:
+        return []
+    names = {s.key: s for s in study.scales}
+    return [
+        *(
+            Column(
+                FOLLOWUP_PREFIX + key,
+                "int",
+                f"Follow-up rating on scale '{names[key].name}' ({names[key].min}–"
+                f"{names[key].max}): the participant's second rating of this blind moment.",
+            )
+            for key in study.followup_scales
+            if key in names
+        ),
+        Column("followup_comment", "text", "The participant's follow-up comment.", free_text=True),
+        Column("followup_at", "text", "When the follow-up rating was last saved (UTC)."),
+    ]
 
 
 def join_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
@@ -130,9 +182,18 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
         "phase": moment.phase,
         "responds_to_id": moment.responds_to_id,
         "corrected_at": moment.corrected_at,
+        "interview_audio_start_ms": moment.interview_audio_start_ms,
+        "interview_audio_end_ms": moment.interview_audio_end_ms,
+        "interview_transcript": transcript_text(moment),
     }
     for scale in ctx.study.scales:
         values[RATING_PREFIX + scale.key] = moment.ratings.get(scale.key)
+    if ctx.study.followup_scales is not None:
+        fu = moment.followup
+        for key in ctx.study.followup_scales:
+            values[FOLLOWUP_PREFIX + key] = fu.ratings.get(key) if fu else None
+        values["followup_comment"] = fu.comment if fu else None
+        values["followup_at"] = fu.at if fu else None
     for prompt in ctx.study.prompts:
         answer = moment.prompt_answers.get(prompt.key)
         if prompt.kind == "scale" and answer is not None and answer.lstrip("-").isdigit():
@@ -140,6 +201,13 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
         else:
             values[PROMPT_PREFIX + prompt.key] = answer
     return values
+
+
+def transcript_text(moment: ExportMoment) -> str:
+    """The moment's interview utterances, one per line: `[HH:MM:SS.mmm] text`."""
+    return "\n".join(
+        f"[{format_timecode(start)}] {said}" for start, _, said in moment.interview_transcript
+    )
 
 
 def iter_rows(study: ExportStudy) -> Iterator[tuple[RecordingContext, ExportMoment]]:

@@ -8,14 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+import flask
+from flask import Response, current_app, g, jsonify, make_response, request
 from sqlalchemy import select
 
 from ipr import auth, door, recall, recordings, studies
-from ipr.access import get_or_404, role_in, scoped
-from ipr.errors import Conflict, NotFound, Unauthorized, ValidationError
+from ipr.access import get_or_404, scoped
+from ipr.errors import Conflict, NotFound, Unauthorized
 from ipr.models import Dyad, Participant, RecallSession, Recording, Study, User
-from ipr.web import recall_admin
+from ipr.web import schemas as S
 from ipr.web.context import (
     client_ip,
     db,
@@ -26,9 +27,15 @@ from ipr.web.context import (
     storage,
 )
 from ipr.web.limits import save_bounded
-from ipr.web.openapi import openapi_document
+from ipr.web.openapi import ApiBlueprint, openapi_document, read
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp = ApiBlueprint(
+    "api", __name__, url_prefix="/api/v1", description="Studies, dyads, recordings, recall"
+)
+
+
+def no_content() -> Response:
+    return Response(status=204)
 
 
 def api_user() -> User:
@@ -55,337 +62,275 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationError("Send a JSON object with Content-Type: application/json.")
-    return data
-
-
-def study_json(study: Study) -> dict[str, Any]:
-    return {
-        "id": study.id,
-        "name": study.name,
-        "description": study.description,
-        "role": role_in(db(), api_user(), study.id),
-        "alignment_tolerance_ms": study.alignment_tolerance_ms,
-        "segmentation": {
-            "strategy": study.segmentation_strategy,
-            "fixed_ms": study.segment_fixed_ms,
-            "min_ms": study.segment_min_ms,
-            "max_ms": study.segment_max_ms,
-        },
-        "instructions": study.instructions,
-        "language": study.language,
-        "participants_can_code": study.participants_can_code,
-        "allow_early_reveal": study.allow_early_reveal,
-        "codebook": [
-            {
-                "id": c.id,
-                "name": c.name,
-                "colour": c.colour,
-                "shortcut": c.shortcut,
-                "description": c.description,
-            }
-            for c in study.codes
-        ],
-        "scales": [
-            {
-                "id": s.id,
-                "key": s.key,
-                "name": s.name,
-                "min": s.min_value,
-                "max": s.max_value,
-                "labels": s.labels,
-                "required": s.required,
-            }
-            for s in study.scales
-        ],
-    }
-
-
-def participant_json(p: Participant) -> dict[str, Any]:
-    return {"id": p.id, "code": p.code, "role": p.role, "dyad_id": p.dyad_id}
-
-
-def dyad_json(dyad: Dyad) -> dict[str, Any]:
-    t, c = dyad.participant("therapist"), dyad.participant("client")
-    return {
-        "id": dyad.id,
-        "study_id": dyad.study_id,
-        "code": dyad.code,
-        "notes": dyad.notes,
-        "therapist": participant_json(t) if t else None,
-        "client": participant_json(c) if c else None,
-    }
-
-
-@bp.get("/openapi.json")
 def openapi() -> Any:
     return jsonify(openapi_document())
 
 
+# not a documented operation itself: added past flask-smorest's route registry
+flask.Blueprint.add_url_rule(bp, "/openapi.json", "openapi", openapi, methods=["GET"])
+
+
 @bp.get("/studies")
+@bp.errors(401)
+@bp.response(200, S.StudyList, description="Studies you are a member of")
 @token_required
 def list_studies() -> Any:
+    """Studies you are a member of"""
     rows = db().scalars(scoped(select(Study), Study, api_user()).order_by(Study.id)).all()
-    return jsonify({"studies": [study_json(s) for s in rows]})
+    return {"studies": rows}
 
 
 @bp.post("/studies")
+@bp.errors(401, 422)
+@bp.response(201, S.StudySchema, description="Created; you are its owner")
 @token_required
+@bp.input(S.StudyCreateIn)
 def create_study() -> Any:
-    data = body()
-    study = studies.create_study(db(), api_user(), str(data.get("name", "")), ip=client_ip())
-    rest = {k: v for k, v in data.items() if k != "name"}
-    if rest:
-        studies.update_study(db(), study, api_user(), rest, ip=client_ip())
+    """Create a study (you become its owner)"""
+    data = read(S.StudyCreateIn)
+    study = studies.create_study(db(), api_user(), data.pop("name"), ip=client_ip())
+    if data:
+        studies.update_study(db(), study, api_user(), data, ip=client_ip())
     db().commit()
-    return jsonify(study_json(study)), 201
+    return study
 
 
 @bp.get("/studies/<int:study_id>")
+@bp.errors(401, 404)
+@bp.response(200, S.StudySchema)
 @token_required
 def get_study(study_id: int) -> Any:
-    return jsonify(study_json(get_or_404(db(), Study, study_id, api_user())))
+    """One study with its codebook and scales"""
+    return get_or_404(db(), Study, study_id, api_user())
 
 
 @bp.patch("/studies/<int:study_id>")
+@bp.errors(401, 403, 404, 422)
+@bp.response(200, S.StudySchema)
 @token_required
+@bp.input(S.StudyIn)
 def update_study(study_id: int) -> Any:
+    """Change a study's settings (editor or owner)"""
     study = get_or_404(db(), Study, study_id, api_user(), "editor")
-    studies.update_study(db(), study, api_user(), body(), ip=client_ip())
+    data = read(S.StudyIn)
+    studies.update_study(db(), study, api_user(), data, ip=client_ip())
     db().commit()
-    return jsonify(study_json(study))
+    return study
 
 
 @bp.get("/studies/<int:study_id>/dyads")
+@bp.errors(401, 404)
+@bp.response(200, S.DyadList)
 @token_required
 def list_dyads(study_id: int) -> Any:
-    study = get_or_404(db(), Study, study_id, api_user())
-    return jsonify({"dyads": [dyad_json(d) for d in study.dyads]})
+    """The study's dyads"""
+    return {"dyads": get_or_404(db(), Study, study_id, api_user()).dyads}
 
 
 @bp.post("/studies/<int:study_id>/dyads")
+@bp.errors(401, 403, 404, 422)
+@bp.response(201, S.DyadSchema, description="Created")
 @token_required
+@bp.input(S.DyadCreateIn)
 def create_dyad(study_id: int) -> Any:
+    """Create a dyad with its therapist and client (codes T<n>/C<n>)"""
     study = get_or_404(db(), Study, study_id, api_user(), "editor")
-    data = body()
-    code = data.get("code") or studies.next_dyad_code(db(), study)
+    data = read(S.DyadCreateIn)
     dyad = studies.create_dyad(
         db(),
         study,
         api_user(),
-        str(code),
+        data.get("code") or studies.next_dyad_code(db(), study),
         therapist_code=data.get("therapist_code"),
         client_code=data.get("client_code"),
         ip=client_ip(),
     )
     db().commit()
-    return jsonify(dyad_json(dyad)), 201
+    return dyad
 
 
 @bp.get("/dyads/<int:dyad_id>")
+@bp.errors(401, 404)
+@bp.response(200, S.DyadSchema)
 @token_required
 def get_dyad(dyad_id: int) -> Any:
-    return jsonify(dyad_json(get_or_404(db(), Dyad, dyad_id, api_user())))
+    """One dyad"""
+    return get_or_404(db(), Dyad, dyad_id, api_user())
 
 
 @bp.patch("/dyads/<int:dyad_id>")
+@bp.errors(401, 403, 404, 422)
+@bp.response(200, S.DyadSchema)
 @token_required
+@bp.input(S.DyadIn)
 def update_dyad(dyad_id: int) -> Any:
+    """Change a dyad's code or notes"""
     dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
-    data = body()
-    studies.update_dyad(
-        db(), dyad, api_user(), {k: v for k, v in data.items() if k in ("code", "notes")}
-    )
+    data = read(S.DyadIn)
+    studies.update_dyad(db(), dyad, api_user(), data)
     db().commit()
-    return jsonify(dyad_json(dyad))
+    return dyad
+
+
+@bp.delete("/dyads/<int:dyad_id>")
+@bp.errors(401, 403, 404)
+@bp.response(204, description="Deleted")
+@token_required
+def delete_dyad(dyad_id: int) -> Any:
+    """Delete a dyad with its participants, recordings, moments and files"""
+    dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
+    studies.delete_dyad(db(), storage(), dyad, api_user(), ip=client_ip())
+    return no_content()
 
 
 @bp.get("/studies/<int:study_id>/participants")
+@bp.errors(401, 404)
+@bp.response(200, S.ParticipantList)
 @token_required
 def list_participants(study_id: int) -> Any:
+    """The study's participants (pseudonymous codes only)"""
     study = get_or_404(db(), Study, study_id, api_user())
     rows = db().scalars(
         select(Participant).where(Participant.study_id == study.id).order_by(Participant.id)
     )
-    return jsonify({"participants": [participant_json(p) for p in rows]})
+    return {"participants": rows}
 
 
 @bp.get("/participants/<int:participant_id>")
+@bp.errors(401, 404)
+@bp.response(200, S.ParticipantSchema)
 @token_required
 def get_participant(participant_id: int) -> Any:
-    return jsonify(participant_json(get_or_404(db(), Participant, participant_id, api_user())))
+    """One participant"""
+    return get_or_404(db(), Participant, participant_id, api_user())
 
 
 @bp.patch("/participants/<int:participant_id>")
+@bp.errors(401, 403, 404, 422)
+@bp.response(200, S.ParticipantSchema)
 @token_required
+@bp.input(S.ParticipantIn)
 def update_participant(participant_id: int) -> Any:
+    """Change a participant's code"""
     p = get_or_404(db(), Participant, participant_id, api_user(), "editor")
-    data = body()
+    data = read(S.ParticipantIn)
     if "code" in data:
-        studies.rename_participant(db(), p, api_user(), str(data["code"]), ip=client_ip())
+        studies.rename_participant(db(), p, api_user(), data["code"], ip=client_ip())
     db().commit()
-    return jsonify(participant_json(p))
+    return p
 
 
 # --- recordings ---------------------------------------------------------------------------------
 
 
-def recording_json(rec: Recording) -> dict[str, Any]:
-    ready = rec.status == "ready"
-    info = rec.media_info or {}
-    analysis: dict[str, Any] | None = None
-    if ready:
-        stored = recordings.analysis(storage(), rec)
-        analysis = {
-            "scene_cuts_ms": stored.get("scene_cuts_ms", info.get("scene_cuts_ms", [])),
-            "silences_ms": stored.get("silences_ms", info.get("silences_ms", [])),
-            "motion_energy": stored.get("motion_energy", {"rate_hz": 0, "left": [], "right": []}),
-        }
-    job = recordings.latest_job(db(), rec)
-    return {
-        "id": rec.id,
-        "dyad_id": rec.dyad_id,
-        "study_id": rec.study_id,
-        "session_label": rec.session_label,
-        "original_name": rec.original_name,
-        "size_bytes": rec.size_bytes,
-        "sha256": rec.sha256,
-        "status": rec.status,
-        "error": rec.error,
-        "error_code": rec.error_code,
-        "stage": job.stage if job and rec.status in ("queued", "processing") else None,
-        "progress": job.progress if job and rec.status in ("queued", "processing") else None,
-        "duration_ms": rec.duration_ms,
-        "width": rec.width,
-        "height": rec.height,
-        "fps": round(rec.fps, 6) if rec.fps else None,
-        "has_audio": rec.has_audio,
-        "media_url": url_for("media.derived", recording_id=rec.id, name="playable.mp4")
-        if ready
-        else None,
-        "clips": [
-            {
-                "index": c.index,
-                "start_ms": c.start_ms,
-                "end_ms": c.end_ms,
-                "url": url_for("media.clip", recording_id=rec.id, index=c.index, ext="mp4"),
-            }
-            for c in rec.clips
-        ]
-        if ready
-        else [],
-        "analysis": analysis,
-    }
-
-
 @bp.get("/recordings/<int:recording_id>")
+@bp.errors(401, 404)
+@bp.response(200, S.RecordingSchema)
 @token_required
 def get_recording(recording_id: int) -> Any:
-    return jsonify(recording_json(get_or_404(db(), Recording, recording_id, api_user())))
+    """A recording: status, facts, clips and analysis"""
+    return get_or_404(db(), Recording, recording_id, api_user())
 
 
 @bp.delete("/recordings/<int:recording_id>")
+@bp.errors(401, 403, 404)
+@bp.response(204, description="Deleted")
 @token_required
 def delete_recording(recording_id: int) -> Any:
+    """Delete a recording with every derived file and row"""
     rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
     recordings.delete_recording(db(), storage(), rec, api_user(), ip=client_ip())
-    return "", 204
+    return no_content()
 
 
 @bp.get("/dyads/<int:dyad_id>/recordings")
+@bp.errors(401, 404)
+@bp.response(200, S.RecordingList)
 @token_required
 def list_recordings(dyad_id: int) -> Any:
-    dyad = get_or_404(db(), Dyad, dyad_id, api_user())
-    return jsonify({"recordings": [recording_json(r) for r in dyad.recordings]})
+    """The dyad's session recordings"""
+    return {"recordings": get_or_404(db(), Dyad, dyad_id, api_user()).recordings}
 
 
 @bp.post("/dyads/<int:dyad_id>/recordings")
+@bp.errors(401, 403, 404, 413, 422)
+@bp.response(201, S.RecordingSchema, description="Queued")
 @token_required
+@bp.input(S.RecordingUploadIn, location="files")
 def upload_recording(dyad_id: int) -> Any:
-    """A whole file in one multipart request (scripts); browsers use the resumable tus upload."""
+    """Upload a whole recording
+
+    Multipart: file, session_label; processing is queued. Browsers use the resumable tus
+    endpoint /dyads/{dyad_id}/uploads.
+    """
     dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise ValidationError(
-            "Send the recording as multipart/form-data field 'file'.", field="file"
-        )
-    label = recordings.clean_label(request.form.get("session_label", ""))
+    form = read(S.RecordingUploadIn, "files")
+    upload = form["file"]
+    label = recordings.clean_label(form["session_label"])
     with tempfile.TemporaryDirectory(dir=storage().root) as tmp:
         path = Path(tmp) / "upload"
         save_bounded(upload, path, current_app.config["UPLOAD_MAX_BYTES"], "recording")
-        rec = recordings.add_recording(
+        return recordings.add_recording(
             db(), storage(), huey(), dyad, api_user(), label, path, upload.filename,
             move=True, ip=client_ip(),
         )  # fmt: skip
-    return jsonify(recording_json(rec)), 201
 
 
 # --- recall ------------------------------------------------------------------------------------
 
 
-def recall_session_json(rs: RecallSession, token: str | None = None) -> dict[str, Any]:
-    if rs.mode == "self":
-        url = recall_admin.invitation_url(token) if token else None  # IPR_BASE_URL when set
-    else:
-        url = url_for("recall.page", rs_id=rs.id, _external=True)
-    out = {
-        "id": rs.id,
-        "recording_id": rs.recording_id,
-        "participant_id": rs.participant_id,
-        "participant_code": rs.participant.code,
-        "role": rs.participant.role,
-        "mode": rs.mode,
-        "status": rs.status,
-        "url": url,
-        "expires_at": rs.token_expires_at.isoformat(timespec="seconds") + "Z"
-        if rs.token_expires_at
-        else None,
-        "revoked": rs.revoked_at is not None,
-    }
-    if token:
-        out["token"] = token  # shown once, here, and never again
-    return out
-
-
 @bp.post("/recordings/<int:recording_id>/recall-sessions")
+@bp.errors(401, 403, 404, 422)
+@bp.response(201, S.NewRecallSession, description="Created")
 @token_required
+@bp.input(S.RecallSessionIn)
 def create_recall_session(recording_id: int) -> Any:
+    """Start recall for one participant
+
+    A self-guided session gets its link and token in this answer only.
+    """
     rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
-    data = body()
-    participant = get_or_404(db(), Participant, data.get("participant_id"), api_user())
+    data = read(S.RecallSessionIn)
+    participant = get_or_404(db(), Participant, data["participant_id"], api_user())
     rs, token = recall.create_session(
         db(),
         rec,
         participant,
-        str(data.get("mode", "self")),
+        data["mode"],
         api_user(),
         days=current_app.config["INVITATION_DAYS"],
         pin=data.get("pin"),
         ip=client_ip(),
     )
     db().commit()
-    return jsonify(recall_session_json(rs, token)), 201
+    return S.WithToken(rs, token)
 
 
 @bp.get("/recordings/<int:recording_id>/recall-sessions")
+@bp.errors(401, 404)
+@bp.response(200, S.RecallSessionList)
 @token_required
 def list_recall_sessions(recording_id: int) -> Any:
+    """The recording's recall sessions (no tokens)"""
     rec = get_or_404(db(), Recording, recording_id, api_user())
     rows = db().scalars(
         select(RecallSession).where(RecallSession.recording_id == rec.id).order_by(RecallSession.id)
     )
-    return jsonify({"recall_sessions": [recall_session_json(rs) for rs in rows]})
+    return {"recall_sessions": rows}
 
 
 @bp.post("/recordings/<int:recording_id>/reveal")
+@bp.errors(401, 403, 404, 422)
+@bp.response(200, S.Revealed)
 @token_required
 def reveal(recording_id: int) -> Any:
+    """Reveal: let each participant see the other's moments
+
+    Audited; only after both have finished unless the study allows earlier.
+    """
     rec = get_or_404(db(), Recording, recording_id, api_user(), "editor")
     recall.reveal(db(), rec, api_user(), ip=client_ip())
-    return jsonify({"recording_id": rec.id, "revealed": True})
+    return {"recording_id": rec.id, "revealed": True}
 
 
 def _bearer(message: str) -> str:
@@ -422,75 +367,107 @@ def recall_caller(rs_id: int, *, write: bool) -> tuple[RecallSession, User | Non
 
 
 @bp.post("/recall/devices")
+@bp.errors(401, 422, 429, c429="Wait, or locked after too many wrong PINs (Retry-After)")
+@bp.response(201, S.Device, description="Created")
+@bp.input(S.DeviceIn, required=False)
 def recall_device() -> Any:
-    """Exchange an invitation token (and its PIN) for a device token, counted like the page."""
+    """Exchange an invitation for a device token
+
+    The invitation token as Bearer and, when the link has one, its PIN buy a device token (shown
+    once). Wrong PINs are counted per invitation and per address with growing waits (429,
+    Retry-After) and lock the invitation after a number of failures until a researcher unlocks
+    it. Stop, revoke and a new link end every device token.
+    """
     rs = recall.session_for_token(db(), _bearer("Send your invitation token as Bearer."))
     if rs.pin_hash:
-        pin = body().get("pin")
+        pin = read(S.DeviceIn).get("pin")
         if not isinstance(pin, str) or not door.prove_pin(
             db(), rs, pin, pin_policy(), ip=client_ip()
         ):
             raise Unauthorized("That PIN is not right.")
     device = door.open_device(db(), rs, kind="token", ip=client_ip())
-    return jsonify({"device_token": device, "recall_session_id": rs.id}), 201
+    return {"device_token": device, "recall_session_id": rs.id}
+
+
+PARTICIPANT_NOTE = (
+    " Participants send a device token from POST /recall/devices (or, for a link without a "
+    "PIN, the invitation token itself) as the Bearer token and reach only their own recall "
+    "session; a PIN-protected invitation token alone answers 401 pin_required. Researchers "
+    "may read any and write researcher-led ones. Writes beyond the per-minute limit answer "
+    "429 (Retry-After); a session at its moment limit answers 400 limit_reached."
+)
 
 
 @bp.get("/recall-sessions/<int:rs_id>/moments")
+@bp.errors(401, 404)
+@bp.response(200, S.MomentList)
+@bp.doc(description="Your own moments (and the other's, once revealed)." + PARTICIPANT_NOTE)
 def recall_moments(rs_id: int) -> Any:
+    """A recall session's moments"""
     rs, researcher = recall_caller(rs_id, write=False)
     moments = [recall.moment_dict(m) for m in recall.own_moments(db(), rs)]
     revealed = None
     if researcher is None and rs.recording.revealed_at is not None:
         revealed = [recall.moment_dict(m) for m in recall.revealed_moments(db(), rs)]
-    return jsonify({"moments": moments, "revealed": revealed})
+    return {"moments": moments, "revealed": revealed}
 
 
 @bp.post("/recall-sessions/<int:rs_id>/moments")
+@bp.errors(401, 404, 409, 422, c409="Finished before the reveal: locked until reopened")
+@bp.alt_response(200, schema=S.MomentSchema, description="Already saved (a retry)", success=True)
+@bp.response(201, S.MomentSchema, description="Created")
+@bp.input(S.MomentCreateIn)
+@bp.input(S.IdempotencyHeader, location="headers")
+@bp.doc(
+    description="Mark a moment. Send an Idempotency-Key header: a retry with the same key "
+    "returns the first moment (200) instead of a duplicate." + PARTICIPANT_NOTE
+)
 def recall_create_moment(rs_id: int) -> Any:
+    """Mark a moment"""
     rs, researcher = recall_caller(rs_id, write=True)
+    data, headers = read(S.MomentCreateIn), read(S.IdempotencyHeader, "headers")
     m, created = recall.create_moment(
         db(),
         rs,
-        body(),
-        idempotency_key=request.headers.get("Idempotency-Key"),
+        data,
+        idempotency_key=headers.get("idempotency_key"),
         user=researcher,
         limits=moment_limits(),
     )
-    return jsonify(recall.moment_dict(m)), 201 if created else 200
+    return recall.moment_dict(m), 201 if created else 200
 
 
 @bp.patch("/recall-sessions/<int:rs_id>/moments/<int:moment_id>")
+@bp.errors(401, 404, 422)
+@bp.alt_response(
+    409,
+    schema=S.StaleMoment,
+    description="Changed elsewhere, locked, or a blind moment frozen by the reveal",
+)
+@bp.response(200, S.MomentSchema)
+@bp.input(S.MomentIn)
 def recall_update_moment(rs_id: int, moment_id: int) -> Any:
+    """Change a moment; a stale version answers 409 with the current one"""
     rs, researcher = recall_caller(rs_id, write=True)
     m = recall.own_moment(db(), rs, moment_id)
-    data = body()
-    if "version" not in data:
-        data["version"] = m.version  # a script without a version: last write wins
+    data = read(S.MomentIn)
+    data.setdefault("version", m.version)  # a script without a version: last write wins
     try:
         recall.update_moment(db(), rs, m, data, user=researcher, limits=moment_limits())
     except Conflict as exc:
         db().rollback()
-        current = recall.own_moment(db(), rs, moment_id)
-        return jsonify(
-            {
-                "error": {"code": exc.code, "message": exc.message},
-                "moment": recall.moment_dict(current),
-            }
-        ), 409
-    return jsonify(recall.moment_dict(m))
+        current = recall.moment_dict(recall.own_moment(db(), rs, moment_id))
+        stale = {"error": {"code": exc.code, "message": exc.message}, "moment": current}
+        return make_response(S.StaleMoment().dump(stale), 409)
+    return recall.moment_dict(m)
 
 
 @bp.delete("/recall-sessions/<int:rs_id>/moments/<int:moment_id>")
+@bp.errors(401, 404, 409, c409="Locked, or a blind moment frozen by the reveal")
+@bp.response(204, description="Deleted")
 def recall_delete_moment(rs_id: int, moment_id: int) -> Any:
+    """Delete a moment (kept in the edit history, gone from every view)"""
     rs, researcher = recall_caller(rs_id, write=True)
     m = recall.own_moment(db(), rs, moment_id)
     recall.delete_moment(db(), rs, m, storage(), user=researcher)
-    return "", 204
-
-
-@bp.delete("/dyads/<int:dyad_id>")
-@token_required
-def delete_dyad(dyad_id: int) -> Any:
-    dyad = get_or_404(db(), Dyad, dyad_id, api_user(), "editor")
-    studies.delete_dyad(db(), storage(), dyad, api_user(), ip=client_ip())
-    return "", 204
+    return no_content()

@@ -198,11 +198,12 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def limit_writes() -> None:
-        """A researcher's writes per minute, on every route but uploads (tus sends many chunks)
-        and login (it has its own throttle). The API counts in ``token_required``."""
+        """A researcher's writes per minute, on every route but uploads (tus and the interview
+        recorder send many chunks) and login (it has its own throttle). The API counts in
+        ``token_required``."""
         if request.method in ("GET", "HEAD", "OPTIONS") or g.user is None:
             return
-        if (request.endpoint or "").startswith(("tus.", "auth.")):
+        if (request.endpoint or "").startswith(("tus.", "auth.", "interview_rec.append_chunk")):
             return
         rate_limiter().hit(f"user:{g.user.id}")
 

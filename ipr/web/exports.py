@@ -35,9 +35,10 @@ from ipr.exports.moment_clips import (
     MAX_ROLL_MS,
 )
 from ipr.models import ApiToken, Dyad, Participant, Recording, Study, User, utcnow
+from ipr.web import schemas as S
 from ipr.web.api import api_user, token_required
 from ipr.web.context import client_ip, db, huey, login_required, render, storage, user
-from ipr.web.openapi import _errors, _id
+from ipr.web.openapi import ApiBlueprint, read
 
 bp = Blueprint("exports", __name__)
 
@@ -128,7 +129,11 @@ def _export(
         # moment clips are cut by a worker: answer 202 and let the caller ask again
         if not seconds:
             body = {"status": pending.status, "job_id": pending.job_id, "retry_after_s": 3}
-            return jsonify(body), 202, {"Retry-After": "3", "Cache-Control": "no-store"}
+            return (
+                jsonify(S.ExportQueued().dump(body)),
+                202,
+                {"Retry-After": "3", "Cache-Control": "no-store"},
+            )
         return render_template("exports/pending.html", job_id=pending.job_id), 202
     return _send(result)
 
@@ -377,126 +382,61 @@ def revoke_token(token_id: int) -> Any:
 # --- the API ------------------------------------------------------------------------------------
 
 
-@bp.get("/api/v1/recordings/<int:recording_id>/export.<fmt>")
+api_bp = ApiBlueprint("api_exports", __name__, url_prefix="/api/v1", description="Exports")
+FMT = {
+    "in": "path",
+    "name": "fmt",
+    "schema": {"enum": list(dataset.EXPORT_FORMATS)},
+    "description": "csv, xlsx, json, bundle, methods (study-wide files; methods is a Markdown "
+    "Methods paragraph); eaf, textgrid, vtt, srt, svg, png (per recording: a ZIP with one per "
+    "recording for a dyad or study); zip (moment clips: one MP4 per moment, and clips.csv)",
+}
+
+
+def exported(scope: str) -> Any:
+    """The documentation the three export routes share (the file types cannot be derived)."""
+
+    def decorate(view: Any) -> Any:
+        view = api_bp.doc(
+            responses={"200": {"description": "The file", "content": S.EXPORT_MEDIA}}
+        )(view)
+        view = api_bp.alt_response(
+            202, schema=S.ExportQueued, success=True,
+            description="Moment clips (zip) are being cut by a worker: ask the same URL again "
+            "after Retry-After seconds",
+        )(view)  # fmt: skip
+        view = api_bp.errors(401, 404, 422)(view)
+        view = api_bp.input(S.ExportQuery, location="query")(view)
+        return api_bp.doc(
+            summary=f"Export a {scope} (any member may; audited). Sent as an attachment with a "
+            "pseudonymous file name."
+        )(view)
+
+    return decorate
+
+
+@api_bp.get("/recordings/<int:recording_id>/export.<fmt>", parameters=[FMT])
+@exported("recording")
 @token_required
 def api_recording_export(recording_id: int, fmt: str) -> Any:
     rec = get_or_404(db(), Recording, recording_id, api_user())
+    read(S.ExportQuery, "query")  # checked here; _export reads the options as the page does
     return _export(rec, fmt, request.args, api_user(), seconds=False)
 
 
-@bp.get("/api/v1/dyads/<int:dyad_id>/export.<fmt>")
+@api_bp.get("/dyads/<int:dyad_id>/export.<fmt>", parameters=[FMT])
+@exported("dyad")
 @token_required
 def api_dyad_export(dyad_id: int, fmt: str) -> Any:
     dyad = get_or_404(db(), Dyad, dyad_id, api_user())
+    read(S.ExportQuery, "query")  # checked here; _export reads the options as the page does
     return _export(dyad, fmt, request.args, api_user(), seconds=False)
 
 
-@bp.get("/api/v1/studies/<int:study_id>/export.<fmt>")
+@api_bp.get("/studies/<int:study_id>/export.<fmt>", parameters=[FMT])
+@exported("study")
 @token_required
 def api_study_export(study_id: int, fmt: str) -> Any:
     study = get_or_404(db(), Study, study_id, api_user())
+    read(S.ExportQuery, "query")  # checked here; _export reads the options as the page does
     return _export(study, fmt, request.args, api_user(), seconds=False)
-
-
-def export_paths() -> dict[str, Any]:
-    """The OpenAPI description of the three export routes (added to ipr.web.openapi's paths)."""
-    media = {
-        "text/csv": {"schema": {"type": "string"}},
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "description": "The export document of ipr/exports/schema_v1.json: format, "
-                "schema_version, include_text, provenance (software version and commit, "
-                "exported_at, every figure's parameters and definition, codebook, "
-                "instructions, scales, per recording the recall modes, figures with null "
-                "where undefined and the agreement between coders) and study (moments with "
-                "each coder's codings and imported_from)",
-                "required": ["format", "schema_version", "include_text", "provenance", "study"],
-            }
-        },
-        "application/xml": {"schema": {"type": "string"}},
-        "text/plain": {"schema": {"type": "string"}},
-        "text/markdown": {"schema": {"type": "string"}},
-        "text/vtt": {"schema": {"type": "string"}},
-        "application/x-subrip": {"schema": {"type": "string"}},
-        "image/svg+xml": {"schema": {"type": "string"}},
-        "image/png": {"schema": {"type": "string", "format": "binary"}},
-        "application/zip": {"schema": {"type": "string", "format": "binary"}},
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
-            "schema": {"type": "string", "format": "binary"}
-        },
-    }
-    params = [
-        {
-            "name": "fmt",
-            "in": "path",
-            "required": True,
-            "schema": {"enum": list(dataset.EXPORT_FORMATS)},
-            "description": "csv, xlsx, json, bundle, methods (study-wide files; methods is a "
-            "Markdown Methods paragraph); eaf, textgrid, vtt, srt, "
-            "svg, png (per recording: a ZIP with one per recording for a dyad or study); zip "
-            "(moment clips: one MP4 per moment, and clips.csv)",
-        },
-        {
-            "name": "include_text",
-            "in": "query",
-            "schema": {"type": "boolean", "default": True},
-            "description": "false leaves out every free-text field",
-        },
-        {
-            "name": "pre_roll_ms",
-            "in": "query",
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROLL_MS},
-            "description": f"Moment clips: time before each moment (default {DEFAULT_PRE_ROLL_MS})",
-        },
-        {
-            "name": "post_roll_ms",
-            "in": "query",
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROLL_MS},
-            "description": f"Moment clips: time after each moment (default {DEFAULT_POST_ROLL_MS})",
-        },
-        {
-            "name": "keyframe_slack_ms",
-            "in": "query",
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ROLL_MS},
-            "description": "Moment clips: a clip may start up to this much earlier, on a "
-            "keyframe, so it is copied instead of re-encoded (much faster); 0 gives the exact "
-            f"pre-roll (default {APP_KEYFRAME_SLACK_MS})",
-        },
-    ]
-
-    def route(scope: str, id_name: str) -> dict[str, Any]:
-        return {
-            "parameters": [_id(id_name), *params],
-            "get": {
-                "summary": f"Export a {scope} (any member may; audited). Sent as an attachment "
-                "with a pseudonymous file name.",
-                "responses": {
-                    "200": {"description": "The file", "content": media},
-                    "202": {
-                        "description": "Moment clips (zip) are being cut by a worker: ask the "
-                        "same URL again after Retry-After seconds",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["status", "job_id"],
-                                    "properties": {
-                                        "status": {"enum": ["queued", "running"]},
-                                        "job_id": {"type": "integer"},
-                                        "retry_after_s": {"type": "integer"},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    **_errors(401, 404, 422),
-                },
-            },
-        }
-
-    return {
-        "/recordings/{recording_id}/export.{fmt}": route("recording", "recording_id"),
-        "/dyads/{dyad_id}/export.{fmt}": route("dyad", "dyad_id"),
-        "/studies/{study_id}/export.{fmt}": route("study", "study_id"),
-    }

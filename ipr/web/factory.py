@@ -77,18 +77,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         api_imports,
         api_interview,
+        api_interview_chunks,
         api_prompts,
+        api_transcripts,
         auth_views,
         banner,
         context,
         exports,
+        followup,
         media,
         motion,
+        openapi,
         ops,
         prompts,
         recall,
         recall_admin,
         recordings,
+        search,
         studies,
         timeline,
         tus,
@@ -109,21 +114,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(recordings.bp)
     app.register_blueprint(recall.bp)
     app.register_blueprint(recall_admin.bp)
+    app.register_blueprint(followup.bp)
+    app.register_blueprint(followup.admin_bp)
     app.register_blueprint(tus.bp)
     app.register_blueprint(media.bp)
-    app.register_blueprint(api.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(timeline.bp)
-    csrf.exempt(api.bp)
-    app.register_blueprint(api_imports.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(motion.bp)
-    csrf.exempt(api_imports.bp)
-    app.register_blueprint(api_interview.bp)
-    csrf.exempt(api_interview.bp)
+    app.register_blueprint(api_interview_chunks.bp)
+    app.register_blueprint(search.bp)
     app.register_blueprint(prompts.bp)
-    app.register_blueprint(api_prompts.bp)
-    csrf.exempt(api_prompts.bp)
+    # the JSON API: registered through flask-smorest, which documents each route (openapi.py)
+    api_blueprints = [
+        api.bp, timeline.api_bp, exports.api_bp, api_imports.bp, api_interview.bp,
+        api_transcripts.bp, api_interview_chunks.api_bp, api_prompts.bp,
+    ]  # fmt: skip
+    openapi.init_app(app, api_blueprints)
+    for bp in api_blueprints:
+        csrf.exempt(bp)
 
     from ipr import cli
 

@@ -21,6 +21,7 @@ from ipr.errors import N_, IPRError, TooLarge
 
 CHUNK = 1024 * 1024
 FORM_SLACK = 64 * 1024  # multipart boundaries, part headers and the small fields beside a file
+CHUNK_BODY_MAX = 4 * 1024**2 + FORM_SLACK  # one interview-recorder chunk (ipr.interview_takes)
 MAX_HEADER_DIGITS = 18  # 10^18 bytes is far beyond any file; longer numbers are refused
 
 
@@ -50,6 +51,8 @@ BODY_LIMITS: dict[str, Callable[[Mapping[str, Any]], int]] = {
     "recall.voice": voice_limit,
     "api_interview.upload_audio": lambda cfg: cfg["INTERVIEW_AUDIO_MAX_BYTES"] + FORM_SLACK,
     "api_interview.import_transcript": lambda cfg: cfg["IMPORT_MAX_BYTES"] + FORM_SLACK,
+    "interview_rec.append_chunk": lambda cfg: CHUNK_BODY_MAX,
+    "api_interview_chunks.append_chunk": lambda cfg: CHUNK_BODY_MAX,
 }
 
 

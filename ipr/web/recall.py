@@ -28,7 +28,7 @@ from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ipr import door, interview, recall, study_texts
+from ipr import door, followup, interview, recall, study_texts
 from ipr.access import get_or_404
 from ipr.errors import (
     N_,
@@ -138,7 +138,14 @@ def enter(token: str) -> Any:
         "rs": rs.id,
         "d": door.open_device(db(), rs, kind="cookie", ip=client_ip()),
     }
-    return redirect(url_for("recall.page", rs_id=rs.id), 303)
+    return redirect(_landing(rs), 303)
+
+
+def _landing(rs: RecallSession) -> str:
+    """Where the link leads: the follow-up once it is due (ipr.followup), else the recall."""
+    if followup.link_leads_here(followup.get(db(), rs)):
+        return url_for("followup.page", rs_id=rs.id)
+    return url_for("recall.page", rs_id=rs.id)
 
 
 @bp.route("/recall/<int:rs_id>/pin", methods=["GET", "POST"])
@@ -170,7 +177,7 @@ def pin(rs_id: int) -> Any:
             session.pop("recall_pin", None)
             secret = door.open_device(db(), rs, kind="cookie", ip=client_ip())
             session["recall"] = {"rs": rs.id, "d": secret}
-            return redirect(url_for("recall.page", rs_id=rs.id), 303)
+            return redirect(_landing(rs), 303)
         error, status = gettext("That PIN is not right. Please try again."), 401
     page = render_template("recall/pin.html", rs=rs, error=error, page_lang=language)
     return page, status

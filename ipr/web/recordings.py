@@ -22,6 +22,7 @@ from ipr.web.context import (
     storage,
     user,
 )
+from ipr.web.followup import dyad_followups as followup_rows
 
 bp = Blueprint("recordings", __name__)
 
@@ -52,6 +53,9 @@ def dyad(dyad_id: int) -> Any:
         study=d.study,
         jobs=jobs,
         uploading=uploading,
+        followups=followup_rows(d),
+        followup_error=request.args.get("followup_error"),
+        smtp_enabled=recall_admin.email_enabled(),
         **_role_ctx(d.study_id),
     )
 

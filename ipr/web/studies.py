@@ -25,6 +25,7 @@ SECTIONS = {
     "texts": "studies/_texts.html",
     "prompts": "studies/_prompts.html",
     "settings": "studies/_settings.html",
+    "followup": "studies/_followup.html",
     "members": "studies/_members.html",
 }
 

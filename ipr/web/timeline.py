@@ -12,8 +12,11 @@ from ipr import prompts
 from ipr import timeline_service as ts
 from ipr.access import get_or_404
 from ipr.models import Dyad, Moment, RecallSession, Recording, Study
+from ipr.web import schemas as S
 from ipr.web.api import api_user, token_required
+from ipr.web.api_interview_chunks import recording_interviews
 from ipr.web.context import db, login_required, render, user
+from ipr.web.openapi import ApiBlueprint, read
 
 bp = Blueprint("timeline", __name__)
 
@@ -71,6 +74,7 @@ def _context(rec: Recording) -> dict[str, Any]:
     if rec.status == "ready" and rec.duration_ms:
         tl = ts.timeline(db(), rec, _tolerance(rec))
         ctx.update(tl=tl, f=tl.figures, payload=_page_payload(rec, tl))
+        ctx["interviews"] = recording_interviews(rec)  # Play the interview here
     return ctx
 
 
@@ -150,165 +154,20 @@ def dashboard(study_id: int) -> Any:
     )  # fmt: skip
 
 
-@bp.get("/api/v1/recordings/<int:recording_id>/timeline")
+api_bp = ApiBlueprint("api_timeline", __name__, url_prefix="/api/v1", description="Timeline")
+
+
+@api_bp.get("/recordings/<int:recording_id>/timeline")
+@api_bp.errors(401, 404, 422, c422="Invalid tolerance, or the recording is not processed yet")
+@api_bp.response(200, S.TimelineSchema)
 @token_required
-def api(recording_id: int) -> Any:
+@api_bp.input(S.TimelineQuery, location="query")
+def timeline(recording_id: int) -> Any:
+    """The dyad timeline
+
+    Both lanes and the researchers' coding, the optimal one-to-one pairs within the tolerance,
+    unmatched ids and the figures.
+    """
     rec = get_or_404(db(), Recording, recording_id, api_user())
-    return jsonify(ts.timeline(db(), rec, _tolerance(rec)).to_dict())
-
-
-def timeline_paths() -> dict[str, Any]:
-    """The OpenAPI description of the timeline call (merged into ipr.web.openapi)."""
-    moment = {
-        "type": "object",
-        "required": ["id", "t_ms", "end_ms", "peaks_ms", "text", "codes", "ratings"],
-        "properties": {
-            "id": {"type": "integer"},
-            "t_ms": {"type": "integer"},
-            "end_ms": {"type": ["integer", "null"]},
-            "peaks_ms": {"type": "array", "items": {"type": "integer"}},
-            "text": {"type": "string"},
-            "codes": {"type": "array", "items": {"type": "integer"}, "description": "Code ids"},
-            "ratings": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "version": {"type": "integer"},
-            "phase": {
-                "enum": ["blind", "response"],
-                "description": "response: written after the reveal; never counted in a figure",
-            },
-            "responds_to_id": {
-                "type": ["integer", "null"],
-                "description": "The other lane's moment a response answers",
-            },
-            "corrected_at": {
-                "type": ["string", "null"],
-                "description": "When a researcher corrected this blind moment after the reveal",
-            },
-        },
-    }
-    coding = {
-        "type": "object",
-        "description": "A researcher's codes and note on one participant moment",
-        "properties": {
-            "id": {"type": "integer"},
-            "moment_id": {"type": "integer"},
-            "lane": {"enum": ["therapist", "client"]},
-            "t_ms": {"type": "integer"},
-            "end_ms": {"type": ["integer", "null"]},
-            "codes": {"type": "array", "items": {"type": "integer"}},
-            "note": {"type": "string"},
-            "coder": {"type": "string"},
-        },
-    }
-    ids = {"type": "array", "items": {"type": "integer"}}
-    payload = {
-        "type": "object",
-        "required": ["recording_id", "duration_ms", "tolerance_ms", "lanes", "pairs", "unmatched"],
-        "properties": {
-            "recording_id": {"type": "integer"},
-            "duration_ms": {"type": "integer"},
-            "tolerance_ms": {"type": "integer"},
-            "participants": {
-                "type": "object",
-                "description": "Per role: the participant's code and the recall session's status "
-                "(invited, in_progress, submitted; null when not invited)",
-            },
-            "lanes": {
-                "type": "object",
-                "properties": {
-                    "therapist": {"type": "array", "items": moment},
-                    "client": {"type": "array", "items": moment},
-                    "researcher": {"type": "array", "items": coding},
-                },
-            },
-            "pairs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "therapist_moment_id": {"type": "integer"},
-                        "client_moment_id": {"type": "integer"},
-                        "lag_ms": {
-                            "type": "integer",
-                            "description": "client t_ms − therapist t_ms (> 0: therapist first)",
-                        },
-                    },
-                },
-            },
-            "unmatched": {
-                "type": "object",
-                "properties": {"therapist": ids, "client": ids},
-            },
-            "figures_status": {
-                "type": ["object", "null"],
-                "description": "How current the stored figures are: state (fresh, updating: "
-                "shown from an older version of the moments while the worker recomputes, "
-                "computing: none stored yet, failed), moments_version they were computed "
-                "from, current_version, computed_at, error, app_version, params (every "
-                "parameter used)",
-            },
-            "figures": {
-                "type": ["object", "null"],
-                "description": "Stored figures (null while computing), from blind-phase "
-                "moments only. Agreement figures of docs/timeline.md (co_marking_rate, chance "
-                "with expected_rate and p_value, lag medians, the time-unit kappa with its "
-                "bin_ms, observed and expected agreement, per_code, code_cooccurrence), "
-                "synchrony (windowed cross-correlation of the two motion-energy curves, its "
-                "series and surrogate baseline; null without analysis) and coders (agreement "
-                "between researcher coders and with the participant's own codes, per lane and "
-                "code: n_a, n_b, n_pairs, co_marking_rate, time_unit_kappa)",
-            },
-        },
-    }
-    return {
-        "/recordings/{recording_id}/timeline": {
-            "parameters": [
-                {
-                    "name": "recording_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "integer"},
-                }
-            ],
-            "get": {
-                "summary": "The dyad timeline: both lanes and the researchers' coding, the optimal "
-                "one-to-one pairs within the tolerance, unmatched ids and the figures",
-                "parameters": [
-                    {
-                        "name": "tolerance_ms",
-                        "in": "query",
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "maximum": ts.MAX_TOLERANCE_MS,
-                            "multipleOf": ts.TOLERANCE_STEP_MS,
-                        },
-                        "description": "Largest gap between two moments that may pair; "
-                        "default: the study's alignment tolerance (always accepted). Other "
-                        "values: 0–60,000 ms in 100 ms steps, computed by the worker (the "
-                        "answer says computing until then)",
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": payload}},
-                    },
-                    **{
-                        str(code): {
-                            "description": text,
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Error"}
-                                }
-                            },
-                        }
-                        for code, text in (
-                            (401, "No valid token"),
-                            (404, "Not found, or not yours"),
-                            (422, "Invalid tolerance, or the recording is not processed yet"),
-                        )
-                    },
-                },
-            },
-        }
-    }
+    read(S.TimelineQuery, "query")  # its type; the range is the domain's
+    return ts.timeline(db(), rec, _tolerance(rec)).to_dict()  # the page's rule, the study's own

@@ -1,7 +1,7 @@
 """The interviewer's prompt sheet per study and the answers captured at each stop
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0022
 Create Date: 2026-11-30 04:15:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -305,6 +305,7 @@
         moments.forEach(function (other, lid) { if (other.id === server.id && lid !== op.lid) moments.delete(lid); });
         if (!m) return;
         adopt(m, server);
+        document.dispatchEvent(new CustomEvent("ipr:moment-saved", { detail: { lid: op.lid, id: server.id } }));
         // A replayed key answers with what the server kept: send whatever differs now.
         var diff = {};
         FIELDS.forEach(function (f) { if (f !== "t_ms" && !same(server[f], m[f]) && !(f === "responds_to_id" && !m[f])) diff[f] = m[f]; });
@@ -578,9 +579,11 @@
   function openForm(opts) {
     if (locked) return;
     if (editing) closeForm(true);
-    video.pause();
     var m = opts.lid ? moments.get(opts.lid) : null;
     var key = m ? null : uuid();
+    // a stop: the interview recorder (interview_recorder.js) logs it before the video pauses
+    document.dispatchEvent(new CustomEvent("ipr:mark", { detail: { lid: m ? m.lid : "l-" + key, id: m ? m.id : null, t_ms: m ? m.t_ms : opts.t_ms } }));
+    video.pause();
     editing = {
       lid: m ? m.lid : "l-" + key, key: key, isNew: !m,
       t_ms: m ? m.t_ms : opts.t_ms, end_ms: null, peaks_ms: [],

@@ -490,6 +490,7 @@
         parts = parts.concat([["hr", ""]], describe(board, other.role, other.m).filter(function (p, i) { return i !== 1; }));
       }
       fill(detail, parts);
+      document.dispatchEvent(new CustomEvent("ipr:moment-selected", { detail: { id: m.id, partner: partner ? partner.id : null } }));
     }
 
     var drag = null;
@@ -656,6 +657,12 @@
     }
     window.addEventListener("resize", function () { board.draw(); });
     board.draw();
+    // #moment-<id> (a search result's link): open the timeline at that moment
+    var wanted = /^#moment-(\d+)$/.exec(window.location.hash);
+    if (wanted && board.byId[+wanted[1]]) {
+      var found = board.byId[+wanted[1]];
+      select(found.role, found.m, true);
+    }
     Promise.all([
       fetchJson(data.urls.waveform).catch(function () { return null; }),
       fetchJson(data.urls.analysis).catch(function () { return null; }),

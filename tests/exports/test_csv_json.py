@@ -17,7 +17,8 @@ from tests.exports.conftest import make_study
 HEADER = (
     "study,dyad,session,recording_id,lane,participant,moment_id,start_ms,end_ms,start_tc,end_tc,"
     "peaks_ms,text,codes,rating_hat,rating_intensity,coder,researcher_codes,researcher_note,"
-    "voice_note,imported_from,matched_moment_id,lag_ms,clip,phase,responds_to_id,corrected_at"
+    "voice_note,imported_from,matched_moment_id,lag_ms,clip,phase,responds_to_id,corrected_at,"
+    "interview_audio_start_ms,interview_audio_end_ms,interview_transcript"
 )
 
 
@@ -36,20 +37,20 @@ def test_csv_is_exact_long_format_with_bom_and_crlf(study):
     assert lines[0] == HEADER
     assert lines[1] == (
         'S1,D05,session 3,7,therapist,T05,11,1500,,00:00:01.500,,,"She went quiet, I felt stuck",'
-        "stuck,3,,,,,0,,21,250,1,blind,,"
+        "stuck,3,,,,,0,,21,250,1,blind,,,,,"
     )
     # A newline inside the text stays a bare LF inside the quoted cell; records end in CRLF.
     assert lines[2] == (
         'S1,D05,session 3,7,client,C05,21,1750,,00:00:01.750,,,"He ""got"" me, finally\n'
-        'I relaxed",insight,9,,,,,1,,11,250,1,blind,,'
+        'I relaxed",insight,9,,,,,1,,11,250,1,blind,,,,,'
     )
     assert lines[3] == (
         "S1,D05,session 3,7,therapist,T05,12,62000,75500,00:01:02.000,00:01:15.500,70000,"
-        "'=SUM(A1:A2) tried a reframe,insight;stuck,8,4,,insight,classic reframe,0,,,,2,blind,,"
+        "'=SUM(A1:A2) tried a reframe,insight;stuck,8,4,,insight,classic reframe,0,,,,2,blind,,,,,"
     )
     assert lines[4] == (
         "S1,D05,session 3,7,client,C05,22,3600000,3601000,01:00:00.000,01:00:01.000,,"
-        "'-just tired,,,2,,,,0,,,,2,blind,,"
+        "'-just tired,,,2,,,,0,,,,2,blind,,,,,"
     )
     assert lines[5] == ""
     assert len(lines) == 6
@@ -92,7 +93,7 @@ def test_csv_without_text_drops_free_text_columns(study):
     header = text.split("\r\n")[0].split(",")
     assert "text" not in header and "researcher_note" not in header
     assert "went quiet" not in text and "classic reframe" not in text
-    assert len(header) == 25
+    assert len(header) == 27  # the interview offsets stay; its transcript is free text
 
 
 def test_csv_is_deterministic(study):
@@ -142,7 +143,10 @@ def test_json_document_holds_everything(study):
         "responds_to_id": None,
         "corrected_at": None,
         "interview_transcript": [],
+        "interview_audio_start_ms": None,
+        "interview_audio_end_ms": None,
     }
+    assert recording["interviews"] == {}
     assert recording["figures"] == {"chance_kappa": None, "kappa": 0.5, "matched": 1}
     assert recording["pairs"] == [
         {"therapist_moment_id": 11, "client_moment_id": 21, "lag_ms": 250}
