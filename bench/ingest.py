@@ -1,6 +1,7 @@
 """Benchmark: whole ingest vs plain decode, transcode and PySceneDetect, measured in one run.
 
     .venv/bin/python bench/ingest.py [--minutes 50] [--skip-long | --skip-short] [--skip-transcode]
+                                     [--regions halves|drawn]
 
 Generates 720p25 H.264/AAC MP4s once into bench/out/ (git-ignored): a 10-second and a 2-minute
 file whose video starts at 66 ms (its first keyframe is not at 0), the long file (default 50
@@ -8,6 +9,9 @@ minutes) and a VFR copy of it that must be transcoded. Prints wall and CPU times
 the media issues set as targets, each line as soon as it is measured (the 50-minute part takes
 the better part of an hour; ``--skip-long`` runs only the short files). The fixed per-ingest
 overhead is split by process (ffprobe/ffmpeg runs, the decode child, this process).
+``--regions drawn`` measures with a researcher's regions set (``DRAWN``: therapist, client and a
+background region, subtracted), as a recording with drawn or study-default regions is ingested;
+the default is the two halves.
 """
 
 from __future__ import annotations
@@ -24,9 +28,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ipr.media import DEFAULT_REGIONS, IngestSettings, compute_motion_energy, ingest  # noqa: E402
+from ipr.media import (  # noqa: E402
+    DEFAULT_REGIONS,
+    IngestSettings,
+    Region,
+    compute_motion_energy,
+    ingest,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
+
+DRAWN = (
+    Region("therapist", 0.05, 0.1, 0.4, 0.85),
+    Region("client", 0.55, 0.1, 0.4, 0.85),
+    Region("background", 0.42, 0.0, 0.16, 0.3),
+)
+"""Regions as a researcher draws them: one per person and one on the background."""
 
 
 def cpu_s() -> float:
@@ -215,8 +232,13 @@ def main() -> None:
     parser.add_argument("--skip-transcode", action="store_true", help="remux path only")
     parser.add_argument("--skip-long", action="store_true", help="only the short files")
     parser.add_argument("--skip-short", action="store_true", help="only the long file")
+    parser.add_argument(
+        "--regions", choices=("halves", "drawn"), default="halves", help="halves, or DRAWN"
+    )
     args = parser.parse_args()
-    settings = IngestSettings()
+    regions = DRAWN if args.regions == "drawn" else DEFAULT_REGIONS
+    settings = IngestSettings(regions=regions)
+    print(f"regions: {', '.join(r.name for r in regions)}", flush=True)
     print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     if not args.skip_short:
         short_files(settings)
@@ -234,7 +256,7 @@ def main() -> None:
     assert results["remux"].remuxed
     report("ingest, remux path", remux, f"ratio {remux[0] / decode[0]:.2f} (target <= 1.30)")
     playable = out / "playable.mp4"
-    analysis = timed(lambda: compute_motion_energy(playable, list(DEFAULT_REGIONS)))
+    analysis = timed(lambda: compute_motion_energy(playable, list(regions)))
     report("analysis decode alone (motion re-run)", analysis)
     try:
         sd = timed(lambda: scenedetect(src))

@@ -442,6 +442,8 @@ def summary_of(data: dict[str, Any] | None) -> dict[str, Any]:
         "kappa": kappa.get("kappa"),
         "synchrony": sync.get("grand_mean"),
         "surrogate_p": surrogate.get("p_value"),
+        # "12% of samples missing: …": the figure rests on incomplete motion data
+        "synchrony_warning": sync.get("warning") if sync.get("grand_mean") is not None else None,
     }
 
 

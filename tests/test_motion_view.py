@@ -103,6 +103,12 @@ def test_study_settings_drive_the_synchrony_figures(app, db, owner_web, study, r
     assert owner_web.post(f"/studies/{study.id}/motion", form).status_code == 302
     db.expire_all()
     assert db.get(Study, study.id).motion_settings["window_s"] == 20.0
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "motion_settings_changed"))
+    assert event.study_id == study.id
+    assert event.details["before"]["window_s"] == 30.0 and event.details["after"] == {
+        "threshold": 12, "smoothing_s": 0.5, "window_s": 20.0, "step_s": 5.0,
+        "max_lag_s": 2.0, "surrogates": 10, "seed": 3,
+    }  # fmt: skip
     rec = db.get(Recording, ready.id)
     after = stored_sync(app, db, rec)
     assert (after["window_ms"], after["step_ms"], after["max_lag_ms"]) == (20_000, 5_000, 2_000)
@@ -144,6 +150,60 @@ def test_a_third_missing_gives_a_warned_figure_and_mostly_missing_none(app, db, 
     assert sync["error"] == (
         "90% of samples missing: variable frame rate or dropped frames; the motion data is "
         "mostly missing, so no synchrony figure is given"
+    )
+
+
+def test_exports_carry_the_missing_warning_and_no_figure_when_mostly_missing(
+    app, db, owner, owner_web, ready
+):
+    from tests.conftest import api_token
+
+    auth = {"Authorization": f"Bearer {api_token(db, owner)}"}
+    base = f"/api/v1/recordings/{ready.id}/export"
+    warning = "# WARNING: 33% of samples missing: variable frame rate or dropped frames"
+    _with_missing(app, ready, 3)
+    figures = stored_sync(app, db, ready)
+    motion_csv = owner_web.client.get(f"{base}.motion_csv", headers=auth).get_data(as_text=True)
+    assert motion_csv.splitlines()[2:4] == ["# missing_samples=500 of 1500", warning]
+    sync = owner_web.client.get(f"{base}.synchrony_csv", headers=auth).get_data(as_text=True)
+    assert warning in sync.splitlines()
+    assert f"# grand_mean={figures['grand_mean']}" in sync.splitlines()
+    # 90% missing: the warning, the reason there is no figure, and no figure
+    odd = [None if i % 10 else v for i, v in enumerate(motion()[0])]
+    path = Storage(app.config["RECORDINGS_DIR"]).derived(ready.storage_key, "analysis.json")
+    me = {"rate_hz": 25.0, "left": odd, "right": odd}
+    path.write_text(json.dumps({"scene_cuts_ms": [], "silences_ms": [], "motion_energy": me}))
+    stored_sync(app, db, ready)
+    sync = owner_web.client.get(f"{base}.synchrony_csv", headers=auth).get_data(as_text=True)
+    mostly = (
+        "90% of samples missing: variable frame rate or dropped frames; the motion data is "
+        "mostly missing, so no synchrony figure is given"
+    )
+    assert f"# WARNING: {mostly}" in sync.splitlines()
+    assert f"# no synchrony: {mostly}" in sync.splitlines()
+    assert "grand_mean=" not in sync
+    assert sync.splitlines()[-1] == "window_centre_ms,synchrony"
+
+
+def test_the_dashboard_marks_a_synchrony_that_rests_on_missing_samples(app, db, ready, owner_web):
+    """The study dashboard shows each session's synchrony in a table: a figure from a third
+    missing samples is marked and explained under it; a complete one is not."""
+    url = f"/studies/{ready.study_id}/dashboard"
+    stored_sync(app, db, ready)  # complete series
+    html = owner_web.get(url).get_data(as_text=True)
+    assert "synchrony-warnings" not in html and "incomplete motion data" not in html
+    _with_missing(app, ready, 3)
+    sync = stored_sync(app, db, ready)
+    assert sync["grand_mean"] is not None
+    html = owner_web.get(url).get_data(as_text=True)
+    flag = (
+        '<a href="#synchrony-warnings" class="flag" '
+        'aria-label="Warning: incomplete motion data">!</a>'
+    )
+    assert html.count(flag) == 1
+    assert (
+        "<li>01, Session 1: 33% of samples missing: variable frame rate or dropped frames.</li>"
+        in html
     )
 
 
@@ -252,15 +312,21 @@ def test_study_default_regions_and_threshold_reach_a_new_recordings_ingest(db, s
 def test_suggestion_reads_the_first_clips_still(app, owner_web, ready):
     import cv2
 
-    from ipr.motion import face_cascade_path
+    from tests.test_motion import assert_regions_hold_the_faces, two_faces_side_by_side
 
     url = f"/recordings/{ready.id}/regions/suggest"
     assert owner_web.get(url).status_code == 422  # no still yet
     still = Storage(app.config["RECORDINGS_DIR"]).derived(ready.storage_key, "clips/001.jpg")
     cv2.imwrite(str(still), np.full((180, 320, 3), 90, np.uint8))
     body = owner_web.get(url).json
-    assert body["detector"] == (face_cascade_path() is not None)
+    assert body["detector"] is True and body["faces"] == 0
     assert body["regions"] == [  # no faces in a grey picture: the halves
         {"name": "therapist", "x": 0.0, "y": 0.0, "w": 0.5, "h": 1.0},
         {"name": "client", "x": 0.5, "y": 0.0, "w": 0.5, "h": 1.0},
     ]
+    # a split-screen session's thumbnail (320 wide, as the ingest writes it): the two faces
+    thumb = cv2.resize(two_faces_side_by_side(), (320, 90), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(still), thumb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    body = owner_web.get(url).json
+    assert body["detector"] is True and body["faces"] == 2
+    assert_regions_hold_the_faces(body["regions"])

@@ -10,7 +10,12 @@ Layout, per lane (`therapist`, `client`):
 - `<lane> prompt answers` (only when the study has interview prompt answers): symbolic
   subdivision, one `prompt_key=answer` annotation per prompt answered at the stop (free-text
   answers left out with include_text=False).
-- `<lane> peaks`: 1 ms annotations included in the span, one per peak, value `peak HH:MM:SS.mmm`.
+- `<lane> peaks`: a time-aligned tier of its own (no parent), one `POINT_MS` annotation per peak
+  that starts exactly at the peak, value `peak HH:MM:SS.mmm`, id `m<moment>p<n>`. Not an
+  Included_In child: a child cannot leave its parent, so a peak at a span's very end could only
+  be shown 1 ms early. Two peaks at the same millisecond of one layer (a repeated peak, or the
+  end of one moment and the start of the next) would overlap: the second goes onto
+  `<lane> peaks 2`, and so on.
 - `<lane> researcher note: <coder>`: symbolic association, one tier per coder (left out with
   include_text=False). Data without per-coder codings gets one `<lane> researcher codes` /
   `<lane> researcher note` pair with ANNOTATOR="researcher", as before.
@@ -163,7 +168,8 @@ def _lane_tiers(
     main = builder.tier(lane, "moment", PARTICIPANT=code)
     codes = builder.tier(lane + CODES_SUFFIX, "code", PARENT_REF=lane, PARTICIPANT=code)
     ratings = builder.tier(lane + RATINGS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
-    peaks = builder.tier(lane + PEAKS_SUFFIX, "peak", PARENT_REF=lane, PARTICIPANT=code)
+    peak_tiers = [builder.tier(lane + PEAKS_SUFFIX, "peak", PARTICIPANT=code)]
+    peak_ends = [0]  # where each peaks tier's last annotation ends
     asked = (
         builder.tier(lane + PROMPTS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
         if ctx.study.prompts
@@ -202,11 +208,17 @@ def _lane_tiers(
         ref1 = builder.slot(moment.t_ms)
         ref2 = builder.slot(end)
         _alignable(main, ann_id, ref1, ref2, moment.text if text else "")
-        for i, peak in enumerate(moment.peaks_ms, start=1):
-            # Kept inside the span (Included_In); the value carries the exact time.
-            start = min(peak, end - POINT_MS)
-            p1, p2 = builder.slot(start), builder.slot(start + POINT_MS)
-            _alignable(peaks, f"{ann_id}p{i}", p1, p2, f"{PEAK_VALUE} {format_timecode(peak)}")
+        for i, peak in enumerate(sorted(moment.peaks_ms), start=1):
+            # Starts exactly at the peak, also at the span's end (an independent tier).
+            n = next((k for k, last in enumerate(peak_ends) if peak >= last), len(peak_ends))
+            if n == len(peak_tiers):
+                name = f"{lane}{PEAKS_SUFFIX} {n + 1}"
+                peak_tiers.append(builder.tier(name, "peak", PARTICIPANT=code))
+                peak_ends.append(0)
+            peak_ends[n] = peak + POINT_MS
+            p1, p2 = builder.slot(peak), builder.slot(peak + POINT_MS)
+            value = f"{PEAK_VALUE} {format_timecode(peak)}"
+            _alignable(peak_tiers[n], f"{ann_id}p{i}", p1, p2, value)
         cv = [(k, _cve_id(k) if k in codebook else "") for k in moment.codes]
         _refs(codes, ann_id, "c", cv)
         rated = [
@@ -386,7 +398,7 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
             },
         ),
         ("rating", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
-        ("peak", {"CONSTRAINTS": "Included_In", "TIME_ALIGNABLE": "true"}),
+        ("peak", {"TIME_ALIGNABLE": "true"}),
         ("note", {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"}),
         ("utterance", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
     ):

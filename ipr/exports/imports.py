@@ -90,6 +90,8 @@ class ImportedMoment:
     source: str = ""
 
     def __post_init__(self) -> None:
+        if self.end_ms is not None and self.end_ms == self.t_ms:
+            object.__setattr__(self, "end_ms", None)  # a zero-length span is a point, as on export
         object.__setattr__(self, "ratings", MappingProxyType(dict(self.ratings)))
 
 
@@ -356,7 +358,8 @@ def import_eaf(
     if max_rows is not None and len(tier.findall("ANNOTATION")) > max_rows:
         raise _too_many(max_rows)
     children = _child_values(tiers, tier_name)
-    peaks = _peaks(tiers.get(tier_name + PEAKS_SUFFIX), slots)
+    peak_tiers = re.compile(re.escape(tier_name + PEAKS_SUFFIX) + r"( [2-9]| [1-9]\d+)?")
+    peaks = _peaks([t for n, t in tiers.items() if n and peak_tiers.fullmatch(n)], slots)
     moments: list[ImportedMoment] = []
     for node in tier.iterfind("ANNOTATION/*"):
         ann_id = node.get("ANNOTATION_ID", "?")
@@ -430,12 +433,11 @@ def _child_values(tiers: dict, parent: str) -> dict[str, dict[str, list[str]]]:
     return found
 
 
-def _peaks(tier: etree._Element | None, slots: dict[str, int | None]) -> list[tuple[str, int]]:
-    """(owner annotation id or "", time) of each peak; our own ids name the owning moment."""
-    if tier is None:
-        return []
+def _peaks(tiers: list[etree._Element], slots: dict[str, int | None]) -> list[tuple[str, int]]:
+    """(owner annotation id or "", time) of each peak on a lane's peaks tiers (`<lane> peaks`,
+    `<lane> peaks 2`, …); our own ids name the owning moment."""
     peaks = []
-    for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
+    for node in (n for t in tiers for n in t.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION")):
         start = slots.get(node.get("TIME_SLOT_REF1", ""))
         value = (node.findtext("ANNOTATION_VALUE") or "").strip()
         if value.startswith(PEAK_VALUE + " "):

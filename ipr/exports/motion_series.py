@@ -69,12 +69,12 @@ def synchrony_csv(figures: dict[str, Any] | None, motion_energy: dict[str, Any])
     for key in ("window_ms", "step_ms", "max_lag_ms", "fisher_z", "absolute", "n_windows",
                 "grand_mean", "peak_mean", "lag_zero_mean", "left_leads_mean",
                 "right_leads_mean", "best_lag_median_ms"):  # fmt: skip
-        if key in figures:
+        if figures.get(key) is not None:  # a figure not given is left out, not "None"
             notes.append(f"{key}={figures[key]}")
     surrogate = figures.get("surrogate") or {}
     for key in ("n", "seed", "segment_ms", "statistic", "surrogate_mean", "surrogate_sd",
                 "effect_size", "p_value"):  # fmt: skip
-        if key in surrogate:
+        if surrogate.get(key) is not None:
             notes.append(f"surrogate_{key}={surrogate[key]}")
     rows = [
         [p["t_ms"], "" if p["value"] is None else p["value"]] for p in figures.get("series") or []

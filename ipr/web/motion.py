@@ -45,7 +45,7 @@ def save_regions(recording_id: int) -> Any:
 @bp.get("/recordings/<int:recording_id>/regions/suggest")
 @login_required
 def suggest(recording_id: int) -> Any:
-    """Regions around the faces OpenCV finds in the first clip's still."""
+    """Regions around the faces dlib's detector finds in the first clip's still."""
     import cv2
 
     rec = get_or_404(db(), Recording, recording_id, user(), "editor")
@@ -53,12 +53,7 @@ def suggest(recording_id: int) -> Any:
     image = cv2.imread(str(still)) if still.is_file() else None
     if image is None:
         raise ValidationError("There is no still picture of this recording yet.")
-    return jsonify(
-        {
-            "regions": motion.suggest_regions(image),
-            "detector": motion.face_cascade_path() is not None,
-        }
-    )
+    return jsonify(motion.suggestion(image))
 
 
 @bp.post("/studies/<int:study_id>/motion")

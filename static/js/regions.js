@@ -135,9 +135,11 @@
       send(editor.dataset.suggest, { method: "GET" }).then(function (body) {
         body.regions.forEach(function (r) { regions[r.name] = r; });
         placeAll();
-        say(body.detector
-          ? "Suggested from the faces found (or the halves if there were fewer than two); adjust and save."
-          : "No face detector is installed on the server: the halves are suggested; adjust and save.");
+        say(!body.detector
+          ? "No face detector is installed on the server: the halves are suggested; adjust and save."
+          : body.faces >= 2
+            ? "Suggested around the two largest faces found (left: therapist; swap them if the therapist sits on the right); adjust and save."
+            : (body.faces === 1 ? "Only one face" : "No face") + " found: the halves are suggested; adjust and save.");
       }).catch(function (err) { say(err.message, true); });
     });
 

@@ -105,3 +105,55 @@ def test_drawn_regions_rerun_the_motion_pass_and_change_the_plot(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#regions").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "motion-regions.png"), full_page=True)
+
+
+def test_suggest_from_faces_puts_a_region_around_each_person(
+    live_server: LiveServer, new_page
+) -> None:
+    """The still is a split-screen session's thumbnail with two real faces (see
+    tests/test_motion.py); "Suggest from faces" draws the therapist box around the left face
+    and the client box around the right one, at a desktop and at a phone's width."""
+    import cv2
+
+    from tests.e2e.conftest import PHONE, check_a11y
+    from tests.test_motion import FACES, two_faces_side_by_side
+
+    who = live_server.new_researcher("faces")
+    study_id = live_server.seed_study(who, "Face suggestion (e2e)")
+    instance = Path(live_server.env["IPR_INSTANCE_PATH"])
+    config = load_config(instance, environ=live_server.env)
+    huey = make_huey(config, instance)
+    with live_server.database.session() as s:
+        user = s.scalar(select(User).where(User.email == who.email))
+        rec, _ = seed_recording(
+            s, s.get(Study, study_id), user, config, live_server.database, huey, seconds=4
+        )
+        rec_id, key = rec.id, rec.storage_key
+    still = Storage(config["RECORDINGS_DIR"]).derived(key, "clips/001.jpg")
+    thumb = cv2.resize(two_faces_side_by_side(), (320, 90), interpolation=cv2.INTER_AREA)
+    assert cv2.imwrite(str(still), thumb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+    for viewport, name in ((None, "desktop"), (PHONE, "phone")):
+        page = new_page(viewport=viewport, name=name)
+        log_in(page, who)
+        page.goto(f"/recordings/{rec_id}")
+        page.wait_for_function("document.getElementById('region-still').naturalWidth > 0")
+        page.get_by_role("button", name="Suggest from faces").click()
+        expect(page.locator("#region-message")).to_contain_text(
+            "Suggested around the two largest faces found"
+        )
+        stage = page.locator("#region-stage")
+        stage.scroll_into_view_if_needed()
+        outer = stage.bounding_box()
+        assert outer is not None
+        for role in ("therapist", "client"):
+            box = page.locator(f".region-box.region-{role}").bounding_box()
+            assert box is not None
+            x0, y0, x1, y1 = FACES[role]  # the face, in fractions of the picture
+            assert box["x"] <= outer["x"] + x0 * outer["width"] + 1
+            assert outer["x"] + x1 * outer["width"] - 1 <= box["x"] + box["width"]
+            assert box["y"] <= outer["y"] + y0 * outer["height"] + 1
+            assert outer["y"] + y1 * outer["height"] - 1 <= box["y"] + box["height"]
+        check_a11y(page, f"regions suggested from faces, {name}")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#regions").screenshot(path=str(SHOTS / f"motion-suggest-{name}.png"))

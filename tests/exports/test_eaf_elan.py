@@ -62,10 +62,14 @@ def test_overlapping_moments_go_onto_extra_layers_that_elan_accepts(corpus, tmp_
     path.write_bytes(data)
     eaf = pympi.Elan.Eaf(str(path))
     assert eaf.get_annotation_data_for_tier("therapist 2") == [(2000, 3000, "inside")]
-    # a peak at a span's end: the value and our import keep it exactly
+    # a peak at a span's end starts exactly there, as every peak does (its own tier, no parent)
     assert eaf.get_annotation_data_for_tier("therapist peaks") == [
-        (4999, 5000, "peak 00:00:05.000")
+        (5000, 5001, "peak 00:00:05.000")
     ]
+    assert eaf.get_annotation_data_for_tier("therapist 2 peaks") == [
+        (2000, 2001, "peak 00:00:02.000")
+    ]
+    assert "PARENT_REF" not in eaf.get_parameters_for_tier("therapist peaks")
     back = import_eaf_lane(data, "therapist")
     assert [(m.t_ms, m.end_ms, m.peaks_ms, m.text, m.lane) for m in back] == [
         (1000, 5000, (5000,), "long", "therapist"),
@@ -73,6 +77,37 @@ def test_overlapping_moments_go_onto_extra_layers_that_elan_accepts(corpus, tmp_
         (2500, None, (), "point inside both", "therapist"),
         (5000, 6000, (), "touches the first", "therapist"),
     ]
+
+
+@pytest.mark.corpus
+def test_peaks_at_the_same_millisecond_go_onto_extra_peak_tiers(corpus):
+    """A moment's peak at its end and the next moment's peak at its start (the same instant on
+    one layer), and a peak given twice: each starts exactly at its time, none overlap."""
+    moments = (
+        ExportMoment(1, "client", "C05", 1000, 3000, peaks_ms=(1500, 3000), text="first"),
+        ExportMoment(2, "client", "C05", 3000, 4000, peaks_ms=(3000, 3600, 3600), text="next"),
+    )
+    data = to_eaf(make_study(moments=moments, pairs=()).only_recording())
+    xsd = etree.XMLSchema(etree.parse(str(corpus / "annotation_formats/elan/EAFv3.0.xsd")))
+    assert xsd.validate(etree.parse(io.BytesIO(data))), xsd.error_log
+    root = etree.fromstring(data)
+    assert _alignable(root, "client") == [(1000, 3000, "first"), (3000, 4000, "next")]
+    assert _alignable(root, "client peaks") == [
+        (1500, 1501, "peak 00:00:01.500"),
+        (3000, 3001, "peak 00:00:03.000"),
+        (3600, 3601, "peak 00:00:03.600"),
+    ]
+    assert _alignable(root, "client peaks 2") == [
+        (3000, 3001, "peak 00:00:03.000"),
+        (3600, 3601, "peak 00:00:03.600"),
+    ]
+    assert root.find("TIER[@TIER_ID='client peaks 2']").get("PARTICIPANT") == "C05"
+    back = import_eaf_lane(data, "client")
+    assert [(m.t_ms, m.end_ms, m.peaks_ms) for m in back] == [
+        (1000, 3000, (1500, 3000)),
+        (3000, 4000, (3000, 3600, 3600)),
+    ]
+    assert to_eaf(make_study(moments=moments, pairs=()).only_recording()) == data
 
 
 def test_a_zero_length_span_is_a_point_in_every_format():
@@ -89,6 +124,9 @@ def test_a_zero_length_span_is_a_point_in_every_format():
     assert [(m.t_ms, m.end_ms) for m in peer_moments(grid, "textgrid", "client")] == [(4000, None)]
     cue = [c for c in webvtt.from_buffer(io.StringIO(to_vtt(ctx).decode())) if "C05" in c.text]
     assert (cue[0].start, cue[0].end) == ("00:00:04.000", "00:00:07.000")
+    # and coming in: a hand-made row whose end equals its start is a point too
+    rows = import_csv(b"lane,start_ms,end_ms,peaks_ms,text\nclient,4000,4000,4000,x\n")
+    assert [(m.t_ms, m.end_ms, m.peaks_ms) for m in rows] == [(4000, None, (4000,))]
 
 
 def test_a_point_at_the_very_end_gets_a_caption_that_ends_at_the_end():
