@@ -190,6 +190,9 @@ class _Rows:
     """moment id → its segment of the interview audio (audio_start_ms, audio_end_ms)."""
     followups: dict[int, FollowUpRating] = field(default_factory=dict)
     answered: dict[int, dict[str, str]] = field(default_factory=dict)
+    """moment id → prompt key → the answer as stored."""
+    asked: frozenset[str] = frozenset()
+    """Every prompt key answered anywhere in the study (its prompt columns)."""
 
 
 class _Decoded:
@@ -270,18 +273,25 @@ def _fetch(
     ):  # fmt: skip
         said[mid].append((start, end, words))
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
+    # one statement for the study's prompt answers: the exported moments' answers, and every
+    # key ever answered in the study (its prompt columns, also in a one-recording export)
+    exported = {m.id for ms in moments.values() for m in ms}
     answered: dict[int, dict[str, str]] = defaultdict(dict)
+    asked: set[str] = set()
     for mid, key, value in db.execute(
         select(PromptAnswer.moment_id, PromptAnswer.prompt_key, PromptAnswer.value)
-        .where(PromptAnswer.moment_id.in_(live))
+        .where(PromptAnswer.study_id == study.id)
         .order_by(PromptAnswer.moment_id, PromptAnswer.id)
     ):
-        answered[mid][key] = value
+        asked.add(key)
+        if mid in exported:
+            answered[mid][key] = value
     interviews, stops = _interviews(db, rec_ids, transcripts)
     return _Rows(
         moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops,
         followups=followup_ratings(db, study, live, scale_keys),
         answered=answered,
+        asked=frozenset(asked),
     )  # fmt: skip
 
 
@@ -406,7 +416,7 @@ def _build(
             for s in study.scales
         ),
         dyads=tuple(out),
-        prompts=_prompts(db, study),
+        prompts=_prompts(study, rows.asked),
         exported_at=exported_at,
         provenance=Provenance(
             parameters={**figure_parameters(study), **followup_parameters(study, fu_scales)},
@@ -417,11 +427,10 @@ def _build(
     )
 
 
-def _prompts(db: Session, study: Study) -> tuple[Prompt, ...]:
+def _prompts(study: Study, keys: frozenset[str]) -> tuple[Prompt, ...]:
     """The interview prompts an export has a column for: none while the study has no prompt
     answers (so exports of studies without interviews keep their columns), else the sheet's
     prompts and any answered prompt since removed from the sheet."""
-    keys = set(db.scalars(select(PromptAnswer.prompt_key).where(PromptAnswer.study_id == study.id)))
     if not keys:
         return ()
     out = [Prompt(key, question, kind) for key, question, kind in prompts.export_prompts(study)]
