@@ -127,8 +127,10 @@ def send_invitation(ctx: jobs.Context) -> None:
     server = mail.parse_url(ctx.config["SMTP_URL"])
     kind = params.get("kind", "invitation")
     base = ctx.config.get("BASE_URL") or params.get("base_url") or ""
-    ctx.report("Making a new link", 0.2)
-    token = recall.issue_link(ctx.db, rs, user, days=ctx.config["INVITATION_DAYS"])
+    # Nothing is written before the e-mail has gone: on SQLite a pending write holds the
+    # database's one write lock, and the progress reports, the heartbeat and every request
+    # would wait for it, the job's own report until "database is locked" (30 s).
+    token = recall.new_token()
     study = rs.recording.dyad.study
     lang = study_texts.participant_language(study, rs.participant)
     if kind == "followup":
@@ -137,6 +139,7 @@ def send_invitation(ctx: jobs.Context) -> None:
         subject, body = study_texts.message(study, kind, lang, link_url(base, token))
     ctx.report("Sending the e-mail", 0.5)
     mail.send(server, mail.build(ctx.config["SMTP_FROM"], params["to"], subject, body))
+    recall.issue_link(ctx.db, rs, user, days=ctx.config["INVITATION_DAYS"], token=token)
     audit.record(
         ctx.db, f"{kind}_email_sent", user=user, study_id=rs.study_id,
         obj=("recall_session", rs.id),

@@ -147,6 +147,11 @@ def create_session(
     return rs, token
 
 
+def new_token() -> str:
+    """A link token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
 def issue_link(
     db: Session,
     rs: RecallSession,
@@ -155,9 +160,11 @@ def issue_link(
     days: int,
     pin: str | None = None,
     ip: str | None = None,
+    token: str | None = None,
 ) -> str:
-    """A fresh link token (256 random bits); any earlier link of this session stops working."""
-    token = secrets.token_urlsafe(32)
+    """A fresh link token (256 random bits); any earlier link of this session stops working.
+    ``token``: one made beforehand with ``new_token()`` (the e-mail job sends it first)."""
+    token = token or new_token()
     rs.token_hash = hash_token(token)
     rs.token_expires_at = utcnow() + dt.timedelta(days=days)
     rs.revoked_at = None

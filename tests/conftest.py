@@ -36,11 +36,12 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-def corpus(relative: str) -> Path:
-    """A file from ../shared/corpus, or skip the test with the reason."""
-    path = CORPUS / relative
+def corpus(relative: str = "") -> Path:
+    """A file or folder of the shared corpus (``<repo>/../shared/corpus``, the one place every
+    test looks), or skip the test saying exactly where it looked."""
+    path = CORPUS / relative if relative else CORPUS
     if not path.exists():
-        pytest.skip(f"../shared/corpus/{relative} is not present beside the project")
+        pytest.skip(f"corpus: {path} is not present (the corpus is looked for at {CORPUS})")
     return path
 
 

@@ -41,8 +41,9 @@ class Inbox:
 
 
 @contextmanager
-def smtp_server() -> Iterator[Inbox]:
-    inbox = Inbox()
+def smtp_server(inbox: Inbox | None = None) -> Iterator[Inbox]:
+    """A started server on a free port; ``inbox``: a handler of one's own (an Inbox subclass)."""
+    inbox = inbox or Inbox()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

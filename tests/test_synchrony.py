@@ -17,9 +17,7 @@ from ipr.synchrony import (
     surrogate_baseline,
     synchrony,
 )
-
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-RMEA = CORPUS / "motion_energy" / "rMEA_extdata"
+from tests.conftest import corpus
 
 
 def naive_ccf(x: np.ndarray, y: np.ndarray, win: int, lag: int, step: int) -> np.ndarray:
@@ -207,9 +205,7 @@ RMEA_MOVEMENT_PERCENT = {
 
 
 def rmea_or_skip() -> Path:
-    if not RMEA.is_dir():
-        pytest.skip("../shared/corpus not present")
-    return RMEA
+    return corpus("motion_energy/rMEA_extdata")
 
 
 @pytest.mark.corpus

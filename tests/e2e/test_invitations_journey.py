@@ -15,8 +15,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
@@ -28,6 +26,7 @@ from ipr.models import HAT_LABELS, HAT_NAME, Dyad, Job, Recording, Study
 from ipr.storage import Storage
 from tests.conftest import ROOT, make_video
 from tests.e2e.conftest import LiveServer, expect_status, log_in
+from tests.qr import decode_png
 from tests.smtp_inbox import Inbox
 
 pytestmark = pytest.mark.e2e
@@ -105,10 +104,7 @@ def run_email_jobs(server: LiveServer) -> None:
 
 
 def decode_qr(page: Page, selector: str) -> str:
-    png = page.locator(selector).screenshot()
-    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return text
+    return decode_png(page.locator(selector).screenshot())
 
 
 def test_invitations_by_email_and_qr_reach_the_norwegian_participant_page(

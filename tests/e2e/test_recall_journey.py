@@ -249,6 +249,13 @@ def status_of(page: Page, url: str) -> int:
     return page.evaluate("async (url) => (await fetch(url, {method: 'HEAD'})).status", url)
 
 
+def wait_typed_saved(page: Page, text: str) -> None:
+    """Wait until ``text``, typed into the open form, is on the server. The form sends typing
+    800 ms after the last key, and until then "All changes saved" is true of the old text."""
+    expect(mine(page).filter(has_text=text)).to_have_count(1)  # the form has sent it ...
+    wait_saved(page)  # ... and the server has answered
+
+
 def mark_by_button(page: Page, text: str, rating: int | None = None) -> None:
     page.get_by_role("button", name="Mark moment").click()
     expect(page.get_by_label("What was happening for you here?")).to_be_focused()
@@ -297,9 +304,6 @@ def mine(page: Page):
 # --- the journey ---------------------------------------------------------------------------------
 
 
-# The two-tab conflict step depends on two pages' timers in one browser; on a loaded 2-core
-# machine it has timed out now and then (never with a wrong result), so it gets one more try.
-@pytest.mark.flaky(reruns=1)
 def test_two_blinded_participants_recall_one_session(
     participant_page: Callable[..., Page],
     new_page: Callable[..., Page],
@@ -467,7 +471,11 @@ def test_two_blinded_participants_recall_one_session(
     for tab in (therapist, tab2):
         mine(tab).filter(has_text="T-beta").get_by_role("button", name=re.compile("^Edit")).click()
     therapist.get_by_label("What was happening for you here?").fill("T-beta: heavy (tab one)")
-    wait_saved(therapist)
+    # tab one's edit must be on the server before tab two types: else tab two may save first
+    # and the conflict dialog opens, rightly, in tab one (what made this step time out)
+    wait_typed_saved(therapist, "T-beta: heavy (tab one)")
+    texts = [m["text"] for m in own_json(therapist, t_rs)["moments"]]
+    assert texts == ["T-alpha (edited): I felt we really connected", "T-beta: heavy (tab one)"]
     tab2.bring_to_front()  # a person types in the tab in front (a hidden tab's timers are held)
     tab2.get_by_label("What was happening for you here?").fill("T-beta: heavy (tab two)")
     conflict = tab2.get_by_role("dialog", name="This moment was changed somewhere else")

@@ -17,8 +17,8 @@ from ipr.exports.data import (
     RecordingContext,
     Scale,
 )
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+from tests.conftest import CORPUS  # noqa: F401 — the exports tests' name for it
+from tests.conftest import corpus as corpus_path
 
 
 def make_study(**recording_changes) -> ExportStudy:
@@ -115,6 +115,4 @@ def ctx(study: ExportStudy) -> RecordingContext:
 
 @pytest.fixture
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip("../shared/corpus not present")
-    return CORPUS
+    return corpus_path()

@@ -7,6 +7,8 @@ them with the command that produced them.
 
 from __future__ import annotations
 
+import concurrent.futures
+import http.client as http_client
 import json
 import re
 import signal
@@ -37,6 +39,9 @@ RETRYABLE = {502, 503, 504}
 # (static/js/recall.js SAVE_TIMEOUT_MS): a request in flight to a host that lost power is
 # never answered, and nginx would wait for it for its proxy_read_timeout (600 s)
 SAVE_TIMEOUT = 15
+# a save not acknowledged this long after its first try fails the test (with what it was
+# answered) instead of being retried for ever
+SAVE_DEADLINE = 120
 
 
 # --- talking to the hosts (every function here runs on the client host) ----------------------
@@ -128,7 +133,9 @@ def in_db(topo: Topology, fn: Callable[[Any], Any]) -> Any:
 
 def seed(topo: Topology, name: str) -> dict[str, Any]:
     """A researcher with an API token, a study, a dyad, a ready recording and the client's
-    recall session with its invitation token."""
+    recall session with its invitation token. The names are unique, so a test can run again
+    in the same topology."""
+    name = f"{name}-{uuid.uuid4().hex[:8]}"
 
     def make(s: Any) -> dict[str, Any]:
         user = auth.create_user(s, f"{name}@example.org", "a long password")
@@ -146,7 +153,10 @@ def seed(topo: Topology, name: str) -> dict[str, Any]:
             s, rec, dyad.participant("client"), "self", user, days=14
         )
         s.commit()
-        return {"token": token, "dyad_id": dyad.id, "rs_id": rs.id, "rs_token": rs_token}
+        return {
+            "email": user.email, "token": token, "dyad_id": dyad.id, "rs_id": rs.id,
+            "rs_token": rs_token,
+        }  # fmt: skip
 
     return in_db(topo, make)
 
@@ -223,7 +233,7 @@ def test_worker_host_killed_during_ingest_finishes_on_the_other_once(
     # (X-Accel-Redirect: the web host answers with headers only) after a web host's check
     playable = (hosts.media / key / "derived" / "playable.mp4").read_bytes()
     (status, headers, body), (web_status, web_headers, web_body) = hosts.in_client(
-        media_range, hosts, "ingest@example.org", f"/recordings/{rec['id']}/media/playable.mp4",
+        media_range, hosts, s["email"], f"/recordings/{rec['id']}/media/playable.mp4",
         0, 1023,
     )  # fmt: skip
     assert (status, headers["Content-Range"]) == (206, f"bytes 0-1023/{len(playable)}")
@@ -246,14 +256,24 @@ def test_web_host_killed_while_participants_save_nothing_lost_or_doubled(
     retries: list[tuple[str, int | str]] = []
     waits: list[float] = []  # from a save's first try to its acknowledgement
     lock = threading.Lock()
+    stop = threading.Event()  # set when the test ends, however: no saver outlives it
 
     def participant(n: int, count: int) -> None:
-        """Saves like the outbox: each moment retried with the same key until acknowledged."""
+        """Saves like the outbox: each moment retried with the same key until acknowledged
+        (for at most SAVE_DEADLINE s; each try at most SAVE_TIMEOUT s without an answer)."""
         for i in range(count):
             key = f"p{n}-moment-{i:04d}"
             body = json.dumps({"t_ms": 1000 * (100 * n + i), "text": key}).encode()
             first = time.monotonic()
+            answers: list[int | str] = []
             while True:
+                if stop.is_set():
+                    return
+                if time.monotonic() - first > SAVE_DEADLINE:
+                    raise AssertionError(
+                        f"participant {n}: {key} not acknowledged in {SAVE_DEADLINE} s "
+                        f"({len(answers)} tries, last answers {answers[-5:]})"
+                    )
                 try:
                     status, headers, data = http(
                         hosts, "POST", f"/api/v1/recall-sessions/{s['rs_id']}/moments",
@@ -261,8 +281,9 @@ def test_web_host_killed_while_participants_save_nothing_lost_or_doubled(
                         {"Content-Type": "application/json", "Idempotency-Key": key},
                         timeout=SAVE_TIMEOUT,
                     )  # fmt: skip
-                except OSError as exc:  # connection reset or refused
+                except (OSError, http_client.HTTPException) as exc:  # reset, refused, cut
                     status, headers, data = type(exc).__name__, {}, None
+                answers.append(status)
                 if status in (200, 201):
                     with lock:
                         # $upstream_addr lists every host tried; the last one answered
@@ -276,13 +297,21 @@ def test_web_host_killed_while_participants_save_nothing_lost_or_doubled(
                 time.sleep(0.2)
 
     futures = [hosts.client.submit(participant, n, 30) for n in (1, 2)]
-    wait_for("saves before the fault", lambda: len(acks) >= 10, 60)
-    unplugged_at = time.monotonic()
-    hosts.unplug("web1")
-    hosts.kill("web1")
-    killed_at = time.monotonic()
-    for f in futures:
-        f.result(timeout=120)
+    try:
+        wait_for("saves before the fault", lambda: len(acks) >= 10, 60)
+        unplugged_at = time.monotonic()
+        hosts.unplug("web1")
+        hosts.kill("web1")
+        killed_at = time.monotonic()
+        _, pending = concurrent.futures.wait(futures, timeout=2 * SAVE_DEADLINE)
+        assert not pending, (
+            f"savers still busy after {2 * SAVE_DEADLINE} s: {len(acks)} of 60 saves "
+            f"acknowledged, {len(retries)} retries\n{hosts.log_tails()}"
+        )
+        for f in futures:
+            f.result()  # a saver's own failure, with its message
+    finally:
+        stop.set()
 
     keys = sorted(k for k, *_ in acks)
     assert keys == sorted(f"p{n}-moment-{i:04d}" for n in (1, 2) for i in range(30))

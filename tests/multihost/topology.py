@@ -114,9 +114,15 @@ class Topology:
     def ns(self, host: str) -> str:
         return self.hosts[host].ns
 
-    def in_client(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` in a thread on the client host; its connections start from there."""
-        return self.client.submit(fn, *args).result()
+    def in_client(self, fn: Callable[..., T], *args: Any, timeout: float = 300) -> T:
+        """Run ``fn`` in a thread on the client host; its connections start from there. Fails
+        after ``timeout`` s rather than hang (e.g. when stuck work holds the host's threads)."""
+        try:
+            return self.client.submit(fn, *args).result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise AssertionError(
+                f"{getattr(fn, '__name__', fn)} on the client host did not finish in {timeout} s"
+            ) from None
 
     # --- network ---------------------------------------------------------------------------
 
