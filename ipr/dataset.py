@@ -29,7 +29,7 @@ from typing import IO, Any, NamedTuple
 from sqlalchemy import Text, cast, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from ipr import audit, followup, jobs, recall
+from ipr import audit, followup, jobs, prompts, recall
 from ipr import figures as figures_layer
 from ipr import interview as interview_domain
 from ipr.errors import IPRError, NotFound, ValidationError
@@ -48,6 +48,7 @@ from ipr.exports.data import (
     FollowUpRating,
     InterviewMedia,
     Pair,
+    Prompt,
     Provenance,
     Scale,
     safe_name,
@@ -77,6 +78,7 @@ from ipr.models import (
     Moment,
     MomentRevision,
     Participant,
+    PromptAnswer,
     RecallSession,
     Recording,
     ResearcherAnnotation,
@@ -187,6 +189,10 @@ class _Rows:
     stops: dict[int, tuple[int, int]] = field(default_factory=dict)
     """moment id → its segment of the interview audio (audio_start_ms, audio_end_ms)."""
     followups: dict[int, FollowUpRating] = field(default_factory=dict)
+    answered: dict[int, dict[str, str]] = field(default_factory=dict)
+    """moment id → prompt key → the answer as stored."""
+    asked: frozenset[str] = frozenset()
+    """Every prompt key answered anywhere in the study (its prompt columns)."""
 
 
 class _Decoded:
@@ -267,10 +273,25 @@ def _fetch(
     ):  # fmt: skip
         said[mid].append((start, end, words))
     transcripts = {mid: tuple(rows) for mid, rows in said.items()}
+    # one statement for the study's prompt answers: the exported moments' answers, and every
+    # key ever answered in the study (its prompt columns, also in a one-recording export)
+    exported = {m.id for ms in moments.values() for m in ms}
+    answered: dict[int, dict[str, str]] = defaultdict(dict)
+    asked: set[str] = set()
+    for mid, key, value in db.execute(
+        select(PromptAnswer.moment_id, PromptAnswer.prompt_key, PromptAnswer.value)
+        .where(PromptAnswer.study_id == study.id)
+        .order_by(PromptAnswer.moment_id, PromptAnswer.id)
+    ):
+        asked.add(key)
+        if mid in exported:
+            answered[mid][key] = value
     interviews, stops = _interviews(db, rec_ids, transcripts)
     return _Rows(
         moments, notes, voiced, stored, codings, sessions, transcripts, interviews, stops,
         followups=followup_ratings(db, study, live, scale_keys),
+        answered=answered,
+        asked=frozenset(asked),
     )  # fmt: skip
 
 
@@ -395,6 +416,7 @@ def _build(
             for s in study.scales
         ),
         dyads=tuple(out),
+        prompts=_prompts(study, rows.asked),
         exported_at=exported_at,
         provenance=Provenance(
             parameters={**figure_parameters(study), **followup_parameters(study, fu_scales)},
@@ -403,6 +425,17 @@ def _build(
         ),
         followup_scales=fu_scales,
     )
+
+
+def _prompts(study: Study, keys: frozenset[str]) -> tuple[Prompt, ...]:
+    """The interview prompts an export has a column for: none while the study has no prompt
+    answers (so exports of studies without interviews keep their columns), else the sheet's
+    prompts and any answered prompt since removed from the sheet."""
+    if not keys:
+        return ()
+    out = [Prompt(key, question, kind) for key, question, kind in prompts.export_prompts(study)]
+    out += [Prompt(key, key, "text") for key in sorted(keys - {p.key for p in out})]
+    return tuple(out)
 
 
 def _recording(
@@ -450,6 +483,7 @@ def _recording(
                 interview_transcript=rows.said.get(mid, ()),
                 interview_audio_start_ms=rows.stops[mid][0] if mid in rows.stops else None,
                 interview_audio_end_ms=rows.stops[mid][1] if mid in rows.stops else None,
+                prompt_answers=rows.answered.get(mid, {}),
                 matched_moment_id=match[0] if match else None,
                 lag_ms=match[1] if match else None,
                 phase=m.phase,

@@ -7,8 +7,8 @@ clocks: ``video_ms`` on the session video, ``audio_ms`` on the interview audio).
 the end of the audio: that is where the researcher asked about it. Transcript utterances are
 attached to the moment whose segment contains their start.
 
-Not here yet (see docs/interview.md): the browser recorder, the prompt sheet and the follow-up
-pass. Automatic transcription runs a locally installed model configured as
+The prompt sheet and its answers are ``ipr.prompts``; the follow-up pass is ``ipr.followup``.
+Automatic transcription runs a locally installed model configured as
 ``IPR_TRANSCRIBE_COMMAND`` (``transcribe``, job ``interview_transcribe``); none is bundled.
 """
 
@@ -40,6 +40,7 @@ from ipr.models import (
     Membership,
     Moment,
     Participant,
+    PromptAnswer,
     RecallSession,
     User,
     VoiceNote,
@@ -797,8 +798,9 @@ def withdraw(
     db: Session, storage: Any, participant: Participant, user: User, *, ip: str | None = None
 ) -> dict[str, int]:
     """Erase the participant's recall data everywhere: sessions, moments, voice notes,
-    interview audio (rows and files) and transcripts. Returns the receipt (counts only), which
-    is also audited. The consent records stay: they show what was consented and withdrawn."""
+    prompt answers, interview audio (rows and files) and transcripts. Returns the receipt
+    (counts only), which is also audited. The consent records stay: they show what was
+    consented and withdrawn."""
     rs_ids = select(RecallSession.id).where(RecallSession.participant_id == participant.id)
     moment_ids = select(Moment.id).where(Moment.recall_session_id.in_(rs_ids))
 
@@ -820,10 +822,16 @@ def withdraw(
                 InterviewUtterance.recall_session_id.in_(rs_ids)
             )
         ),
+        "prompt_answers": count(
+            select(func.count(PromptAnswer.id)).where(PromptAnswer.moment_id.in_(moment_ids))
+        ),
     }
     paths = [audio_path(storage, db.get(RecallSession, a.recall_session_id), a) for a in audios]
     # rows that the database would cascade are removed explicitly too (SQLite without FKs)
     db.query(InterviewUtterance).filter(InterviewUtterance.recall_session_id.in_(rs_ids)).delete(
+        synchronize_session=False
+    )
+    db.query(PromptAnswer).filter(PromptAnswer.moment_id.in_(moment_ids)).delete(
         synchronize_session=False
     )
     for a in audios:
@@ -835,4 +843,7 @@ def withdraw(
     studies.erase_participant_data(db, storage, participant, user, ip=ip)  # commits
     for path in paths:
         path.unlink(missing_ok=True)
+    # Prepared moment-clip ZIPs are named by a hash of what they hold, not by participant, and
+    # hold the moments' words (clips.csv): every one goes; each is made again when asked for.
+    storage.prune_exports(-1.0)
     return receipt

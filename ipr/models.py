@@ -174,6 +174,8 @@ class Study(Base):
     # the follow-up pass (ipr.followup.Settings as stored): {"enabled", "delay_days",
     # "scales": [key] or null for every scale, "instructions": {lang: text}}
     followup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the interviewer's prompt sheet (ipr.prompts); None: the Brief Structured Recall defaults
+    prompt_sheet: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
@@ -632,3 +634,18 @@ class FollowUpRating(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PromptAnswer(Base):
+    """The participant's answer to one prompt of the interviewer's sheet at one stop (moment),
+    captured by the researcher in a researcher-led session (``ipr.prompts``)."""
+
+    __tablename__ = "prompt_answers"
+    __table_args__ = (UniqueConstraint("moment_id", "prompt_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    moment_id: Mapped[int] = mapped_column(ForeignKey("moments.id", ondelete="CASCADE"), index=True)
+    prompt_key: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(Text)
+    answered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

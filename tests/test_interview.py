@@ -317,7 +317,7 @@ def test_withdrawal_erases_everything_of_the_participant(app, env, db, interview
     assert resp.status_code == 200, resp.json
     assert resp.json["erased"] == {
         "recall_sessions": 1, "moments": 3, "voice_notes": 1, "interview_audio_files": 1,
-        "transcript_utterances": 6,
+        "transcript_utterances": 6, "prompt_answers": 0,
     }  # fmt: skip
     assert not audio_file.exists()
     assert list(voice.iterdir()) == []

@@ -270,6 +270,8 @@ RESEARCHER_ONLY = {
     "api_interview.get_recall_session",
     "api_interview.interview_audio",
     "api_interview.import_transcript",
+    "api_prompts.get_answers",
+    "api_prompts.put_answers",
     "api_transcripts.transcribe",
     *(f"api_interview_chunks.{view}" for view in (
         "start_take", "list_takes", "take_status", "append_chunk", "put_events", "finish_take",

@@ -56,6 +56,7 @@ OTHER_SECRET = "the other participant's words"
 #   own-token   the owner's own API token (others: 404)
 #   read / write / owner   a member of the study with at least viewer / editor / owner
 #   participant the participant of this self-guided session only
+#   led         the leading researcher of a researcher-led session (prompt answers)
 #   recall-api  this participant's link token; members read; nobody else writes
 #   device      an invitation token as Bearer buys a device token (only a link without a PIN
 #               works without one: the other participant's); anything else is refused
@@ -221,6 +222,13 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("api_interview.list_consent", "GET"): ("read", False),
     ("api_interview.record_consent", "POST"): ("editor", False),
     ("api_interview.withdraw", "POST"): ("owner", True),  # erases a participant's data
+    # the interviewer's prompt sheet and answers (ipr/web/prompts.py, ipr/web/api_prompts.py)
+    ("prompts.save_sheet", "POST"): ("editor", False),
+    ("prompts.save_answers", "PUT"): ("led", False),
+    ("api_prompts.get_sheet", "GET"): ("read", False),
+    ("api_prompts.put_sheet", "PUT"): ("editor", False),
+    ("api_prompts.get_answers", "GET"): ("read", False),
+    ("api_prompts.put_answers", "PUT"): ("editor", False),  # a self-guided session: 409
     # the interview recorder's takes (ipr/web/api_interview_chunks.py): the recall page's door
     # (login cookie) and the API's (token); the fixture's take is planted on disk
     ("interview_rec.start_take", "POST"): ("editor", False),  # 409: the session is self-guided
@@ -325,6 +333,9 @@ def expected(kind: str, who: str, method: str, api: bool) -> str | set[int]:
         return ALLOW if RANK[who] >= RANK[need] else {403}
     if kind == "participant":  # a viewer is refused for its role before the session is seen
         return ALLOW if who == P_THIS else {403, 404} if who == VIEWER else {404}
+    if kind == "led":  # the leading researcher of a researcher-led session only; the walked
+        # sessions are self-guided, so nobody may: not its participant, not the study's members
+        return {403} if who == VIEWER else {404}
     if kind == "recall-api":
         if who == P_THIS:
             return ALLOW

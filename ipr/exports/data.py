@@ -73,6 +73,15 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """One question of the interviewer's prompt sheet (kind: text, scale or choice)."""
+
+    key: str
+    question: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
 class Clip:
     """A segment of the recording that participants replay one at a time."""
 
@@ -138,6 +147,9 @@ class ExportMoment:
     pause or mark at the moment to the next play); None without an interview or a stop."""
     followup: FollowUpRating | None = None
     """The participant's follow-up rating of this (blind) moment, the third phase; None: none."""
+    prompt_answers: Mapping[str, str] = field(default_factory=dict)
+    """The participant's answer to each prompt asked at this stop (prompt key -> value: the
+    text, the rating's number or the choice's value)."""
 
     def __post_init__(self) -> None:
         where = f"moment {self.id}"
@@ -164,6 +176,7 @@ class ExportMoment:
         object.__setattr__(self, "researcher_codes", tuple(self.researcher_codes))
         object.__setattr__(self, "codings", tuple(_as(Coding, c) for c in self.codings))
         object.__setattr__(self, "ratings", _frozen_map(self.ratings))
+        object.__setattr__(self, "prompt_answers", _frozen_map(self.prompt_answers))
 
     @property
     def is_point(self) -> bool:
@@ -315,8 +328,11 @@ class ExportStudy:
     followup_scales: tuple[str, ...] | None = None
     """The scale keys re-rated in the study's follow-up pass; None: the study has none (the
     exports then carry no follow-up columns or keys)."""
+    prompts: tuple[Prompt, ...] = ()
+    """The interviewer's prompts, when the study has prompt answers (a column each)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "prompts", tuple(_as(Prompt, p) for p in self.prompts))
         if self.exported_at.tzinfo is None:
             raise ExportDataError("exported_at must carry a time zone (use UTC)")
         object.__setattr__(self, "codebook", tuple(self.codebook))

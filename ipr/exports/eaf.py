@@ -7,6 +7,9 @@ Layout, per lane (`therapist`, `client`):
   coder): symbolic subdivisions, one annotation per code, drawn from the study codebook as the
   controlled vocabulary `codebook`.
 - `<lane> ratings`: symbolic subdivision, one `scale=value` annotation per rating.
+- `<lane> prompt answers` (only when the study has interview prompt answers): symbolic
+  subdivision, one `prompt_key=answer` annotation per prompt answered at the stop (free-text
+  answers left out with include_text=False).
 - `<lane> peaks`: a time-aligned tier of its own (no parent), one `POINT_MS` annotation per peak
   that starts exactly at the peak, value `peak HH:MM:SS.mmm`, id `m<moment>p<n>`. Not an
   Included_In child: a child cannot leave its parent, so a peak at a span's very end could only
@@ -41,6 +44,7 @@ PEAK_VALUE = "peak"
 CODES_SUFFIX = " codes"
 RATINGS_SUFFIX = " ratings"
 PEAKS_SUFFIX = " peaks"
+PROMPTS_SUFFIX = " prompt answers"
 RESEARCHER_CODES_SUFFIX = " researcher codes"
 RESEARCHER_NOTE_SUFFIX = " researcher note"
 CODER_SEPARATOR = ": "
@@ -166,6 +170,11 @@ def _lane_tiers(
     ratings = builder.tier(lane + RATINGS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
     peak_tiers = [builder.tier(lane + PEAKS_SUFFIX, "peak", PARTICIPANT=code)]
     peak_ends = [0]  # where each peaks tier's last annotation ends
+    asked = (
+        builder.tier(lane + PROMPTS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
+        if ctx.study.prompts
+        else None
+    )
     # One codes tier (and note tier) per researcher coder, ANNOTATOR = the coder; data without
     # per-coder codings keeps the single "researcher" tier of older exports.
     coders = sorted({c.coder for m in moments for c in m.codings}) or [""]
@@ -218,6 +227,13 @@ def _lane_tiers(
             if s.key in moment.ratings
         ]
         _refs(ratings, ann_id, "r", rated)
+        if asked is not None:
+            answered = [
+                (f"{p.key}={moment.prompt_answers[p.key]}", "")
+                for p in ctx.study.prompts
+                if p.key in moment.prompt_answers and (text or p.kind != "text")
+            ]
+            _refs(asked, ann_id, "q", answered)
         for k, (coder, r_codes, r_note) in enumerate(layers):
             coding = _coding(moment, coder)
             prefix = "x" if k == 0 else f"x{k}_"

@@ -44,7 +44,9 @@ def _followup(moment: ExportMoment, include_text: bool) -> dict | None:
     }
 
 
-def _moment(moment: ExportMoment, include_text: bool, followup: bool = False) -> dict:
+def _moment(
+    moment: ExportMoment, include_text: bool, kinds: dict[str, str], followup: bool = False
+) -> dict:
     extra = {"followup": _followup(moment, include_text)} if followup else {}
     return {
         "id": moment.id,
@@ -80,10 +82,28 @@ def _moment(moment: ExportMoment, include_text: bool, followup: bool = False) ->
         "interview_audio_start_ms": moment.interview_audio_start_ms,
         "interview_audio_end_ms": moment.interview_audio_end_ms,
         **extra,
+        **_answers(moment, kinds, include_text),
     }
 
 
-def _recording(recording: ExportRecording, include_text: bool, followup: bool = False) -> dict:
+def _answers(moment: ExportMoment, kinds: dict[str, str], include_text: bool) -> dict:
+    """`prompt_answers` when the study has prompts: a rating as its number, a free-text answer
+    null when texts are left out (absent otherwise, so older documents keep their shape)."""
+    if not kinds:
+        return {}
+    out: dict[str, object] = {}
+    for key, value in sorted(moment.prompt_answers.items()):
+        kind = kinds.get(key, "text")
+        if kind == "scale" and value.lstrip("-").isdigit():
+            out[key] = int(value)
+        else:
+            out[key] = value if include_text or kind != "text" else None
+    return {"prompt_answers": out}
+
+
+def _recording(
+    recording: ExportRecording, include_text: bool, kinds: dict[str, str], followup: bool = False
+) -> dict:
     return {
         "id": recording.id,
         "session_label": recording.session_label,
@@ -93,7 +113,7 @@ def _recording(recording: ExportRecording, include_text: bool, followup: bool = 
         "clips": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in recording.clips
         ],
-        "moments": [_moment(m, include_text, followup) for m in recording.sorted_moments()],
+        "moments": [_moment(m, include_text, kinds, followup) for m in recording.sorted_moments()],
         "pairs": [
             {
                 "therapist_moment_id": p.therapist_moment_id,
@@ -114,12 +134,12 @@ def _recording(recording: ExportRecording, include_text: bool, followup: bool = 
     }
 
 
-def _dyad(d: ExportDyad, include_text: bool, followup: bool = False) -> dict:
+def _dyad(d: ExportDyad, include_text: bool, kinds: dict[str, str], followup: bool = False) -> dict:
     return {
         "code": d.code,
         "therapist_code": d.therapist_code,
         "client_code": d.client_code,
-        "recordings": [_recording(r, include_text, followup) for r in d.recordings],
+        "recordings": [_recording(r, include_text, kinds, followup) for r in d.recordings],
     }
 
 
@@ -152,9 +172,25 @@ def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
                 }
                 for s in data.scales
             ],
-            "dyads": [_dyad(d, include_text, data.followup_scales is not None) for d in data.dyads],
+            **(
+                {
+                    "prompts": [
+                        {"key": p.key, "question": p.question, "kind": p.kind} for p in data.prompts
+                    ]
+                }
+                if data.prompts
+                else {}
+            ),
+            "dyads": [
+                _dyad(d, include_text, _kinds(data), data.followup_scales is not None)
+                for d in data.dyads
+            ],
         },
     }
+
+
+def _kinds(data: ExportStudy) -> dict[str, str]:
+    return {p.key: p.kind for p in data.prompts}
 
 
 def _dumps(value: object) -> str:
@@ -170,7 +206,7 @@ def iter_json(data: ExportStudy, *, include_text: bool = True) -> Iterator[bytes
     yield text[: -len("]}}")].encode()
     for i, dyad in enumerate(data.dyads):
         fu = data.followup_scales is not None
-        yield (("," if i else "") + _dumps(_dyad(dyad, include_text, fu))).encode()
+        yield (("," if i else "") + _dumps(_dyad(dyad, include_text, _kinds(data), fu))).encode()
     yield b"]}}\n"
 
 

@@ -96,14 +96,26 @@ INTERVIEW_COLUMNS: tuple[Column, ...] = (
 )
 
 RATING_PREFIX = "rating_"
+PROMPT_PREFIX = "prompt_"
 FOLLOWUP_PREFIX = "followup_rating_"
 
 
 def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
-    """The column list for a study: base columns, one `rating_<key>` per scale, then the tail."""
+    """The column list for a study: base columns, one `rating_<key>` per scale, the tail, the
+    phase and interview columns, the follow-up columns when the study has a follow-up pass, and
+    one `prompt_<key>` per interview prompt when the study has prompt answers."""
     ratings = [
         Column(RATING_PREFIX + s.key, "int", f"Rating on scale '{s.name}' ({s.min}–{s.max}).")
         for s in study.scales
+    ]
+    asked = [
+        Column(
+            PROMPT_PREFIX + p.key,
+            "int" if p.kind == "scale" else "text",
+            f"Answer to the interview prompt '{p.question}' ({p.kind}).",
+            free_text=p.kind == "text",
+        )
+        for p in study.prompts
     ]
     every = [
         *BASE_COLUMNS,
@@ -112,6 +124,7 @@ def columns(study: ExportStudy, *, include_text: bool = True) -> list[Column]:
         *PHASE_COLUMNS,
         *INTERVIEW_COLUMNS,
         *followup_columns(study),
+        *asked,
     ]
     return [c for c in every if include_text or not c.free_text]
 
@@ -181,6 +194,12 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
             values[FOLLOWUP_PREFIX + key] = fu.ratings.get(key) if fu else None
         values["followup_comment"] = fu.comment if fu else None
         values["followup_at"] = fu.at if fu else None
+    for prompt in ctx.study.prompts:
+        answer = moment.prompt_answers.get(prompt.key)
+        if prompt.kind == "scale" and answer is not None and answer.lstrip("-").isdigit():
+            values[PROMPT_PREFIX + prompt.key] = int(answer)
+        else:
+            values[PROMPT_PREFIX + prompt.key] = answer
     return values
 
 

@@ -78,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api_imports,
         api_interview,
         api_interview_chunks,
+        api_prompts,
         api_transcripts,
         auth_views,
         banner,
@@ -88,6 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         motion,
         openapi,
         ops,
+        prompts,
         recall,
         recall_admin,
         recordings,
@@ -122,10 +124,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(motion.bp)
     app.register_blueprint(api_interview_chunks.bp)
     app.register_blueprint(search.bp)
+    app.register_blueprint(prompts.bp)
     # the JSON API: registered through flask-smorest, which documents each route (openapi.py)
     api_blueprints = [
         api.bp, timeline.api_bp, exports.api_bp, api_imports.bp, api_interview.bp,
-        api_transcripts.bp, api_interview_chunks.api_bp,
+        api_transcripts.bp, api_interview_chunks.api_bp, api_prompts.bp,
     ]  # fmt: skip
     openapi.init_app(app, api_blueprints)
     for bp in api_blueprints:

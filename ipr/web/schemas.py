@@ -18,7 +18,7 @@ from flask_smorest.fields import Upload
 from marshmallow import EXCLUDE, RAISE, Schema, post_dump, validate
 from marshmallow import fields as f
 
-from ipr import interview, interview_takes, recall, recordings
+from ipr import interview, interview_takes, prompts, recall, recordings
 from ipr import timeline_service as ts
 from ipr.access import role_in
 from ipr.exports.moment_clips import (
@@ -800,6 +800,95 @@ class Withdrawn(Schema):
     erased = f.Dict(
         keys=f.String(), values=f.Integer(), required=True,
         metadata={"description": "Counts of what was erased"},
+    )  # fmt: skip
+
+
+# --- the interviewer's prompt sheet and its answers (ipr.prompts) --------------------------------
+
+
+def as_sent(field: f.Field) -> f.Field:
+    """``field`` (its type documents the value) loaded as sent, unchecked: the domain checks it
+    and lists every problem at once (a 422 with ``error.problems``), which a schema's 422
+    naming the first field at fault cannot."""
+    field._deserialize = lambda value, attr, data, **kw: value  # type: ignore[method-assign]
+    return field
+
+
+_KEY = validate.Regexp(prompts.KEY_RE.pattern)
+_PER_LANGUAGE = {"keys": f.String(), "values": f.String()}
+
+
+class PromptChoice(Schema):
+    value = f.String(required=True, validate=_KEY)
+    label = f.Dict(**_PER_LANGUAGE, required=True, metadata={"description": "Per language"})
+
+
+class Prompt(Schema):
+    """One prompt of the sheet, as stored (``prompts.validate``)."""
+
+    key = f.String(
+        required=True, validate=_KEY, metadata={"description": "Its export column: prompt_<key>"}
+    )
+    kind = f.String(required=True, validate=validate.OneOf(list(prompts.KINDS)))
+    text = f.Dict(
+        **_PER_LANGUAGE, required=True,
+        metadata={"description": "The question in each of the study's languages (the main "
+                  f"one required; at most {prompts.MAX_QUESTION} characters)"},
+    )  # fmt: skip
+    scale = f.String(metadata={"description": "A scale prompt: the study's scale key"})
+    choices = f.List(
+        f.Nested(PromptChoice),
+        metadata={"description": f"A choice prompt: 2–{prompts.MAX_CHOICES} choices; a missing "
+                  "value is made from the main language's label"},
+    )  # fmt: skip
+
+
+class PromptSheet(Schema):
+    study_id = f.Integer(required=True)
+    is_default = f.Boolean(
+        required=True, metadata={"description": "The Brief Structured Recall defaults"}
+    )
+    prompts = f.List(f.Nested(Prompt), required=True)
+
+
+class PromptSheetIn(In):
+    """Checked by ``prompts.validate``, which lists every problem (422 ``error.problems``)."""
+
+    prompts = as_sent(
+        f.List(
+            f.Nested(Prompt), allow_none=True, load_default=None,
+            metadata={"description": f"At most {prompts.MAX_PROMPTS} prompts, keys unique; "
+                      "null (or absent) brings back the defaults"},
+        )
+    )  # fmt: skip
+
+
+class PromptAnswerRow(Schema):
+    prompt_key = f.String(required=True)
+    value = f.String(
+        required=True,
+        metadata={"description": "The text, the rating's number or the choice's value"},
+    )
+    answered_at = f.String(required=True)
+    by_id = f.Integer(allow_none=True, metadata={"description": "The researcher who noted it"})
+
+
+class PromptAnswers(Schema):
+    moment_id = f.Integer(required=True)
+    answers = f.List(f.Nested(PromptAnswerRow), required=True)
+
+
+class PromptAnswersIn(In):
+    """Checked by ``prompts.save_answers``, which lists every problem (422 ``error.problems``)."""
+
+    answers = as_sent(
+        f.Dict(
+            keys=f.String(), values=f.Raw(allow_none=True), load_default=None,
+            metadata={"description": "Prompt key to answer: text (at most "
+                      f"{prompts.MAX_TEXT_ANSWER:,} characters), a whole number on the prompt's "
+                      "scale, or one of its choices' values; null or empty text clears one. "
+                      "Other prompts' answers stay"},
+        )
     )  # fmt: skip
 
 

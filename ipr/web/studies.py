@@ -23,6 +23,7 @@ SECTIONS = {
     "scales": "studies/_scales.html",
     "instructions": "studies/_instructions.html",
     "texts": "studies/_texts.html",
+    "prompts": "studies/_prompts.html",
     "settings": "studies/_settings.html",
     "followup": "studies/_followup.html",
     "members": "studies/_members.html",

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
+from sqlalchemy import select
 
+from ipr import prompts
 from ipr import timeline_service as ts
 from ipr.access import get_or_404
-from ipr.models import Dyad, Recording, Study
+from ipr.models import Dyad, Moment, RecallSession, Recording, Study
 from ipr.web import schemas as S
 from ipr.web.api import api_user, token_required
 from ipr.web.api_interview_chunks import recording_interviews
@@ -44,12 +46,26 @@ def _page_payload(rec: Recording, tl: ts.Timeline) -> dict[str, Any]:
         "clips": [
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in rec.clips
         ],
+        "prompt_answers": _prompt_answers(rec, study),
         "urls": {
             "data": url_for("timeline.data", recording_id=rec.id),
             "figures": url_for("timeline.page", recording_id=rec.id),
             "waveform": url_for("media.derived", recording_id=rec.id, name="waveform.json"),
             "analysis": url_for("media.derived", recording_id=rec.id, name="analysis.json"),
         },
+    }
+
+
+def _prompt_answers(rec: Recording, study: Study) -> dict[str, list[dict[str, str]]]:
+    """Each moment's interview answers as the detail panel shows them (question, answer)."""
+    ids = (
+        select(Moment.id)
+        .join(RecallSession, Moment.recall_session_id == RecallSession.id)
+        .where(RecallSession.recording_id == rec.id, Moment.deleted_at.is_(None))
+    )
+    return {
+        str(mid): prompts.display(study, stored)
+        for mid, stored in prompts.answers(db(), ids).items()
     }
 
 

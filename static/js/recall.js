@@ -274,7 +274,25 @@
     m.id = server.id;
     m.version = server.version;
     m.voice_url = server.voice_url || null;
+    if (editing && editing.lid === m.lid) announce();
   }
+  // The prompt panel (prompts.js) follows the moment being edited: which one, and its id once
+  // the server has it; it may ask for the moment to be saved before its answers are.
+  function announce() {
+    var m = editing && moments.get(editing.lid);
+    document.dispatchEvent(new CustomEvent("recall:moment", { detail: editing ? { lid: editing.lid, id: m ? m.id : null, t_ms: editing.t_ms, label: fmt(editing.t_ms) } : null }));
+  }
+  document.addEventListener("recall:save-moment", function () {
+    if (!editing || moments.get(editing.lid)) return;
+    var v = formValues();
+    if (missingRating(v)) { showFormError(tpl(S.rating_needed, { name: missingRating(v).name })); return; }
+    var m = Object.assign({ lid: editing.lid, id: null, version: 0, voice_url: null, unsaved: true }, v);
+    moments.set(m.lid, m);
+    var body = {};
+    FIELDS.forEach(function (f) { if (v[f] !== null && v[f] !== undefined) body[f] = v[f]; });
+    enqueue({ op: "create", lid: m.lid, key: editing.key, body: body });
+    renderMine();
+  });
 
   function send(op) {
     var m = moments.get(op.lid);
@@ -594,6 +612,7 @@
       form.style.maxHeight = "";
     }
     textEl.focus({ preventScroll: sheet });
+    announce();
   }
   // Send whatever changed; a new moment is created once it has something in it.
   function commit() {
@@ -633,6 +652,7 @@
     window.clearTimeout(textTimer);
     stopRecording(true);
     editing = null;
+    announce();
     form.hidden = true;
     lists.hidden = false;
     document.body.classList.remove("is-editing");

@@ -448,6 +448,9 @@
     });
     if (m.corrected_at) parts.push(["p", "Corrected by a researcher after the reveal (" + m.corrected_at.replace("T", " ").replace("Z", " UTC") + ")"]);
     if (m.text) parts.push(["q", m.text]);
+    ((board.data.prompt_answers || {})[m.id] || []).forEach(function (a) {
+      parts.push(["p", "Interview · " + a.question + " — " + a.answer]);
+    });
     return parts;
   }
 
