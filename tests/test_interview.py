@@ -356,3 +356,43 @@ def test_a_second_upload_replaces_the_first_and_realigns_the_transcript(
     assert [p.name for p in folder.iterdir()] == [audio.storage_name]
     rows = db.scalars(select(InterviewUtterance).order_by(InterviewUtterance.start_ms)).all()
     assert [u.moment_id for u in rows] == [c, c, c, c, None, None]
+
+
+def test_the_timeline_shows_what_was_said_at_each_moment(
+    app, env, db, owner_web, interview_wav
+) -> None:
+    """The researcher's timeline page carries each moment's utterances (interview audio ms);
+    a participant's pages never do, and the timeline refuses the participant."""
+    a, b, c = env["moments"]
+    rs_id = env["rs"]["id"]
+    assert upload(env, interview_wav, events(a, b, c)).status_code == 201
+    files = {"file": (io.BytesIO(VTT.encode()), "t.vtt")}
+    resp = env["api"]("POST", f"/api/v1/recall-sessions/{rs_id}/transcript", data=files)
+    assert resp.status_code == 201, resp.json
+    rec_id = env["rec"].id
+    page = owner_web.get(f"/recordings/{rec_id}/timeline").get_data(as_text=True)
+    payload = json.loads(page.split('id="timeline-data">')[1].split("</script>")[0])
+    assert payload["utterances"] == {
+        str(a): [
+            {"start_ms": 2000, "end_ms": 3000, "text": "What was happening for you there?"},
+            {"start_ms": 3999, "end_ms": 4000, "text": "I felt stuck."},
+        ],
+        str(b): [{"start_ms": 6200, "end_ms": 7000, "text": "I noticed the pause."}],
+        str(c): [{"start_ms": 9500, "end_ms": 10_000, "text": "That was the moment."}],
+    }
+    # a deleted moment's words leave the page with it
+    assert env["api"]("DELETE", f"/api/v1/recall-sessions/{rs_id}/moments/{b}").status_code in (
+        200, 204,
+    )  # fmt: skip
+    page = owner_web.get(f"/recordings/{rec_id}/timeline").get_data(as_text=True)
+    payload = json.loads(page.split('id="timeline-data">')[1].split("</script>")[0])
+    assert sorted(payload["utterances"]) == sorted([str(a), str(c)])
+    # the dyad's other participant, on their own link: none of it, anywhere they can go
+    invited = env["session"]("therapist", "self")
+    other = participant(app, invited["url"])
+    seen = "".join(
+        other.get(url).get_data(as_text=True)
+        for url in (other.landing, f"/recall/{invited['id']}", f"/recall/{invited['id']}/moments")
+    )
+    assert "I felt stuck." not in seen and "utterances" not in seen
+    assert other.get(f"/recordings/{rec_id}/timeline").status_code in (302, 303, 404)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request, url_for
 from sqlalchemy import select
 
-from ipr import prompts
+from ipr import interview, prompts
 from ipr import timeline_service as ts
 from ipr.access import get_or_404
 from ipr.models import Dyad, Moment, RecallSession, Recording, Study
@@ -47,6 +47,7 @@ def _page_payload(rec: Recording, tl: ts.Timeline) -> dict[str, Any]:
             {"index": c.index, "start_ms": c.start_ms, "end_ms": c.end_ms} for c in rec.clips
         ],
         "prompt_answers": _prompt_answers(rec, study),
+        "utterances": _utterances(rec),
         "urls": {
             "data": url_for("timeline.data", recording_id=rec.id),
             "figures": url_for("timeline.page", recording_id=rec.id),
@@ -56,17 +57,27 @@ def _page_payload(rec: Recording, tl: ts.Timeline) -> dict[str, Any]:
     }
 
 
-def _prompt_answers(rec: Recording, study: Study) -> dict[str, list[dict[str, str]]]:
-    """Each moment's interview answers as the detail panel shows them (question, answer)."""
-    ids = (
+def _moment_ids(rec: Recording) -> Any:
+    """The live moments of every recall session of ``rec``, as a subquery."""
+    return (
         select(Moment.id)
         .join(RecallSession, Moment.recall_session_id == RecallSession.id)
         .where(RecallSession.recording_id == rec.id, Moment.deleted_at.is_(None))
     )
+
+
+def _prompt_answers(rec: Recording, study: Study) -> dict[str, list[dict[str, str]]]:
+    """Each moment's interview answers as the detail panel shows them (question, answer)."""
     return {
         str(mid): prompts.display(study, stored)
-        for mid, stored in prompts.answers(db(), ids).items()
+        for mid, stored in prompts.answers(db(), _moment_ids(rec)).items()
     }
+
+
+def _utterances(rec: Recording) -> dict[str, list[dict[str, Any]]]:
+    """What was said at each moment: its transcript utterances (interview audio ms), in one
+    query. Researcher pages only, like the rest of the interview."""
+    return {str(mid): said for mid, said in interview.transcripts(db(), _moment_ids(rec)).items()}
 
 
 def _context(rec: Recording) -> dict[str, Any]:

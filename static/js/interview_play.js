@@ -58,7 +58,11 @@
       var b = src.cloneNode(true);
       b.classList.add("iv-play-detail");
       b.addEventListener("click", function () { play(src); });
-      detail.appendChild(b);
+      // next to what was said at that moment (timeline.js), else at the end
+      var said = detail.querySelectorAll(".tl-said[data-moment-id='" + String(id) + "']");
+      var after = said.length ? said[said.length - 1] : null;
+      if (after) after.insertAdjacentElement("afterend", b);
+      else detail.appendChild(b);
     });
   });
 })();

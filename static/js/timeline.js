@@ -451,6 +451,13 @@
     ((board.data.prompt_answers || {})[m.id] || []).forEach(function (a) {
       parts.push(["p", "Interview · " + a.question + " — " + a.answer]);
     });
+    // what was said: the transcript's utterances at this stop, timed on the interview audio
+    var said = (board.data.utterances || {})[m.id] || [];
+    if (said.length) parts.push(["h3", "What was said", { "class": "tl-said-h" }]);
+    said.forEach(function (u) {
+      var at = clock(u.start_ms, true) + (u.end_ms !== null && u.end_ms !== u.start_ms ? "–" + clock(u.end_ms, true) : "");
+      parts.push(["p", at + " · " + u.text, { "class": "tl-said", "data-moment-id": String(m.id), "data-start-ms": String(u.start_ms) }]);
+    });
     return parts;
   }
 
@@ -461,6 +468,7 @@
       var text = p[1];
       if (limit && p[0] === "q" && text.length > limit) text = text.slice(0, limit) + "…";
       node.textContent = text;
+      Object.keys(p[2] || {}).forEach(function (k) { node.setAttribute(k, p[2][k]); });
       el.appendChild(node);
     });
   }
@@ -513,7 +521,7 @@
       var it = board.hit(px, py);
       if (!it) { tip.hidden = true; canvas.classList.remove("pointing"); return; }
       canvas.classList.add("pointing");
-      if (it.m) fill(tip, describe(board, it.role, it.m), 280);
+      if (it.m) fill(tip, describe(board, it.role, it.m).filter(function (p) { return !p[2]; }), 280);  // what was said: the detail only
       else if (it.coding) fill(tip, [["strong", "Coding · " + clock(it.coding.t_ms, true)], ["p", it.coding.codes.map(function (k) { return board.codes[k] ? board.codes[k].name : ""; }).join(", ") || "—"], ["p", "by " + it.coding.coder], ["q", it.coding.note]]);
       else fill(tip, [["strong", "Synchrony · window at " + clock(it.sync.t_ms)], ["p", it.sync.value === null ? "No value (too little movement data)" : "mean |z| over lags = " + it.sync.value.toFixed(3)]]);
       tip.hidden = false;

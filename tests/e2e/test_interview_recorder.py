@@ -20,9 +20,11 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
@@ -49,6 +51,7 @@ from tests.e2e.test_recall_journey import (
     session_video,  # noqa: F401 (a fixture)
     wait_saved,
 )
+from tests.test_interview import VTT, events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -340,3 +343,79 @@ def test_a_tab_closed_mid_interview_keeps_its_audio(
     # every chunk the browser had kept is in the file (each holds 2 s); the last, unfinished
     # one died with the tab
     assert queued * 2000 - 400 <= duration <= recorded + 400, (queued, recorded, duration)
+
+
+def post_files(
+    server: LiveServer, token: str, path: str, fields: dict[str, tuple[str, bytes]]
+) -> Any:
+    """A multipart POST to the API, as a lab's own recorder sends it."""
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, (filename, data) in fields.items():
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    req = urllib.request.Request(server.url + "/api/v1" + path, data=body, method="POST")
+    req.add_header("Authorization", f"Bearer {token}")
+    req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def test_the_moment_detail_shows_what_was_said(
+    researcher_page: Callable[..., Page],
+    live_server: LiveServer,
+    session_video: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An interview recorded elsewhere (10 s of tone by ffmpeg), its stops and a WebVTT
+    transcript sent through the API: selecting the first moment on the timeline shows the two
+    utterances said at that stop, with their times on the interview audio, and the *Play the
+    interview here* button right after them."""
+    setup = set_up(live_server, session_video)
+    token, rs_id = setup["token"], setup["rs_id"]
+    ids = [
+        api(live_server, token, "POST", f"/recall-sessions/{rs_id}/moments", {"t_ms": t})["id"]
+        for t in (5000, 9000, 12000)
+    ]
+    wav = tmp_path / "interview.wav"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
+         "-ac", "1", "-ar", "8000", str(wav)],
+        check=True,
+    )  # fmt: skip
+    sent = {
+        "file": ("interview.wav", wav.read_bytes()),
+        "events": ("", json.dumps(events(*ids)).encode()),
+    }
+    post_files(live_server, token, f"/recall-sessions/{rs_id}/interview-audio", sent)
+    got = post_files(live_server, token, f"/recall-sessions/{rs_id}/transcript",
+                     {"file": ("t.vtt", VTT.encode())})  # fmt: skip
+    assert got["attached"] == {str(ids[0]): 2, str(ids[1]): 1, str(ids[2]): 1}
+
+    page = researcher_page()
+    log_in(page, setup["researcher"])
+    page.goto(f"/recordings/{setup['recording_id']}/timeline")
+    page.locator("#tl-canvas").focus()
+    page.keyboard.press("j")  # the first moment: the stop at 5 s, interview 0:02–0:04
+    detail = page.locator("#tl-detail")
+    expect(detail.locator(".tl-said-h")).to_have_text("What was said")
+    expect(detail.locator(".tl-said")).to_have_text(
+        ["0:02.0–0:03.0 · What was happening for you there?", "0:03.9–0:04.0 · I felt stuck."]
+    )
+    # the button follows what was said at its moment
+    after = detail.locator(".tl-said + .iv-play-detail")
+    expect(after).to_have_count(1)
+    expect(after).to_have_attribute("data-moment-id", str(ids[0]))
+    check_a11y(page, "the moment's detail with what was said")
+    detail.scroll_into_view_if_needed()
+    shot(page, "timeline-desktop-said")
+    phone = researcher_page(PHONE)
+    log_in(phone, setup["researcher"])
+    phone.goto(f"/recordings/{setup['recording_id']}/timeline")
+    phone.locator("#tl-canvas").focus()
+    phone.keyboard.press("j")
+    expect(phone.locator("#tl-detail .tl-said")).to_have_count(2)
+    phone.locator("#tl-detail .tl-said-h").scroll_into_view_if_needed()
+    shot(phone, "timeline-phone-said")
