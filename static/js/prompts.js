@@ -98,6 +98,12 @@
   form.addEventListener("change", function () { window.clearTimeout(timer); changed(); });
   form.addEventListener("submit", function (ev) { ev.preventDefault(); });
 
+  // A stop marked offline gets its id when the connection is back, perhaps long after its
+  // form was closed: the answers that waited for it go then.
+  document.addEventListener("ipr:moment-saved", function (ev) {
+    var d = ev.detail || {};
+    if (d.id && pending[d.lid]) send(d.lid, d.id);
+  });
   document.addEventListener("recall:moment", function (ev) {
     var d = ev.detail;
     if (current && (!d || d.lid !== current.lid)) { window.clearTimeout(timer); changed(); }

@@ -8,6 +8,12 @@ meanwhile), and ends the recording. A worker attaches it. Then the server's audi
 the logged clocks give, and *Play the interview here* on the timeline must play each moment's
 stretch: the audio element's currentTime runs from the segment's start to its end.
 
+At every stop the prompt panel shows and the researcher notes the participant's answers (a
+free-text answer, a rating, a choice), the offline stop included: there the panel says the
+answers wait for the moment, and they are saved once the connection is back and the moment is.
+Each moment's answers must be in the database and on the timeline's detail, next to *Play the
+interview here*.
+
 Tolerances: the recorded duration may differ from the page's audio clock by 400 ms (the
 recorder's start-up and the last chunk's flush); playback starts within 50 ms of the segment's
 start and stops within 350 ms after its end (the page pauses on the next animation frame; a
@@ -32,7 +38,7 @@ from sqlalchemy import select
 
 from ipr import interview, interview_takes, jobs
 from ipr.config import load_config
-from ipr.models import InterviewAudio, Job, RecallSession
+from ipr.models import InterviewAudio, Job, PromptAnswer, RecallSession
 from ipr.storage import Storage
 from tests.e2e.conftest import (
     CHROMIUM,
@@ -116,14 +122,39 @@ def play_to(page: Page, ms: int) -> None:
     page.get_by_role("button", name="Pause", exact=True).click()
 
 
-def mark(page: Page, text: str, *, saved: bool = True) -> None:
-    """Stop the video at a moment and talk about it for two seconds (the form open, the video
-    paused: this is the moment's stretch of interview), then save."""
+THEN = "Go back into that moment as it was then, not as you see it now: what was going on for you?"
+WHOSE = "Whose words here mattered most?"
+HELPFUL = "How helpful or hindering was it?"
+WAITING = "The answers are saved once the moment is saved."
+
+
+def ask(page: Page, answers: dict[str, str]) -> None:
+    """At the stop the prompt panel shows: note the answers (free text, a rating, a choice)."""
+    panel = page.locator("#prompt-panel")
+    expect(panel).to_be_visible()
+    expect(page.locator("#prompt-at")).to_contain_text("at 0:")
+    panel.get_by_label("Go back into that moment as it was then").fill(answers["then"])
+    rating, whose = answers["helpfulness"], answers["whose_words"]
+    panel.locator(f"[data-key=helpfulness] label.scale-opt:has(input[value='{rating}'])").click()
+    panel.locator(f"fieldset[data-key=whose_words] input[value='{whose}']").check()
+
+
+def mark(page: Page, text: str, answers: dict[str, str], *, online: bool = True) -> None:
+    """Stop the video at a moment and talk about it for at least two seconds (the form open,
+    the video paused: this is the moment's stretch of interview), noting the answers to the
+    prompts meanwhile, then save."""
     page.get_by_role("button", name="Mark moment").click()
+    opened = time.monotonic()
     page.get_by_label("What was happening for you here?").fill(text)
-    page.wait_for_timeout(2000)
+    ask(page, answers)
+    state = page.locator("#prompt-state")
+    expect(state).to_have_text("Answers saved" if online else WAITING, timeout=15_000)
+    left = 2000 - (time.monotonic() - opened) * 1000
+    if left > 0:
+        page.wait_for_timeout(left)  # the interview's stretch, not a save
     page.get_by_role("button", name="Save", exact=True).click()
-    if saved:
+    expect(page.locator("#prompt-panel")).to_be_hidden()
+    if online:
         wait_saved(page)
 
 
@@ -191,8 +222,16 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
     check_a11y(page, "interview recording")
     shot(page, "recorder-desktop-recording")
 
+    answers = [
+        {"then": "My shoulders dropped: she had heard me.", "helpfulness": "8",
+         "whose_words": "therapist"},
+        {"then": "Offline: I wanted to say it first, and she got there before me.",
+         "helpfulness": "3", "whose_words": "own"},
+        {"then": "We were both quiet, and it was all right.", "helpfulness": "9",
+         "whose_words": "both"},
+    ]  # fmt: skip
     play_to(page, 2500)
-    mark(page, "First stop: I felt heard")
+    mark(page, "First stop: I felt heard", answers[0])
 
     # --- the recording paused for a while (its clock stops), then resumed
     page.get_by_role("button", name="Pause recording").click()
@@ -207,17 +246,24 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
     play_to(page, 6000)
     page.context.set_offline(True)
     page.wait_for_timeout(2500)
-    mark(page, "Second stop, marked offline", saved=False)
+    mark(page, "Second stop, marked offline", answers[1], online=False)
     expect(page.locator("#iv-upload")).to_contain_text("No connection", timeout=10_000)
     queued = page.evaluate("window.iprInterview.queued()")
     assert queued >= 2, queued  # several chunks wait in the page
     page.wait_for_timeout(2500)
     page.context.set_offline(False)
     wait_saved(page)  # the moment is created, and its mark gets its id
+    logged = page.evaluate("window.iprInterview.events()")
+    offline_id = [e for e in logged if e["type"] == "mark"][1].get("moment_id")
+    assert offline_id, "the offline stop's mark never got its moment"
+    # ... and the answers that waited for it are saved with it
+    expect(page.locator("#prompt-panel")).to_have_attribute(
+        "data-saved-moment", str(offline_id), timeout=15_000
+    )
     expect(page.locator("#iv-upload")).to_have_text("All audio uploaded.", timeout=30_000)
 
     play_to(page, 9500)
-    mark(page, "Third stop")
+    mark(page, "Third stop", answers[2])
     page.wait_for_timeout(2000)
     page.get_by_role("button", name="End the interview recording").click()
     run_finalise(live_server, rs_id)
@@ -255,6 +301,19 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
     )  # fmt: skip
     assert decoded.returncode == 0 and decoded.stderr == "", decoded.stderr  # no broken chunk
 
+    # --- each stop's answers are stored with its moment
+    ids = [e["moment_id"] for e in marks]
+    with live_server.database.session() as s:
+        rows = s.execute(
+            select(PromptAnswer.moment_id, PromptAnswer.prompt_key, PromptAnswer.value).where(
+                PromptAnswer.moment_id.in_(ids)
+            )
+        ).all()
+    stored: dict[int, dict[str, str]] = {}
+    for moment_id, key, value in rows:
+        stored.setdefault(moment_id, {})[key] = value
+    assert stored == dict(zip(ids, answers, strict=True)), stored
+
     # --- Play the interview here, on the timeline, for each moment
     page.goto(f"/recordings/{setup['recording_id']}/timeline")
     buttons = page.locator(".iv-segments .iv-play-btn")
@@ -281,12 +340,27 @@ def test_researcher_led_interview_recorded_through_a_dropped_connection(
         assert seg["audio_end_ms"] - 1 <= stopped <= seg["audio_end_ms"] + 350, (seg, times)
     check_a11y(page, "timeline with the interview")
 
-    # the moment's detail offers the same (J selects the first moment)
+    # each moment's detail offers the same, beside its answers (J selects the next moment)
+    words = {"therapist": "The therapist's", "own": "My own", "both": "Both"}
+    hat = {"3": "Moderately hindering", "8": "Greatly helpful", "9": "Extremely helpful"}
     page.locator("#tl-canvas").focus()
-    page.keyboard.press("j")
-    detail_btn = page.locator("#tl-detail .iv-play-detail")
-    expect(detail_btn).to_have_count(1)
-    expect(detail_btn).to_have_attribute("data-moment-id", str(want[0]["moment_id"]))
+    detail = page.locator("#tl-detail")
+    for seg, said, text in zip(
+        want, answers, ["First stop: I felt heard", "Second stop, marked offline", "Third stop"],
+        strict=True,
+    ):  # fmt: skip
+        page.keyboard.press("j")
+        detail_btn = detail.locator(".iv-play-detail")
+        expect(detail_btn).to_have_count(1)
+        expect(detail_btn).to_have_attribute("data-moment-id", str(seg["moment_id"]))
+        expect(detail.locator("blockquote")).to_have_text(text)
+        expect(detail.locator("p", has_text="Interview · ")).to_have_text(
+            [
+                f"Interview · {THEN} — {said['then']}",
+                f"Interview · {WHOSE} — {words[said['whose_words']]}",
+                f"Interview · {HELPFUL} — {said['helpfulness']} ({hat[said['helpfulness']]})",
+            ]
+        )
     shot(page, "timeline-desktop-interview")
     if SHOTS is not None:
         phone = researcher_page(PHONE)
