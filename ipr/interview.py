@@ -508,6 +508,26 @@ def store_transcript(
     }
 
 
+def summaries(db: Session, rs_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per recall session with interview audio: its length and how many utterances its
+    transcript holds (0: none imported yet). What the recording page shows per session."""
+    said = dict(
+        db.execute(
+            select(InterviewUtterance.recall_session_id, func.count())
+            .where(InterviewUtterance.recall_session_id.in_(rs_ids))
+            .group_by(InterviewUtterance.recall_session_id)
+        ).all()
+    )
+    audios = db.scalars(select(InterviewAudio).where(InterviewAudio.recall_session_id.in_(rs_ids)))
+    return {
+        a.recall_session_id: {
+            "duration_ms": a.duration_ms,
+            "utterances": said.get(a.recall_session_id, 0),
+        }
+        for a in audios
+    }
+
+
 def transcripts(db: Session, moment_ids: Any) -> dict[int, list[dict[str, Any]]]:
     """Each moment's utterances in order; ``moment_ids`` is a list or a select of ids."""
     out: dict[int, list[dict[str, Any]]] = {}

@@ -216,6 +216,7 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("api_interview.interview_audio", "GET"): ("read", False),
     ("api_interview.upload_audio", "POST"): ("editor", False),
     ("api_interview.import_transcript", "POST"): ("editor", False),
+    ("recall_admin.import_transcript", "POST"): ("editor", False),  # the page's form; no file: 422
     ("api_interview.api_distress", "POST"): ("recall-api", True),  # pauses the session
     ("recall.distress", "POST"): ("participant", True),  # pauses the session
     ("api_interview.put_support_text", "PUT"): ("editor", False),

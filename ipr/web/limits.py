@@ -51,6 +51,7 @@ BODY_LIMITS: dict[str, Callable[[Mapping[str, Any]], int]] = {
     "recall.voice": voice_limit,
     "api_interview.upload_audio": lambda cfg: cfg["INTERVIEW_AUDIO_MAX_BYTES"] + FORM_SLACK,
     "api_interview.import_transcript": lambda cfg: cfg["IMPORT_MAX_BYTES"] + FORM_SLACK,
+    "recall_admin.import_transcript": lambda cfg: cfg["IMPORT_MAX_BYTES"] + FORM_SLACK,
     "interview_rec.append_chunk": lambda cfg: CHUNK_BODY_MAX,
     "api_interview_chunks.append_chunk": lambda cfg: CHUNK_BODY_MAX,
 }

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, request
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ipr import door, invitations, recall, studies, study_texts
+from ipr import door, interview, invitations, recall, studies, study_texts
 from ipr.access import get_or_404, role_in
 from ipr.errors import Conflict, NotFound, ValidationError
 from ipr.models import (
@@ -95,6 +95,7 @@ def recall_context(rec: Recording) -> dict[str, Any]:
     both_done = len(sessions) >= 2 and all(s.status == "submitted" for s in sessions)
     return {
         "lanes": both,
+        "interviews": interview.summaries(db(), [s.id for s in sessions]),
         "codes": {c.id: c for c in study.codes},
         "voiced": voiced,
         "can_reveal": both_done or study.allow_early_reveal,
@@ -284,3 +285,28 @@ def annotate(moment_id: int) -> Any:
         recall.annotate(db(), m, user(), codes=codes, note=note)
 
     return _try(rec, action)
+
+
+@bp.post("/recall-sessions/<int:rs_id>/transcript")
+@login_required
+def import_transcript(rs_id: int) -> Any:
+    """Import the interview's transcript from the recording page (the API's domain call, audited
+    there); the participant's row answers with what went where, or the problems (nothing saved)."""
+    rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
+    rec, upload = rs.recording, request.files.get("file")
+    limit = current_app.config["IMPORT_MAX_BYTES"]
+    data = upload.stream.read(limit + 1) if upload else b""
+    try:
+        if not upload or not upload.filename:
+            raise ValidationError("Choose a transcript file (.vtt, .srt, .txt or .eaf).")
+        if len(data) > limit:
+            raise ValidationError("The transcript is larger than this server accepts.")
+        result = interview.import_transcript(
+            db(), rs, data, upload.filename, user(), ip=client_ip(),
+            tier=request.form.get("tier", "").strip() or None,
+        )  # fmt: skip
+    except (ValidationError, Conflict) as exc:
+        db().rollback()
+        failed = (rs.id, exc.message, getattr(exc, "problems", []))
+        return _section(rec, 422, transcript_error=failed)  # htmx swaps 422 in place
+    return _section(rec, transcript_result=(rs.id, result))

@@ -1,0 +1,251 @@
+"""The recording page's *Import transcript* form (issue 16): a researcher uploads the interview's
+transcript and each utterance lands on the stop it was said at. Real interview audio made by
+ffmpeg, attached through the API with constructed clocks, so every expected stop is known."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from sqlalchemy import select
+
+from ipr import studies
+from ipr.models import AuditEvent, InterviewUtterance, Membership, Recording
+from ipr.storage import Storage
+from tests.conftest import PASSWORD, Web, api_token, participant
+
+# The audio runs 0–10 000 ms; stops (interview segments) are a: 2000–4000, b: 6000–8000 and
+# c: 9000–10 000 (the last runs to the end of the audio).
+VTT = """WEBVTT
+
+00:00:00.500 --> 00:00:01.500
+Shall we start?
+
+00:00:02.000 --> 00:00:03.000
+What was happening for you there?
+
+00:00:03.999 --> 00:00:04.000
+I felt stuck.
+
+00:00:04.000 --> 00:00:05.000
+Let's go on.
+
+00:00:06.200 --> 00:00:07.000
+I noticed the pause.
+
+00:00:09.500 --> 00:00:10.000
+That was the moment.
+"""
+
+
+@pytest.fixture(scope="module")
+def interview_wav(tmp_path_factory) -> bytes:
+    """Ten seconds of a 440 Hz tone, 8 kHz mono WAV."""
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("ffmpeg is required")
+    out = tmp_path_factory.mktemp("interview") / "interview.wav"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
+         "-ac", "1", "-ar", "8000", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out.read_bytes()
+
+
+@pytest.fixture
+def env(app, db, owner, owner_web, study, interview_wav):
+    """A researcher-led session with three stops and its interview audio; a self-guided one
+    without audio."""
+    dyad = studies.create_dyad(db, study, owner, "01")
+    rec = Recording(
+        study_id=study.id, dyad_id=dyad.id, session_label="S1", storage_key=Storage.new_key(),
+        original_name="s1.mp4", status="ready", duration_ms=60_000, width=320, height=180,
+        fps_num=25, fps_den=1, has_audio=True,
+    )  # fmt: skip
+    db.add(rec)
+    db.commit()
+    client, token = app.test_client(), api_token(db, owner)
+
+    def api(url, **kw):
+        return client.post(url, headers={"Authorization": f"Bearer {token}"}, **kw)
+
+    def session(role, mode):
+        body = {"participant_id": dyad.participant(role).id, "mode": mode}
+        resp = api(f"/api/v1/recordings/{rec.id}/recall-sessions", json=body)
+        assert resp.status_code == 201, resp.json
+        return resp.json
+
+    rs, self_rs = session("client", "researcher"), session("therapist", "self")
+    a, b, c = (
+        api(f"/api/v1/recall-sessions/{rs['id']}/moments", json={"t_ms": t}).json["id"]
+        for t in (5000, 9000, 12000)
+    )
+    evs = [
+        {"type": "play", "video_ms": 0, "audio_ms": 0},
+        {"type": "pause", "video_ms": 5000, "audio_ms": 2000, "moment_id": a},
+        {"type": "play", "video_ms": 5000, "audio_ms": 4000},
+        {"type": "pause", "video_ms": 9000, "audio_ms": 6000, "moment_id": b},
+        {"type": "play", "video_ms": 9000, "audio_ms": 8000},
+        {"type": "mark", "video_ms": 12000, "audio_ms": 9000, "moment_id": c},
+    ]
+    resp = api(
+        f"/api/v1/recall-sessions/{rs['id']}/interview-audio",
+        data={"file": (io.BytesIO(interview_wav), "interview.wav"), "events": json.dumps(evs)},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 201, resp.json
+    return {"rec": rec, "rs": rs, "self_rs": self_rs, "moments": (a, b, c), "web": owner_web}
+
+
+def send(web: Web, rs_id: int, data: bytes, name: str, **form):
+    return web.post(
+        f"/recall-sessions/{rs_id}/transcript",
+        {"file": (io.BytesIO(data), name), **form},
+        htmx=True,
+        content_type="multipart/form-data",
+    )
+
+
+def said(db) -> list[tuple[int, int | None, int | None, str]]:
+    db.expire_all()
+    rows = db.scalars(select(InterviewUtterance).order_by(InterviewUtterance.start_ms))
+    return [(u.start_ms, u.end_ms, u.moment_id, u.text) for u in rows]
+
+
+def text_of(resp) -> str:
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", resp.get_data(as_text=True)).split()))
+
+
+def test_the_page_imports_a_transcript_onto_the_stops(env, db, owner) -> None:
+    a, b, c = env["moments"]
+    rs_id, web = env["rs"]["id"], env["web"]
+    page = web.get(f"/recordings/{env['rec'].id}")
+    assert page.status_code == 200
+    markup = page.get_data(as_text=True)
+    assert "Interview audio 0:10 · no transcript yet" in text_of(page)
+    assert markup.count('class="transcript-import"') == 1  # only the session with audio
+    assert f'hx-post="/recall-sessions/{rs_id}/transcript"' in markup
+    assert 'accept=".vtt,.srt,.txt,.eaf"' in markup
+
+    resp = send(web, rs_id, VTT.encode(), "interview.vtt")
+    assert resp.status_code == 200
+    body = text_of(resp)
+    assert "4 utterances attached to 3 stops, 2 outside any stop." in body
+    assert "Interview audio 0:10 · transcript of 6 utterances" in body
+    fragment = resp.get_data(as_text=True)
+    assert fragment.lstrip().startswith('<section id="recall"')  # the form hx-selects its row
+    row = fragment[fragment.index('id="invite-client"') : fragment.index('id="recall-lanes"')]
+    assert 'class="saved transcript-result" role="status"' in row
+    assert said(db) == [
+        (500, 1500, None, "Shall we start?"),
+        (2000, 3000, a, "What was happening for you there?"),
+        (3999, 4000, a, "I felt stuck."),
+        (4000, 5000, None, "Let's go on."),  # the stop ended at 4000 (end exclusive)
+        (6200, 7000, b, "I noticed the pause."),
+        (9500, 10_000, c, "That was the moment."),
+    ]
+    audit = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "interview_transcript_imported")
+    )
+    assert (audit.user_id, audit.object_type, audit.object_id) == (
+        owner.id,
+        "recall_session",
+        str(rs_id),
+    )
+    assert audit.details == {"format": "vtt", "utterances": 6, "attached": 4}
+
+
+def test_a_bad_file_lists_its_problems_and_keeps_the_transcript(app, env, db) -> None:
+    rs_id, web = env["rs"]["id"], env["web"]
+    assert send(web, rs_id, VTT.encode(), "interview.vtt").status_code == 200
+    before = said(db)
+    bad = b"[00:00:01] ok\nno stamp here\n[00:00:03] fine\nnor here\n"
+    resp = send(web, rs_id, bad, "notes.txt")
+    assert resp.status_code == 422  # htmx swaps it in place
+    body = text_of(resp)
+    assert (
+        "The timestamped transcript has problems. Nothing was saved; the previous transcript "
+        "is unchanged. line 2: does not start with [hh:mm:ss] line 4: does not start with "
+        "[hh:mm:ss]"
+    ) in body
+    assert 'aria-invalid="true"' in resp.get_data(as_text=True)
+    assert "transcript of 6 utterances" in body
+    assert said(db) == before
+    eaf = b'<?xml version="1.0"?><ANNOTATION_DOCUMENT><TIER TIER_ID="said"/></ANNOTATION_DOCUMENT>'
+    resp = send(web, rs_id, eaf, "t.eaf", tier="Speech")
+    assert resp.status_code == 422
+    assert "The ELAN file has no tier 'Speech'. " in text_of(resp)
+    assert "tier: not one of 'said'" in text_of(resp)
+    resp = web.post(f"/recall-sessions/{rs_id}/transcript", {}, htmx=True)
+    assert resp.status_code == 422
+    assert "Choose a transcript file (.vtt, .srt, .txt or .eaf)." in text_of(resp)
+    app.config["IMPORT_MAX_BYTES"] = 100
+    resp = send(web, rs_id, VTT.encode(), "interview.vtt")
+    assert resp.status_code == 422
+    assert "The transcript is larger than this server accepts." in text_of(resp)
+    resp = send(web, rs_id, b"x" * (100 + 65 * 1024), "huge.vtt")
+    assert resp.status_code == 413  # the body cap refuses it before the form is read
+    assert said(db) == before
+    imports = select(AuditEvent).where(AuditEvent.action == "interview_transcript_imported")
+    assert len(db.scalars(imports).all()) == 1
+
+
+def test_a_session_without_audio_has_nothing_to_align_to(env, db) -> None:
+    resp = send(env["web"], env["self_rs"]["id"], VTT.encode(), "interview.vtt")
+    assert resp.status_code == 422
+    assert "Attach the interview audio first: the transcript is aligned by it." in text_of(resp)
+    assert said(db) == []
+
+
+def test_only_the_study_editors_may_import(app, db, env, study, make_user) -> None:
+    rs_id = env["rs"]["id"]
+    assert send(env["web"], rs_id, VTT.encode(), "interview.vtt").status_code == 200
+    before = said(db)
+    viewer, other = make_user("viewer@example.org"), make_user("other@example.org")
+    db.add(Membership(study_id=study.id, user_id=viewer.id, role="viewer"))
+    db.commit()
+    webs = {}
+    for user in (viewer, other):
+        webs[user.email] = Web(app)
+        assert webs[user.email].login(user.email, PASSWORD).status_code == 302
+    webs["other"] = webs.pop(other.email)
+    webs["other"].post("/studies", {"name": "Their own study"})  # an editor elsewhere
+    short = b"WEBVTT\n\n00:00:02.000 --> 00:00:03.000\nOverwritten.\n"
+    assert send(webs[viewer.email], rs_id, short, "x.vtt").status_code == 403
+    assert send(webs["other"], rs_id, short, "x.vtt").status_code == 404
+    anonymous = Web(app)
+    assert send(anonymous, rs_id, short, "x.vtt").status_code == 401  # htmx: no redirect
+    guest = participant(app, env["self_rs"]["url"])
+    guest.get("/login")
+    assert send(guest, rs_id, short, "x.vtt").status_code == 401
+    no_csrf = env["web"].client.post(
+        f"/recall-sessions/{rs_id}/transcript",
+        data={"file": (io.BytesIO(short), "x.vtt")},
+        headers={"HX-Request": "true"},
+    )
+    assert no_csrf.status_code == 400
+    assert said(db) == before
+
+
+def test_the_result_reads_in_bokmal() -> None:
+    """The new strings are in the nb catalogue (compiled), plurals included."""
+    from pathlib import Path
+
+    from babel.support import Translations
+
+    nb = Translations.load(str(Path(__file__).parents[1] / "translations"), ["nb"])
+    line = " ".join(
+        (
+            nb.ngettext("%(num)s utterance attached", "%(num)s utterances attached", 4)
+            % {"num": 4},
+            nb.ngettext("to %(num)s stop", "to %(num)s stops", 3) % {"num": 3},
+            nb.ngettext("%(num)s outside any stop", "%(num)s outside any stop", 1) % {"num": 1},
+        )
+    )
+    assert line == "4 ytringer knyttet til 3 stopp 1 utenfor alle stopp"
+    assert nb.gettext("Import transcript") == "Importer transkripsjon"
