@@ -255,6 +255,7 @@ def populated(owner_web, study, db):
         "membership_id": study.memberships[0].id,
         "fmt": "csv",
         "token_id": db.scalar(select(ApiToken.id)),  # the owner's: others' revoke answers 404
+        "take": "0" * 32,  # an interview take's name (ipr.interview_takes): none exists
     }
 
 
