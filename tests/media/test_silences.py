@@ -70,3 +70,26 @@ def test_rumble_is_not_speech() -> None:
     start, end = found["clean"][0]
     assert abs(start - 1000) <= 20 and abs(end - 2000) <= 20
     assert found["rumble"] == found["clean"]
+
+
+def test_envelope_does_not_depend_on_how_the_pipe_chunks_the_pcm() -> None:
+    """The analyser filters in blocks, whatever sizes the pipe hands over: 9.97 s of noisy
+    speech-like audio fed whole, in odd 1234-byte pieces and in 2 KiB pipe-sized pieces gives
+    the same envelope, window for window, including the partial last window."""
+    rng = np.random.default_rng(7)
+    t = np.arange(int(9.97 * AUDIO_RATE)) / AUDIO_RATE
+    x = 0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 0.4 * t) > 0)
+    x += 0.01 * rng.standard_normal(len(t))
+    data = _pcm(x)
+    envelopes = []
+    for size in (len(data), 1234, 2048):
+        audio = AudioAnalyzer()
+        for i in range(0, len(data), size):
+            audio.feed(data[i : i + size])
+        audio.close()
+        envelopes.append((audio.rms, audio.peak))
+    windows = -(-len(t) // (AUDIO_RATE * WINDOW_MS // 1000))
+    assert len(envelopes[0][0]) == windows == 997
+    for rms, peak in envelopes[1:]:
+        np.testing.assert_array_equal(rms, envelopes[0][0])
+        np.testing.assert_array_equal(peak, envelopes[0][1])
