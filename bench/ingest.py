@@ -275,7 +275,11 @@ def main() -> None:
     print(f"regions: {', '.join(r.name for r in regions)}", flush=True)
     print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     if not args.skip_short:
-        short_files(settings)
+        short_files(settings)  # warms up as a running worker is
+    else:
+        # a running worker has imported and initialised everything (scipy.signal, OpenCV,
+        # the JPEG writer): without this the first pair paid for it (0.3-0.5 s)
+        ingest(make_late_source(10), OUT / "warm-up", settings)
     if args.skip_long:
         return
     src = make_source(args.minutes)
