@@ -409,6 +409,24 @@ def test_followup_ratings_change_no_figure_and_are_exported_beside_the_first(
         "in_figures": False,
     }
     assert _validate(doc, schema(), schema()) == []
+    # each lane's follow-up state at the export's time, in the provenance of every format
+    recall = doc["provenance"]["recordings"][0]["recall"]
+    assert (recall["client"]["followup"], recall["therapist"]["followup"]) == ("done", "due")
+    assert '"followup": "done"' in text  # the CSV's provenance lines say the same
+    # EAF and TextGrid: the re-rating beside its moment; the Methods paragraph says n of N
+    eaf = api("GET", f"/api/v1/recordings/{rec.id}/export.eaf").data.decode()
+    assert f'ANNOTATION_ID="m{first}f1" ANNOTATION_REF="m{first}"' in eaf
+    assert "<ANNOTATION_VALUE>followup_comment=Less now.</ANNOTATION_VALUE>" in eaf
+    grid = api("GET", f"/api/v1/recordings/{rec.id}/export.textgrid").data.decode()
+    assert 'name = "client follow-up points"' in grid
+    assert 'mark = "followup_rating_hat=2; followup_comment=Less now."' in grid
+    methods = api("GET", f"/api/v1/recordings/{rec.id}/export.methods").data.decode()
+    assert (
+        "In a follow-up pass scheduled as soon as they had finished their recall, participants "
+        "rated their own blind-phase moments again on How helpful or hindering was this "
+        "moment? (Helpful Aspects of Therapy) (1-9), without seeing their first rating, and "
+        "could add a comment; 1 of 2 participants completed it."
+    ) in methods
     no_text = json.loads(
         api("GET", f"/api/v1/recordings/{rec.id}/export.json?include_text=false").data
     )
