@@ -72,6 +72,7 @@ from ipr.exports.peers import moments as peer_moments
 from ipr.media.errors import MediaError
 from ipr.models import (
     Dyad,
+    FollowUp,
     InterviewAudio,
     InterviewUtterance,
     Job,
@@ -354,6 +355,25 @@ def followup_ratings(
     }
 
 
+def followup_states(
+    db: Session, study: Study, rec_ids: list[int], now: dt.datetime
+) -> dict[int, str | None]:
+    """Recall session id → its follow-up's state at the export's time (``followup.state``:
+    scheduled, due, opened, done); no statement for a study that never had a follow-up
+    setting."""
+    if study.followup is None or not rec_ids:
+        return {}
+    naive = now.astimezone(dt.UTC).replace(tzinfo=None)
+    return {
+        fu.recall_session_id: followup.state(fu, now=naive)
+        for fu in db.scalars(
+            select(FollowUp)
+            .join(RecallSession, RecallSession.id == FollowUp.recall_session_id)
+            .where(RecallSession.recording_id.in_(rec_ids))
+        )
+    }
+
+
 def followup_scales(study: Study, found: dict[int, Any]) -> tuple[str, ...] | None:
     """The re-rated scales' keys when the study has a follow-up pass on, or the export holds
     follow-up ratings from one that was turned off; None otherwise (no follow-up columns)."""
@@ -389,6 +409,13 @@ def _build(
     scale_keys = {s.key for s in study.scales}
     rows = _fetch(db, study, [rec.id for _, recs in dyads for rec in recs], keys, scale_keys)
     fu_scales = followup_scales(study, rows.followups)
+    # each lane's follow-up state in the provenance (and the Methods' n of N), only for a study
+    # whose exports carry the follow-up
+    states = (
+        followup_states(db, study, [rec.id for _, recs in dyads for rec in recs], exported_at)
+        if fu_scales is not None
+        else None
+    )
     out = []
     for dyad, recordings in dyads:
         therapist, client = dyad.participant("therapist"), dyad.participant("client")
@@ -398,7 +425,7 @@ def _build(
                 therapist_code=therapist.code if therapist else "",
                 client_code=client.code if client else "",
                 recordings=tuple(
-                    _recording(dyad, rec, rows, keys, scale_keys) for rec in recordings
+                    _recording(dyad, rec, rows, keys, scale_keys, states) for rec in recordings
                 ),
             )
         )
@@ -444,6 +471,7 @@ def _recording(
     rows: _Rows,
     keys: dict[int, str],
     scale_keys: set[str],
+    followup_states: dict[int, str | None] | None = None,
 ) -> ExportRecording:
     """One recording with the pairs and figures the worker stored (blind-phase moments only;
     none while they were never computed)."""
@@ -504,7 +532,7 @@ def _recording(
         moments=tuple(moments),
         pairs=tuple(pairs),
         figures=_figures(data),
-        recall=_recall_info(rec, rows),
+        recall=_recall_info(rec, rows, followup_states),
         coder_agreement=_coders(data.get("coders")),
         interviews=rows.interviews.get(rec.id, {}),
     )
@@ -515,8 +543,12 @@ def _coders(found: dict[str, Any] | None) -> dict[str, Any]:
     return found if found and found.get("comparisons") else {}
 
 
-def _recall_info(rec: Recording, rows: _Rows) -> dict[str, dict[str, Any]]:
-    """Per lane: who, in which recall mode, how far, and how many moments (provenance)."""
+def _recall_info(
+    rec: Recording, rows: _Rows, followups: dict[int, str | None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per lane: who, in which recall mode, how far, and how many moments (provenance); with
+    ``followups`` (a study whose exports carry the follow-up) also the follow-up's state
+    (scheduled, due, opened, done; None: none scheduled)."""
     counts: dict[int, int] = defaultdict(int)
     imported: dict[int, int] = defaultdict(int)
     sources: dict[int, set[str]] = defaultdict(set)
@@ -535,6 +567,8 @@ def _recall_info(rec: Recording, rows: _Rows) -> dict[str, dict[str, Any]]:
             "imported_moments": imported[rs_id],
             "import_sources": sorted(sources[rs_id]),
         }
+        if followups is not None:
+            out[role]["followup"] = followups.get(rs_id)
     return dict(sorted(out.items()))
 
 

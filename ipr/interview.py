@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from ipr import audit, jobs, mail, studies, study_texts
 from ipr.errors import Conflict, ValidationError
+from ipr.exports.data import format_timecode
 from ipr.media._run import FFPROBE, RunLimits, run
 from ipr.media.errors import ProcessingError
 from ipr.models import (
@@ -685,6 +686,10 @@ def set_support_text(study: Any, lang: str, text: str) -> None:
     study.texts = texts
 
 
+DISTRESS_PAGES = ("recall", "followup")
+"""Where the participant pressed *I need to stop*: the recall page or the follow-up page."""
+
+
 def flag_distress(
     db: Session,
     huey: Any,
@@ -693,26 +698,41 @@ def flag_distress(
     smtp: bool,
     by_researcher: User | None = None,
     ip: str | None = None,
+    where: str = "recall",
+    moment_id: Any = None,
 ) -> dict[str, Any]:
     """Pause the session calmly, tell the owners (audit; e-mail when configured), and give
     back the study's support text in the participant's language. A repeat within
-    ``RENOTIFY_AFTER`` is audited again but sends no second e-mail."""
+    ``RENOTIFY_AFTER`` is audited again but sends no second e-mail.
+
+    ``where`` names the page (``DISTRESS_PAGES``); on the follow-up page ``moment_id`` is the
+    moment being looked at again, recorded when it is one of the session's own live moments.
+    A flag is never refused over these: an unknown page counts as the recall page and an
+    unknown moment as none."""
     now = utcnow()
     recent = rs.paused_at is not None and now - rs.paused_at < RENOTIFY_AFTER
     rs.paused_at = rs.last_seen_at = now
     study = rs.recording.dyad.study
     actor = by_researcher.email if by_researcher else f"participant {rs.participant.code}"
+    where = where if where in DISTRESS_PAGES else "recall"
+    details: dict[str, Any] = {"participant": rs.participant.code, "where": where}
+    if where == "followup":
+        moment = _own_moment(db, rs, moment_id)
+        details["moment_id"] = moment.id if moment is not None else None
+        details["position_ms"] = moment.t_ms if moment is not None else None
+    else:
+        details["position_ms"] = rs.last_position_ms
     audit.record(
         db, "distress_flagged", actor=actor, user=by_researcher, study_id=rs.study_id,
-        obj=("recall_session", rs.id), ip=ip,
-        details={"participant": rs.participant.code, "position_ms": rs.last_position_ms},
+        obj=("recall_session", rs.id), ip=ip, details=details,
     )  # fmt: skip
     db.commit()
     job_id = None
     if smtp and not recent:
         job_id = jobs.enqueue(
             db, huey, "distress_email", study_id=rs.study_id,
-            params={"recall_session_id": rs.id},
+            params={"recall_session_id": rs.id, "where": where,
+                    "position_ms": details["position_ms"]},
         ).id  # fmt: skip
     lang = study_texts.participant_language(study, rs.participant)
     return {
@@ -722,6 +742,16 @@ def flag_distress(
         "owner_notified": True,
         "email_job_id": job_id,
     }
+
+
+def _own_moment(db: Session, rs: RecallSession, moment_id: Any) -> Moment | None:
+    """The session's own live moment with this id, else None."""
+    if not isinstance(moment_id, int) or isinstance(moment_id, bool):
+        return None
+    m = db.get(Moment, moment_id)
+    if m is None or m.recall_session_id != rs.id or m.deleted_at is not None:
+        return None
+    return m
 
 
 @jobs.handler("distress_email")
@@ -739,15 +769,27 @@ def send_distress_email(ctx: jobs.Context) -> None:
         .join(Membership, Membership.user_id == User.id)
         .where(Membership.study_id == rs.study_id, Membership.role == "owner")
     ).all()
+    params = ctx.job.params or {}
+    followup = params.get("where") == "followup"
+    where = "during the follow-up of" if followup else "in"
+    at = params.get("position_ms")
     body = (
         f"Participant {rs.participant.code} flagged 'I need to stop / this is distressing' "
-        f"in recall session {rs.id} of the study {study.name!r} "
-        f"(recording {rs.recording.session_label!r}). The session is paused.\n\n"
-        "Please follow the study's safety procedure.\n"
+        f"{where} recall session {rs.id} of the study {study.name!r} "
+        f"(recording {rs.recording.session_label!r})"
+        + (
+            f", while looking again at their moment at {format_timecode(at)}"
+            if followup and isinstance(at, int)
+            else ""
+        )
+        + (". Their follow-up page is paused." if followup else ". The session is paused.")
+        + "\n\nPlease follow the study's safety procedure.\n"
     )
     ctx.report("Sending the e-mail", 0.5)
     for to in owners:
-        subject = f"Distress flagged by participant {rs.participant.code}"
+        subject = f"Distress flagged by participant {rs.participant.code}" + (
+            " during the follow-up" if followup else ""
+        )
         mail.send(server, mail.build(ctx.config["SMTP_FROM"], to, subject, body))
     audit.record(
         ctx.db, "distress_email_sent", actor="worker", study_id=rs.study_id,

@@ -409,6 +409,24 @@ def test_followup_ratings_change_no_figure_and_are_exported_beside_the_first(
         "in_figures": False,
     }
     assert _validate(doc, schema(), schema()) == []
+    # each lane's follow-up state at the export's time, in the provenance of every format
+    recall = doc["provenance"]["recordings"][0]["recall"]
+    assert (recall["client"]["followup"], recall["therapist"]["followup"]) == ("done", "due")
+    assert '"followup": "done"' in text  # the CSV's provenance lines say the same
+    # EAF and TextGrid: the re-rating beside its moment; the Methods paragraph says n of N
+    eaf = api("GET", f"/api/v1/recordings/{rec.id}/export.eaf").data.decode()
+    assert f'ANNOTATION_ID="m{first}f1" ANNOTATION_REF="m{first}"' in eaf
+    assert "<ANNOTATION_VALUE>followup_comment=Less now.</ANNOTATION_VALUE>" in eaf
+    grid = api("GET", f"/api/v1/recordings/{rec.id}/export.textgrid").data.decode()
+    assert 'name = "client follow-up points"' in grid
+    assert 'mark = "followup_rating_hat=2; followup_comment=Less now."' in grid
+    methods = api("GET", f"/api/v1/recordings/{rec.id}/export.methods").data.decode()
+    assert (
+        "In a follow-up pass scheduled as soon as they had finished their recall, participants "
+        "rated their own blind-phase moments again on How helpful or hindering was this "
+        "moment? (Helpful Aspects of Therapy) (1-9), without seeing their first rating, and "
+        "could add a comment; 1 of 2 participants completed it."
+    ) in methods
     no_text = json.loads(
         api("GET", f"/api/v1/recordings/{rec.id}/export.json?include_text=false").data
     )
@@ -514,6 +532,7 @@ def test_a_researcher_led_followup_is_run_by_the_researcher(
     page = owner_web.get(f"{url}/followup").get_data(as_text=True)
     assert "Researcher-led interview" in page and "Said aloud" in page
     assert 'id="fu-stop"' not in page  # the researcher leaves by the dyad page
+    assert 'id="distress-btn"' in page and 'data-where="followup"' in page
     resp = _put(owner_web, led["id"], made.json["id"], {"ratings": {"hat": 6}})
     assert resp.status_code == 200 and resp.json["ratings"] == {"hat": 6}
     dyad_page = owner_web.get(f"/dyads/{recall_env['dyad'].id}").get_data(as_text=True)
@@ -530,3 +549,78 @@ def test_a_researcher_led_followup_is_run_by_the_researcher(
     vw.login(viewer.email, PASSWORD)
     assert vw.get(f"{url}/followup").status_code == 403
     assert vw.post(f"/recall-sessions/{led['id']}/followup/open").status_code == 403
+
+
+# --- distress on the follow-up page -------------------------------------------------------------
+
+
+def test_distress_on_the_followup_page_pauses_and_tells_the_owner_which_moment(
+    app, db, owner_web, recall_env
+) -> None:
+    from ipr import interview, jobs
+    from ipr.models import Job
+    from tests.smtp_inbox import smtp_server
+
+    _enable(owner_web, recall_env["study"], days=0)
+    w = _finished_pair(app, db, recall_env)
+    c, second = w["c"], w["mine"][1]
+    cw = participant(app, f"/r/{_new_link(app, db, owner_web, c['id'])}")
+    page = cw.get(cw.landing).get_data(as_text=True)
+    # the same control as on the recall page, its support text ready before any network call
+    assert 'id="distress-btn"' in page and 'data-where="followup"' in page
+    assert f'data-url="/recall/{c["id"]}/distress"' in page
+    assert interview.DEFAULT_SUPPORT["en"] in page
+    assert 'id="stop-form"' in page  # what *End for now* submits
+    with smtp_server() as smtp:
+        app.config.update(SMTP_URL=smtp.url, SMTP_FROM="ipr@clinic.example.org")
+        body = {"where": "followup", "moment_id": second["id"]}
+        resp = jpost(cw, f"/recall/{c['id']}/distress", body)
+        assert resp.status_code == 200, resp.json
+        assert (resp.json["paused"], resp.json["support_text"], resp.json["owner_notified"]) == (
+            True, interview.DEFAULT_SUPPORT["en"], True,
+        )  # fmt: skip
+        event = db.scalar(select(AuditEvent).where(AuditEvent.action == "distress_flagged"))
+        assert (event.actor, event.object_type, event.object_id) == (
+            "participant C01", "recall_session", str(c["id"]),
+        )  # fmt: skip
+        assert event.details == {
+            "participant": "C01", "where": "followup", "moment_id": second["id"],
+            "position_ms": 4200,
+        }  # fmt: skip
+        job = db.get(Job, resp.json["email_job_id"])
+        assert job.kind == "distress_email"
+        assert {k: job.params[k] for k in ("recall_session_id", "where", "position_ms")} == {
+            "recall_session_id": c["id"], "where": "followup", "position_ms": 4200,
+        }  # fmt: skip
+        assert jobs.run_job(app.extensions["ipr_db"], dict(app.config), job.id) == "done"
+        (msg,) = smtp.messages
+        assert smtp.envelopes[0] == ("ipr@clinic.example.org", ["owner@example.org"])
+        assert msg["Subject"] == "Distress flagged by participant C01 during the follow-up"
+        assert msg.get_content().replace("\r\n", "\n") == (
+            "Participant C01 flagged 'I need to stop / this is distressing' during the "
+            f"follow-up of recall session {c['id']} of the study 'Recall study' (recording "
+            "'Session 3'), while looking again at their moment at 00:00:04.200. Their "
+            "follow-up page is paused.\n\nPlease follow the study's safety procedure.\n"
+        )
+        assert "C second" not in msg.get_content()  # codes and times, never their words
+        # another participant's moment is not named, and the flag is still taken (never
+        # refused over its body); within ten minutes it e-mails nobody again
+        theirs = {"where": "followup", "moment_id": w["theirs"]["id"]}
+        again = jpost(cw, f"/recall/{c['id']}/distress", theirs)
+        assert again.status_code == 200 and again.json["email_job_id"] is None
+        odd = jpost(cw, f"/recall/{c['id']}/distress", {"where": "elsewhere", "moment_id": "x"})
+        assert odd.status_code == 200
+    app.config.update(SMTP_URL="")
+    details = db.scalars(
+        select(AuditEvent.details)
+        .where(AuditEvent.action == "distress_flagged")
+        .order_by(AuditEvent.id)
+    ).all()
+    assert details[1:] == [
+        {"participant": "C01", "where": "followup", "moment_id": None, "position_ms": None},
+        {"participant": "C01", "where": "recall", "position_ms": 0},
+    ]
+    db.expire_all()
+    assert db.get(RecallSession, c["id"]).paused_at is not None
+    # the other participant's device cannot flag on this session
+    assert jpost(w["tw"], f"/recall/{c['id']}/distress", {"where": "followup"}).status_code == 404

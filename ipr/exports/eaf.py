@@ -19,6 +19,11 @@ Layout, per lane (`therapist`, `client`):
 - `<lane> researcher note: <coder>`: symbolic association, one tier per coder (left out with
   include_text=False). Data without per-coder codings gets one `<lane> researcher codes` /
   `<lane> researcher note` pair with ANNOTATOR="researcher", as before.
+- `<lane> follow-up` (only on a layer where a moment was rated again in the study's follow-up
+  pass, docs/followup.md): symbolic subdivision under the moment, so it has the moment's time,
+  one annotation per item in the CSV's names and order: `followup_rating_<scale>=<value>`…,
+  `followup_comment=<text>` (the comment left out with include_text=False). Not moments: the
+  imports never read it as a lane (`FOLLOWUP_TIER`).
 
 ELAN allows no overlapping annotations on a time-aligned tier, so moments of one lane that
 overlap go onto extra layers `<lane> 2`, `<lane> 3`, … each with the same child tiers (as the
@@ -38,6 +43,7 @@ from lxml import etree
 
 from ipr.exports import provenance
 from ipr.exports.data import LANES, Coding, ExportMoment, RecordingContext, format_timecode
+from ipr.exports.table import followup_values
 
 POINT_MS = 1
 PEAK_VALUE = "peak"
@@ -55,6 +61,9 @@ times; a symbolic association, since on the video's axis a stop is the one insta
 stood still at)."""
 TRANSCRIPT_SUFFIX = " interview transcript"
 """`<lane> interview transcript`: the utterances said at the stop, `[HH:MM:SS.mmm] text`."""
+FOLLOWUP_SUFFIX = " follow-up"
+FOLLOWUP_TIER = re.compile(r"(therapist|client)( [2-9]| [1-9]\d+)? follow-up")
+"""Our export's follow-up tiers (`client follow-up`, `client 2 follow-up`): never moments."""
 RESPONSES_SUFFIX = " responses"
 ANSWERS_SUFFIX = " answers"
 CODEBOOK_CV = "codebook"
@@ -201,6 +210,16 @@ def _lane_tiers(
             said = builder.tier(
                 lane + TRANSCRIPT_SUFFIX, "utterance", PARENT_REF=lane, PARTICIPANT=code
             )
+    # the follow-up pass's re-ratings: a tier only on a layer where a moment has one
+    again = {
+        m.id: followup_values(ctx.study, m, include_text=text) if m.phase == "blind" else []
+        for m in moments
+    }
+    followup = (
+        builder.tier(lane + FOLLOWUP_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
+        if any(again.values())
+        else None
+    )
     for moment in moments:
         ann_id = f"m{moment.id}"
         end = moment.end_ms if moment.end_ms is not None else moment.t_ms
@@ -248,6 +267,8 @@ def _lane_tiers(
             lines = [(f"[{format_timecode(t)}] {words}", "") for t, _, words in
                      moment.interview_transcript]  # fmt: skip
             _refs(said, ann_id, "u", lines)
+        if followup is not None:
+            _refs(followup, ann_id, "f", [(f"{k}={v}", "") for k, v in again[moment.id]])
 
 
 def interview_value(moment: ExportMoment) -> str:

@@ -27,6 +27,7 @@ from ipr.exports.data import LANES, Code, ExportError, Scale, parse_timecode
 from ipr.exports.eaf import (
     CODER_SEPARATOR,
     CODES_SUFFIX,
+    FOLLOWUP_TIER,
     PEAK_VALUE,
     PEAKS_SUFFIX,
     POINT_MS,
@@ -322,6 +323,11 @@ def eaf_tier_names(data: bytes | IO[bytes]) -> list[str]:
     return [t.get("TIER_ID", "") for t in _eaf_tree(data).iter("TIER")]
 
 
+def eaf_followup_tier_names(data: bytes | IO[bytes]) -> set[str]:
+    """The follow-up tiers of our own export in an EAF file (`is_followup_tier`)."""
+    return {t.get("TIER_ID", "") for t in _eaf_tree(data).iter("TIER") if is_followup_tier(t)}
+
+
 def import_eaf(
     data: bytes | IO[bytes],
     tier_name: str,
@@ -355,6 +361,12 @@ def import_eaf(
     if tier is None:
         names = ", ".join(repr(n) for n in tiers) or "none"
         raise ImportValidationError([f"there is no tier {tier_name!r}; the file has {names}"])
+    if is_followup_tier(tier):
+        parent = tier.get("PARENT_REF")
+        raise ImportValidationError(
+            [f"tier {tier_name!r} holds follow-up ratings of the moments on {parent!r}, not "
+             f"moments; import {parent!r}"]
+        )  # fmt: skip
     if max_rows is not None and len(tier.findall("ANNOTATION")) > max_rows:
         raise _too_many(max_rows)
     children = _child_values(tiers, tier_name)
@@ -409,6 +421,13 @@ def import_eaf(
     if checker.problems:
         raise ImportValidationError(checker.problems)
     return sorted(moments, key=lambda m: (m.t_ms, m.end_ms or m.t_ms))
+
+
+def is_followup_tier(tier: etree._Element) -> bool:
+    """Our export's follow-up tier (`client follow-up` under `client`): re-ratings of the
+    parent's moments, never moments themselves."""
+    name, parent = tier.get("TIER_ID") or "", tier.get("PARENT_REF") or ""
+    return bool(FOLLOWUP_TIER.fullmatch(name)) and name == parent + " follow-up"
 
 
 def _child_values(tiers: dict, parent: str) -> dict[str, dict[str, list[str]]]:

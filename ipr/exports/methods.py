@@ -101,6 +101,9 @@ def paragraph(data: ExportStudy) -> str:
             f"own codes, was computed per code with the same matching at {_seconds(tolerance)} "
             f"and the time-unit kappa at {_seconds(bin_ms)} bins."
         )
+    followup = _followup(data, params.get("followup"), recordings)
+    if followup:
+        parts.append(followup)
     sync = params.get("synchrony")
     surr = params.get("synchrony_surrogates")
     if sync:
@@ -126,6 +129,43 @@ def paragraph(data: ExportStudy) -> str:
         f"figure."
     )
     return " ".join(parts)
+
+
+def _followup(data: ExportStudy, fu: Mapping[str, Any] | None, recordings: list) -> str:
+    """The follow-up pass (docs/followup.md): when, on which scales, completed by n of N, never
+    in a figure. n of N counts participants (each lane's recall session, `recall.<lane>
+    .followup` == "done"), or recall sessions when a participant has more than one."""
+    if not fu:
+        return ""
+    delay = fu.get("delay_days")
+    when = (
+        "as soon as they had finished their recall"
+        if delay == 0
+        else f"{_n(delay, 'day')} after they had finished their recall"
+        if isinstance(delay, int)
+        else "some time after they had finished their recall"
+    )
+    names = {s.key: f"{s.name} ({s.min}-{s.max})" for s in data.scales}
+    scales = [names[k] for k in fu.get("scales") or () if k in names]
+    on = f" on {_and(scales)}" if scales else ""
+    sessions = [
+        (str(info.get("participant_code", "")), info.get("followup"))
+        for ctx in recordings
+        for info in ctx.recording.recall.values()
+    ]
+    codes = {code for code, _ in sessions}
+    unit = "participants" if len(codes) == len(sessions) else "recall sessions"
+    done = sum(1 for _, state in sessions if state == "done")
+    return (
+        f"In a follow-up pass scheduled {when}, participants rated their own blind-phase "
+        f"moments again{on}, without seeing their first rating, and could add a comment; "
+        f"{done:,} of {len(sessions):,} {unit} completed it. The follow-up ratings are "
+        f"reported beside the first ratings and are not part of any agreement figure."
+    )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def to_methods(data: ExportStudy, *, include_text: bool = True) -> bytes:

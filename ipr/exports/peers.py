@@ -31,11 +31,13 @@ from ipr.exports.imports import (
     ImportedMoment,
     ImportTooLarge,
     ImportValidationError,
+    eaf_followup_tier_names,
     eaf_tier_names,
     import_csv,
     import_eaf,
 )
 from ipr.exports.peer_rows import PeerTier, lane_of
+from ipr.exports.textgrid import FOLLOWUP_TIER as TEXTGRID_FOLLOWUP
 
 KINDS = ("csv", "eaf", "textgrid", "boris", "boris-table")
 NAMES = {
@@ -216,9 +218,12 @@ def choices(data: bytes, kind: str) -> list[Choice]:
         out = []
         names = eaf_tier_names(data)
         layered = {n for lane in LANES for n in eaf_layers(names, lane)[1:] if lane in names}
+        followups = eaf_followup_tier_names(data)
         for name in names:
             if name in layered:
                 continue  # read with its lane
+            if name in followups:
+                continue  # re-ratings of the lane's moments, not moments
             try:
                 rows, problems = import_eaf_lane(data, name), ()
             except ImportValidationError as exc:
@@ -229,6 +234,8 @@ def choices(data: bytes, kind: str) -> list[Choice]:
         return out
     grouped: dict[str, list[PeerTier]] = {}
     for tier in read_tiers(data, kind):
+        if kind == "textgrid" and TEXTGRID_FOLLOWUP.fullmatch(tier.name):
+            continue  # our export's follow-up re-ratings of a lane's moments, not moments
         grouped.setdefault(_group(tier.name), []).append(tier)
     return [
         Choice(

@@ -150,6 +150,27 @@ def followup_columns(study: ExportStudy) -> list[Column]:
     ]
 
 
+def followup_values(
+    study: ExportStudy, moment: ExportMoment, *, include_text: bool = True
+) -> list[tuple[str, str]]:
+    """A moment's follow-up as (column, value) pairs in the table's own names and order
+    (`followup_rating_<key>`…, `followup_comment`): what the EAF and TextGrid follow-up tiers
+    hold. Empty when the study has no follow-up pass or the moment was not rated again; the
+    comment is left out without free text, and when empty."""
+    fu = moment.followup
+    if study.followup_scales is None or fu is None:
+        return []
+    names = {s.key for s in study.scales}
+    out = [
+        (FOLLOWUP_PREFIX + key, str(fu.ratings[key]))
+        for key in study.followup_scales
+        if key in names and key in fu.ratings
+    ]
+    if include_text and fu.comment.strip():
+        out.append(("followup_comment", fu.comment))
+    return out
+
+
 def join_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
     return LIST_SEPARATOR.join(str(v) for v in values)
 

@@ -78,6 +78,7 @@ def page(rs_id: int) -> Any:
             "media": url_for("recall.media", rs_id=rs.id),
         },
         researcher_led=researcher is not None,
+        distress_where="followup",
         page_lang=lang,
     )
 

@@ -323,14 +323,19 @@ def finish(rs_id: int) -> Any:
 
 @bp.post("/recall/<int:rs_id>/distress")
 def distress(rs_id: int) -> Any:
-    """*I need to stop / this is distressing*: the session pauses, the owners are told, and the
-    answer carries the study's support text (``ipr.interview.flag_distress``)."""
+    """*I need to stop / this is distressing*, from the recall page or the follow-up page
+    (``{"where": "followup", "moment_id": …}``): the session pauses, the owners are told, and
+    the answer carries the study's support text (``ipr.interview.flag_distress``). Never
+    refused over its body: a missing or odd one counts as the recall page."""
     rs, researcher = access(rs_id)
     _write(rs, researcher)
     smtp = bool(current_app.config.get("SMTP_URL") and current_app.config.get("SMTP_FROM"))
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
     out = interview.flag_distress(
-        db(), huey(), rs, smtp=smtp, by_researcher=researcher, ip=client_ip()
-    )
+        db(), huey(), rs, smtp=smtp, by_researcher=researcher, ip=client_ip(),
+        where=str(body.get("where") or "recall"), moment_id=body.get("moment_id"),
+    )  # fmt: skip
     return jsonify(out)
 
 

@@ -9,16 +9,23 @@
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
 
-  function pauseVideo() {
-    var video = document.getElementById("video");
-    if (video && !video.paused) video.pause();
+  function pauseVideo() {  // the recall page's #video, the follow-up page's #fu-video
+    document.querySelectorAll("video").forEach(function (v) { if (!v.paused) v.pause(); });
+  }
+  // Which page (recall | followup) and, on the follow-up page, the moment being looked at
+  // again (the page marks it with data-current-moment).
+  function context() {
+    var out = { where: dlg.getAttribute("data-where") || "recall" };
+    var shown = document.querySelector("[data-current-moment]:not([hidden])");
+    if (shown) out.moment_id = parseInt(shown.getAttribute("data-current-moment"), 10);
+    return out;
   }
   function flag() {
     state.textContent = "";
     return fetch(dlg.getAttribute("data-url"), {
       method: "POST",
       headers: { "X-CSRFToken": csrf, Accept: "application/json", "Content-Type": "application/json" },
-      body: "{}",
+      body: JSON.stringify(context()),
       credentials: "same-origin",
     }).then(function (resp) {
       if (!resp.ok) throw new Error(String(resp.status));

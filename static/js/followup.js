@@ -126,6 +126,7 @@
   function show(i) {
     index = i;
     var m = current(), st = state[m.id] || { ratings: {}, comment: "" };
+    $("fu-pass").setAttribute("data-current-moment", m.id);  // what a distress flag names
     $("fu-pos").textContent = tpl(S.position, { n: i + 1, total: moments.length, time: fmt(m.t_ms) });
     $("fu-range").textContent = tpl(S.range, { start: fmt(m.clip_start_ms), end: fmt(m.clip_end_ms) });
     var text = $("fu-text");

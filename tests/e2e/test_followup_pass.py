@@ -1,7 +1,9 @@
 """The follow-up pass in Chromium: the researcher turns it on and opens it early on the dyad
 page; the client, on a phone (390×844), follows the same link to the follow-up, replays a short
-clip around each of their own moments, rates them again (a reload in between loses nothing)
-and finishes; the ratings are stored beside the moments and exported."""
+clip around each of their own moments, rates them again (a reload in between loses nothing),
+presses *I need to stop / this is distressing* (the clip pauses, the support text shows, the
+owner is told which moment: audit row and e-mail) and continues, finishes, and ends for now
+from the same dialog; the ratings are stored beside the moments and exported."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 
-from ipr import recall
-from ipr.models import FollowUpRating, Moment, RecallSession
+from ipr import interview, jobs, recall
+from ipr.config import load_config
+from ipr.models import AuditEvent, FollowUpRating, Job, Moment, RecallSession
 from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
@@ -34,6 +37,7 @@ from tests.e2e.test_recall_journey import (  # noqa: F401 — fixtures used by n
     session_video,
     set_up_recall,
 )
+from tests.smtp_inbox import Inbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SHOTS = Path(os.environ.get("FOLLOWUP_SHOTS", "/tmp/followup"))
@@ -57,6 +61,7 @@ def test_a_client_rates_their_own_moments_again_on_a_phone(
     new_page: Callable[..., Page],
     live_server: LiveServer,
     session_video: Path,  # noqa: F811
+    smtp_inbox: Inbox,
 ) -> None:
     setup = set_up_recall(live_server, session_video)
     token, client_link = setup["token"], setup["links"]["client"]
@@ -181,11 +186,80 @@ def test_a_client_rates_their_own_moments_again_on_a_phone(
     phone.unroute(saves)
     assert len(sent) == 2 and sent[0] == sent[1]
     _shoot(phone, "phone-moment-2")
+
+    # --- *I need to stop*: the clip pauses, the support text shows, the owner is told
+    button = phone.get_by_role("button", name="I need to stop / this is distressing")
+    expect(button).to_be_visible()
+    box = button.bounding_box()
+    assert box is not None and box["width"] >= 44 and box["height"] >= 44  # a thumb's target
+    phone.get_by_role("button", name="Play this moment").click()
+    phone.wait_for_function(
+        "() => { const v = document.getElementById('fu-video');"
+        " return !v.paused && v.currentTime > 2.3; }",
+        timeout=30_000,
+    )
+    before = len(smtp_inbox.messages)
+    button.click()
+    dialog = phone.get_by_role("dialog", name="We have paused here")
+    expect(dialog).to_be_visible()
+    assert phone.evaluate("document.getElementById('fu-video').paused") is True
+    expect(dialog).to_contain_text(interview.DEFAULT_SUPPORT["en"])
+    expect(phone.locator("#distress-state")).to_have_text("The researcher has been told.")
+    _shoot(phone, "phone-distress")
+    with live_server.database.session() as s:
+        second = s.scalar(
+            select(Moment.id).where(Moment.recall_session_id == rs_id, Moment.t_ms == 12_000)
+        )
+        (details,) = s.scalars(
+            select(AuditEvent.details).where(
+                AuditEvent.action == "distress_flagged", AuditEvent.object_id == str(rs_id)
+            )
+        ).all()
+        (job_id,) = s.scalars(
+            select(Job.id).where(Job.kind == "distress_email", Job.study_id == setup["study_id"])
+        ).all()
+    assert details == {
+        "participant": "C07", "where": "followup", "moment_id": second, "position_ms": 12_000,
+    }  # fmt: skip
+    config = load_config(Path(live_server.env["IPR_INSTANCE_PATH"]), environ=live_server.env)
+    assert "distress_email" in jobs.HANDLERS
+    assert jobs.run_job(live_server.database, config, job_id) == "done"  # the worker's part
+    mail = smtp_inbox.wait_for(before + 1)[before]
+    assert mail["Subject"] == "Distress flagged by participant C07 during the follow-up"
+    assert mail["To"] == setup["researcher"].email
+    assert "while looking again at their moment at 00:00:12.000" in mail.get_content()
+    assert "I felt rushed here." not in mail.get_content()
+    # they continue: the dialog closes, the clip waits paused, the rating is still there
+    phone.get_by_role("button", name="Continue when I'm ready").click()
+    expect(dialog).to_be_hidden()
+    expect(button).to_be_focused()
+    assert phone.evaluate("document.getElementById('fu-video').paused") is True
+    expect(phone.get_by_role("radio", name="2, Greatly hindering")).to_be_checked()
+
     phone.get_by_role("button", name="I'm done").click()
     expect(
         phone.get_by_role("heading", name="Thank you — you have finished the follow-up")
     ).to_be_visible()
     _shoot(phone, "phone-done")
+    # … and from the same dialog they can end for now: every device of the link ends
+    button.click()
+    expect(dialog).to_be_visible()
+    phone.get_by_role("button", name="End for now").click()
+    phone.wait_for_url("**/stop")
+    expect(phone.locator("main")).to_contain_text("You have stopped for now.")
+    with live_server.database.session() as s:
+        flagged = s.scalars(
+            select(AuditEvent.details)
+            .where(AuditEvent.action == "distress_flagged", AuditEvent.object_id == str(rs_id))
+            .order_by(AuditEvent.id)
+        ).all()
+        emails = s.scalars(
+            select(Job.id).where(Job.kind == "distress_email", Job.study_id == setup["study_id"])
+        ).all()
+    assert flagged[1] == {  # the pass was over: no moment on screen
+        "participant": "C07", "where": "followup", "moment_id": None, "position_ms": None,
+    }  # fmt: skip
+    assert emails == [job_id]  # within ten minutes: no second e-mail
 
     # --- stored beside the moments, never as moments; exported beside the first rating
     with live_server.database.session() as s:
