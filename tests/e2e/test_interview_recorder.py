@@ -85,11 +85,7 @@ def researcher_page(mic_browser: Browser, live_server: LiveServer) -> Iterator[C
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
-        guard = PageGuard(live_server.url)
-        page.on("request", guard.on_request)
-        page.on("console", guard.on_console)
-        page.on("pageerror", guard.on_page_error)
-        setattr(page, GUARD_ATTR, guard)
+        guard = PageGuard.watch(page, live_server.url)
         pages.append((page, guard))
         return page
 
