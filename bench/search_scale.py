@@ -21,7 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, select  # noqa: E402
 
-from bench.study_scale import postgres_database  # noqa: E402
-from ipr import auth, search, studies  # noqa: E402
+from bench.study_scale import DURATION, skeleton  # noqa: E402
+from ipr import search  # noqa: E402
 from ipr.db import upgrade  # noqa: E402
 from ipr.models import (  # noqa: E402
     InterviewUtterance,
     Moment,
-    RecallSession,
-    Recording,
     ResearcherAnnotation,
 )
-from ipr.storage import Storage  # noqa: E402
-from tests.conftest import PASSWORD, make_app  # noqa: E402
+from tests.conftest import make_app, scratch_postgres  # noqa: E402
 
-DURATION = 50 * 60 * 1000
 WORDS = [
     "I",
     "felt",
@@ -101,34 +96,11 @@ def sentence(rng: random.Random, n: int) -> str:
 def build(app: Any, n_dyads: int, n_moments: int, n_utterances: int) -> dict[str, Any]:
     rng = random.Random(0)
     s = app.extensions["ipr_db"].session()
-    user = auth.create_user(s, f"bench-{uuid.uuid4().hex[:6]}@example.org", PASSWORD, "researcher")
-    study = studies.create_study(s, user, "Search scale")
-    codes = [
-        studies.add_code(s, study, user, {"name": name, "colour": "#336699"})
-        for name in ("insight", "rupture", "repair", "empathy", "avoidance", "humour")
-    ]
-    s.commit()
-    sessions: list[tuple[int, str]] = []
-    for d in range(n_dyads):
-        dyad = studies.create_dyad(s, study, user, f"{d:02d}")
-        s.flush()
-        for k in range(2):
-            rec = Recording(
-                study_id=study.id, dyad_id=dyad.id, session_label=f"Session {3 + 2 * k}",
-                storage_key=Storage.new_key(), status="ready", duration_ms=DURATION,
-                width=640, height=360, fps_num=25, fps_den=1, has_audio=True,
-            )  # fmt: skip
-            s.add(rec)
-            s.flush()
-            for p in dyad.participants:
-                rs = RecallSession(
-                    study_id=study.id, recording_id=rec.id, participant_id=p.id,
-                    status="submitted", mode="researcher",
-                )  # fmt: skip
-                s.add(rs)
-                s.flush()
-                sessions.append((rs.id, p.role))
-    s.commit()
+    names = ["insight", "rupture", "repair", "empathy", "avoidance", "humour"]
+    user, study, codes, _recs, made = skeleton(
+        s, "Search scale", names, n_dyads, mode="researcher", clips=False
+    )
+    sessions = [(rs_id, role) for _rec_id, rs_id, role in made]
     zebra = 0
     for rs_id, _role in sessions:
         rows = []
@@ -217,7 +189,7 @@ def main() -> None:
         if args.postgres:
             root = Path(tmp) / "postgres"
             root.mkdir()
-            with postgres_database(args.postgres) as url:
+            with scratch_postgres(args.postgres, "ipr_bench_") as url:
                 rows += bench_backend("PostgreSQL", root, url, args)
     print("| database | query | wall ms (median of 5) | moments shown | data |")
     print("|---|---|---|---|---|")

@@ -33,25 +33,26 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, event, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import event, insert, select  # noqa: E402
 
 from ipr import auth, figures, recall, studies  # noqa: E402
 from ipr.db import upgrade  # noqa: E402
 from ipr.models import (  # noqa: E402
     Clip,
+    Code,
     Moment,
     RecallSession,
     Recording,
     ResearcherAnnotation,
+    Study,
     User,
 )
 from ipr.storage import Storage  # noqa: E402
-from tests.conftest import PASSWORD, Web, jpost, make_app  # noqa: E402
+from tests.conftest import PASSWORD, Web, jpost, make_app, scratch_postgres  # noqa: E402
 
 DURATION = 50 * 60 * 1000
 GOALS = {
@@ -84,15 +85,27 @@ def measured(app: Any) -> Iterator[dict[str, float]]:
         event.remove(engine, "before_cursor_execute", seen)
 
 
-def build(app: Any, n_dyads: int, n_moments: int) -> dict[str, Any]:
-    """The study, written with bulk inserts (the build is not what is measured)."""
-    rng = random.Random(0)
-    s = app.extensions["ipr_db"].session()
+class Skeleton(NamedTuple):
+    """A bench study's researcher, study, codes, recordings and recall sessions."""
+
+    user: User
+    study: Study
+    codes: list[Code]
+    recordings: list[Recording]
+    sessions: list[tuple[int, int, str]]
+    """(recording id, recall session id, participant role), in the order written."""
+
+
+def skeleton(
+    s: Any, name: str, code_names: list[str], n_dyads: int, *, mode: str, clips: bool
+) -> Skeleton:
+    """A new researcher's study of `n_dyads` dyads × 2 ready 50-minute recordings × a submitted
+    recall session per participant (`mode`), with `code_names` as its codebook and, with
+    `clips`, each recording's 5-minute clips. Committed; the moments are the caller's."""
     user = auth.create_user(s, f"bench-{uuid.uuid4().hex[:6]}@example.org", PASSWORD, "researcher")
-    study = studies.create_study(s, user, "Scale")
+    study = studies.create_study(s, user, name)
     codes = [
-        studies.add_code(s, study, user, {"name": f"Code {k}", "colour": "#336699"})
-        for k in range(6)
+        studies.add_code(s, study, user, {"name": code, "colour": "#336699"}) for code in code_names
     ]
     s.commit()
     recs: list[Recording] = []
@@ -109,23 +122,35 @@ def build(app: Any, n_dyads: int, n_moments: int) -> dict[str, Any]:
             s.add(rec)
             s.flush()
             recs.append(rec)
-            s.execute(
-                insert(Clip),
-                [
-                    {"study_id": study.id, "recording_id": rec.id, "index": i,
-                     "start_ms": i * 300_000, "end_ms": (i + 1) * 300_000}
-                    for i in range(DURATION // 300_000)
-                ],
-            )  # fmt: skip
+            if clips:
+                s.execute(
+                    insert(Clip),
+                    [
+                        {"study_id": study.id, "recording_id": rec.id, "index": i,
+                         "start_ms": i * 300_000, "end_ms": (i + 1) * 300_000}
+                        for i in range(DURATION // 300_000)
+                    ],
+                )  # fmt: skip
             for p in dyad.participants:
                 rs = RecallSession(
                     study_id=study.id, recording_id=rec.id, participant_id=p.id,
-                    status="submitted", mode="self",
+                    status="submitted", mode=mode,
                 )  # fmt: skip
                 s.add(rs)
                 s.flush()
                 sessions.append((rec.id, rs.id, p.role))
     s.commit()
+    return Skeleton(user, study, codes, recs, sessions)
+
+
+def build(app: Any, n_dyads: int, n_moments: int) -> dict[str, Any]:
+    """The study, written with bulk inserts (the build is not what is measured)."""
+    rng = random.Random(0)
+    s = app.extensions["ipr_db"].session()
+    names = [f"Code {k}" for k in range(6)]
+    user, study, codes, recs, sessions = skeleton(
+        s, "Scale", names, n_dyads, mode="self", clips=True
+    )
     spans = {r.id for i, r in enumerate(recs) if i % 2 == 1}
     for rec_id, rs_id, _role in sessions:
         rows = []
@@ -303,27 +328,6 @@ def saves(app: Any, made: dict[str, Any], name: str) -> list[str]:
     ]  # fmt: skip
 
 
-@contextmanager
-def postgres_database(url: str) -> Iterator[str]:
-    name = f"ipr_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 def algorithm_rows() -> list[list[str]]:
     try:
         from bench import algorithms  # type: ignore[attr-defined]
@@ -352,7 +356,7 @@ def main() -> None:
         if args.postgres and args.only in (None, "postgres"):
             root = Path(tmp) / "postgres"
             root.mkdir()
-            with postgres_database(args.postgres) as url:
+            with scratch_postgres(args.postgres, "ipr_bench_") as url:
                 rows += bench_backend("PostgreSQL", root, url, args)
     print("| database | what | CPU ms | wall ms | statements | goal | notes |")
     print("|---|---|---|---|---|---|---|")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -78,16 +79,7 @@ class Storage:
 
     def prune_exports(self, max_age_s: float) -> int:
         """Remove prepared exports older than ``max_age_s``; they can always be made again."""
-        import time
-
-        folder = self.root / ".exports"
-        removed = 0
-        if folder.exists():
-            for path in folder.iterdir():
-                if time.time() - path.stat().st_mtime > max_age_s:
-                    path.unlink(missing_ok=True)
-                    removed += 1
-        return removed
+        return _prune(self.root / ".exports", max_age_s)
 
     def staged_import(self, token: str) -> Path:
         """An import file kept between its preview and the researcher's confirm."""
@@ -97,16 +89,7 @@ class Storage:
 
     def prune_staged_imports(self, max_age_s: float) -> int:
         """Remove import files previewed but never confirmed, older than ``max_age_s``."""
-        import time
-
-        folder = self.root / ".imports"
-        removed = 0
-        if folder.exists():
-            for path in folder.iterdir():
-                if time.time() - path.stat().st_mtime > max_age_s:
-                    path.unlink(missing_ok=True)
-                    removed += 1
-        return removed
+        return _prune(self.root / ".imports", max_age_s)
 
     def uploads_dir(self) -> Path:
         return self.root / ".uploads"
@@ -130,3 +113,14 @@ class Storage:
 
     def remove_derived(self, key: str) -> None:
         shutil.rmtree(self.derived_dir(key), ignore_errors=True)
+
+
+def _prune(folder: Path, max_age_s: float) -> int:
+    """Remove the files of ``folder`` last written more than ``max_age_s`` ago; how many."""
+    removed = 0
+    if folder.exists():
+        for path in folder.iterdir():
+            if time.time() - path.stat().st_mtime > max_age_s:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed

@@ -7,6 +7,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from sqlalchemy.engine import make_url
 
 from ipr import auth, studies
 from ipr.db import upgrade
-from ipr.models import Dyad, Recording
+from ipr.models import Dyad, Moment, RecallSession, Recording
 from ipr.storage import Storage
+from tests.interview_helpers import tone
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -60,18 +62,17 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    if not POSTGRES_URL:
-        skip_or_fail("IPR_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
-    name = f"ipr_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+@contextmanager
+def scratch_postgres(server_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database on the PostgreSQL server of ``server_url``, named
+    ``<prefix><random>``; dropped afterwards, its connections ended first. The tests', the
+    backup test's restored instance and the benchmarks' (bench/study_scale.py)."""
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        yield url
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(
@@ -83,6 +84,15 @@ def postgres_url() -> Iterator[str]:
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    if not POSTGRES_URL:
+        skip_or_fail("IPR_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
+    with scratch_postgres(POSTGRES_URL, "ipr_test_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -299,6 +309,36 @@ def recall_env(app, db, owner, owner_web, study, sample_mp4):
     return {"rec": rec, "dyad": dyad, "api": api, "invite": invite, "study": study}
 
 
+@pytest.fixture
+def api_objects(app, db, owner, study, sample_mp4):
+    """One object of each kind the API serves, written straight to the database: a dyad, a
+    code, a ready recording with its playable copy, a researcher-led recall session of the
+    therapist and a moment in it."""
+    dyad = studies.create_dyad(db, study, owner, "01")
+    studies.add_code(db, study, owner, {"name": "Insight", "colour": "#123456"})
+    key = Storage.new_key()
+    rec = Recording(
+        study_id=study.id, dyad_id=dyad.id, session_label="Session 1", storage_key=key,
+        status="ready", duration_ms=6000, width=320, height=180, fps_num=25, fps_den=1,
+        has_audio=True,
+    )  # fmt: skip
+    db.add(rec)
+    db.flush()
+    derived = Storage(app.config["RECORDINGS_DIR"]).derived_dir(key)
+    derived.mkdir(parents=True)
+    shutil.copy(sample_mp4, derived / "playable.mp4")
+    therapist = dyad.participant("therapist")
+    rs = RecallSession(
+        study_id=study.id, recording_id=rec.id, participant_id=therapist.id, mode="researcher"
+    )
+    db.add(rs)
+    db.flush()
+    moment = Moment(study_id=study.id, recall_session_id=rs.id, t_ms=1000, text="a moment")
+    db.add(moment)
+    db.commit()
+    return {"study": study, "dyad": dyad, "rec": rec, "rs": rs, "moment": moment}
+
+
 def participant(app, link: str) -> Web:
     """A browser that opened its personal link."""
     web = Web(app)
@@ -319,6 +359,59 @@ def jsend(web: Web, method: str, url: str, body: dict | None = None):
     if web.csrf is None:
         web.get("/login")
     return web.client.open(url, method=method, json=body, headers={"X-CSRFToken": web.csrf or ""})
+
+
+def ready_recording(db, dyad: Dyad, **fields: Any) -> Recording:
+    """A ready recording of ``dyad``, session S1: one minute, 320×180 at 25 fps with audio
+    (no media on disk); ``fields`` add to or replace these."""
+    rec = Recording(**{
+        "study_id": dyad.study_id, "dyad_id": dyad.id, "session_label": "S1",
+        "storage_key": Storage.new_key(), "status": "ready", "duration_ms": 60_000, "width": 320,
+        "height": 180, "fps_num": 25, "fps_den": 1, "has_audio": True, **fields,
+    })  # fmt: skip
+    db.add(rec)
+    db.commit()
+    return rec
+
+
+# --- the recall interview: a researcher-led session with three stops, and its audio ----------
+
+
+@pytest.fixture(scope="session")
+def interview_wav(tmp_path_factory) -> bytes:
+    """Ten seconds of a 440 Hz tone, 8 kHz mono WAV (160 kB)."""
+    out = tmp_path_factory.mktemp("interview") / "interview.wav"
+    return tone(out, 10, "-ac", "1", "-ar", "8000")
+
+
+@pytest.fixture
+def interview_env(app, db, owner, owner_web, study):
+    """A ready recording of dyad 01 and a researcher-led recall session of C01 with moments at
+    5000, 9000 and 12 000 ms (`interview_helpers.events` makes them its stops), driven through
+    the owner's API token; ``session(role, mode)`` opens another session."""
+    dyad = studies.create_dyad(db, study, owner, "01")
+    rec = ready_recording(db, dyad, original_name="s1.mp4")
+    token = api_token(db, owner)
+    client = app.test_client()
+
+    def api(method, url, bearer=token, headers=None, **kw):
+        h = {"Authorization": f"Bearer {bearer}", **(headers or {})}
+        return client.open(url, method=method, headers=h, **kw)
+
+    def session(role: str, mode: str) -> dict:
+        body = {"participant_id": dyad.participant(role).id, "mode": mode}
+        resp = api("POST", f"/api/v1/recordings/{rec.id}/recall-sessions", json=body)
+        assert resp.status_code == 201, resp.json
+        return resp.json
+
+    rs = session("client", "researcher")
+    ids = []
+    for t in (5000, 9000, 12000):
+        resp = api("POST", f"/api/v1/recall-sessions/{rs['id']}/moments", json={"t_ms": t})
+        assert resp.status_code == 201, resp.json
+        ids.append(resp.json["id"])
+    return {"api": api, "rs": rs, "moments": ids, "rec": rec, "dyad": dyad, "session": session,
+            "storage": app.extensions["ipr_storage"], "study": study, "web": owner_web}  # fmt: skip
 
 
 MEDIA_DATA = (bytes(range(256)) * 4)[:1000]  # 1000 bytes whose every offset is recognisable

@@ -4,45 +4,18 @@ validate every request (422 in the app's error shape) and serialise every answer
 from __future__ import annotations
 
 import io
-import shutil
 
 import pytest
 from sqlalchemy import func, select
 
-from ipr import recall, studies
-from ipr.models import Membership, Moment, RecallSession, Recording, Study
-from ipr.storage import Storage
-from tests.conftest import api_token, make_video
-
-
-@pytest.fixture(scope="module")
-def playable(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("schemas-media") / "playable.mp4", 2.0)
+from ipr import recall
+from ipr.models import Membership, Moment, Study
+from tests.conftest import api_token
 
 
 @pytest.fixture
-def env(app, db, owner, study, playable):
-    """A study with a dyad, a ready recording with a clip, a researcher-led session, a moment."""
-    dyad = studies.create_dyad(db, study, owner, "01")
-    key = Storage.new_key()
-    rec = Recording(
-        study_id=study.id, dyad_id=dyad.id, session_label="Session 1", storage_key=key,
-        status="ready", duration_ms=2000, width=320, height=180, fps_num=25, fps_den=1,
-        has_audio=True,
-    )  # fmt: skip
-    db.add(rec)
-    db.flush()
-    derived = Storage(app.config["RECORDINGS_DIR"]).derived_dir(key)
-    derived.mkdir(parents=True)
-    shutil.copy(playable, derived / "playable.mp4")
-    therapist = dyad.participant("therapist")
-    rs = RecallSession(
-        study_id=study.id, recording_id=rec.id, participant_id=therapist.id, mode="researcher"
-    )
-    db.add(rs)
-    db.flush()
-    db.add(Moment(study_id=study.id, recall_session_id=rs.id, t_ms=1000, text="a moment"))
-    db.commit()
+def env(app, db, owner, api_objects):
+    """The API's objects (tests/conftest.py), the owner's API caller and the document."""
     client = app.test_client()
     headers = {"Authorization": f"Bearer {api_token(db, owner)}"}
 
@@ -50,10 +23,7 @@ def env(app, db, owner, study, playable):
         return client.open("/api/v1" + url, method=method, headers=headers, **kw)
 
     doc = client.get("/api/v1/openapi.json").get_json()
-    return {
-        "call": call, "client": client, "doc": doc, "study": study, "dyad": dyad, "rec": rec,
-        "rs": rs,
-    }  # fmt: skip
+    return {**api_objects, "call": call, "client": client, "doc": doc}
 
 
 def documented(doc, name: str) -> set[str]:

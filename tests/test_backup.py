@@ -10,18 +10,16 @@ work (the API and the Bearer media URL answer from it).
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, select
 
 from ipr import audit, backup, studies
 from ipr.models import AuditEvent, Base, Moment, RecallSession, Recording
 from ipr.storage import Storage
-from tests.conftest import POSTGRES_URL, make_app
+from tests.conftest import POSTGRES_URL, make_app, scratch_postgres
 
 WRITER_TABLES = {"moments", "audit_events"}
 
@@ -32,20 +30,8 @@ def target_url(request, any_db_url, tmp_path) -> Iterator[str]:
     if any_db_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'restored' / 'ipr.sqlite3'}"
         return
-    name = f"ipr_restore_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_postgres(POSTGRES_URL, "ipr_restore_") as url:
+        yield url
 
 
 def rows(url: str) -> dict[str, list[tuple]]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 
 import pytest
 from sqlalchemy import select
 
-from ipr import interview, jobs, studies
+from ipr import interview, jobs
 from ipr.models import (
     AuditEvent,
     InterviewAudio,
@@ -20,26 +18,11 @@ from ipr.models import (
     Job,
     Moment,
     RecallSession,
-    Recording,
     VoiceNote,
 )
-from ipr.storage import Storage
-from tests.conftest import MEDIA_DATA, api_token, jpost, make_app, participant
+from tests.conftest import MEDIA_DATA, jpost, make_app, participant
+from tests.interview_helpers import VTT, events, upload
 from tests.smtp_inbox import smtp_server
-
-
-@pytest.fixture(scope="session")
-def interview_wav(tmp_path_factory) -> bytes:
-    """Ten seconds of a 440 Hz tone, 8 kHz mono WAV (160 kB)."""
-    if shutil.which("ffmpeg") is None:
-        pytest.fail("ffmpeg is required")
-    out = tmp_path_factory.mktemp("interview") / "interview.wav"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-ac", "1", "-ar", "8000", str(out)],
-        check=True,
-    )  # fmt: skip
-    return out.read_bytes()
 
 
 @pytest.fixture
@@ -51,78 +34,9 @@ def app(tmp_path, any_db_url):
 
 
 @pytest.fixture
-def env(app, db, owner, study):
-    dyad = studies.create_dyad(db, study, owner, "01")
-    rec = Recording(
-        study_id=study.id, dyad_id=dyad.id, session_label="S1", storage_key=Storage.new_key(),
-        status="ready", duration_ms=60_000, width=320, height=180, fps_num=25, fps_den=1,
-        has_audio=True,
-    )  # fmt: skip
-    db.add(rec)
-    db.commit()
-    token = api_token(db, owner)
-    client = app.test_client()
-
-    def api(method, url, bearer=token, headers=None, **kw):
-        h = {"Authorization": f"Bearer {bearer}", **(headers or {})}
-        return client.open(url, method=method, headers=h, **kw)
-
-    def session(role: str, mode: str) -> dict:
-        body = {"participant_id": dyad.participant(role).id, "mode": mode}
-        resp = api("POST", f"/api/v1/recordings/{rec.id}/recall-sessions", json=body)
-        assert resp.status_code == 201, resp.json
-        return resp.json
-
-    rs = session("client", "researcher")
-    ids = []
-    for t in (5000, 9000, 12000):
-        resp = api("POST", f"/api/v1/recall-sessions/{rs['id']}/moments", json={"t_ms": t})
-        assert resp.status_code == 201, resp.json
-        ids.append(resp.json["id"])
-    return {"api": api, "rs": rs, "moments": ids, "rec": rec, "dyad": dyad, "session": session,
-            "storage": app.extensions["ipr_storage"]}  # fmt: skip
-
-
-def events(a: int, b: int, c: int) -> list[dict]:
-    """Stops at moments a, b, c; the audio runs 0–10 000 ms."""
-    return [
-        {"type": "play", "video_ms": 0, "audio_ms": 0},
-        {"type": "mark", "video_ms": 5000, "audio_ms": 2000, "moment_id": a},
-        {"type": "pause", "video_ms": 5000, "audio_ms": 2000, "moment_id": a},
-        {"type": "play", "video_ms": 5000, "audio_ms": 4000},
-        {"type": "pause", "video_ms": 9000, "audio_ms": 6000, "moment_id": b},
-        {"type": "seek", "video_ms": 8000, "audio_ms": 6500},
-        {"type": "play", "video_ms": 8000, "audio_ms": 8000},
-        {"type": "mark", "video_ms": 12000, "audio_ms": 9000, "moment_id": c},
-    ]
-
-
-def upload(env, wav: bytes, evs, rs_id=None, name="interview.wav"):
-    data = {"file": (io.BytesIO(wav), name), "events": json.dumps(evs)}
-    url = f"/api/v1/recall-sessions/{rs_id or env['rs']['id']}/interview-audio"
-    return env["api"]("POST", url, data=data, content_type="multipart/form-data")
-
-
-VTT = """WEBVTT
-
-00:00:00.500 --> 00:00:01.500
-Shall we start?
-
-00:00:02.000 --> 00:00:03.000
-What was happening for you there?
-
-00:00:03.999 --> 00:00:04.000
-I felt stuck.
-
-00:00:04.000 --> 00:00:05.000
-Let's go on.
-
-00:00:06.200 --> 00:00:07.000
-I noticed the pause.
-
-00:00:09.500 --> 00:00:10.000
-That was the moment.
-"""
+def env(interview_env):
+    """The shared researcher-led session with three stops (tests/conftest.py), on this app."""
+    return interview_env
 
 
 def test_audio_is_aligned_to_every_stop_and_served_with_range(env, db, interview_wav) -> None:

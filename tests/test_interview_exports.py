@@ -1,6 +1,6 @@
 """The recall interview in the exports, ELAN transcripts, the transcription hook (issue 16).
 
-The clocks are constructed (``tests.test_interview.events``: stops at 2000–4000, 6000–8000 and
+The clocks are constructed (``tests.interview_helpers.events``: stops at 2000–4000, 6000–8000 and
 9000–10 000 ms of a 10 s interview), so every offset and every utterance's stop is known.
 """
 
@@ -21,7 +21,8 @@ from ipr.exports.json_ import schema
 from ipr.models import AuditEvent, Job
 from tests.conftest import corpus
 from tests.exports.test_csv_json import _validate
-from tests.test_interview import VTT, app, env, events, interview_wav, upload  # noqa: F401
+from tests.interview_helpers import VTT, events, upload
+from tests.test_interview import app, env  # noqa: F401 (fixtures: SQLite and PostgreSQL)
 
 WAV_NAME = "01_S1_C01_interview.wav"
 SAID = {  # moment index -> the VTT's utterances whose start falls in its stop
@@ -282,7 +283,7 @@ def test_the_transcription_hook_runs_a_local_command(
     app,  # noqa: F811
     env,  # noqa: F811
     db,
-    interview_wav,  # noqa: F811
+    interview_wav,
     tmp_path,
 ) -> None:
     a, b, c = env["moments"]

@@ -5,17 +5,14 @@ chunks the way MediaRecorder hands them over (a byte stream cut anywhere)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 from sqlalchemy import select
 
 from ipr import interview, jobs, studies
-from ipr.models import InterviewAudio, Job, Recording
+from ipr.models import InterviewAudio, Job
 from ipr.ratelimit import RateLimiter
-from ipr.storage import Storage
-from tests.conftest import Web, api_token, make_app
+from tests.conftest import Web, api_token
+from tests.interview_helpers import tone
 
 DURATION_MS = 6000
 
@@ -24,55 +21,18 @@ DURATION_MS = 6000
 def webm(tmp_path_factory) -> bytes:
     """Six seconds of a 440 Hz tone as Opus in a *live* WebM (no duration, no cues), which is
     what Chromium's MediaRecorder writes."""
-    if shutil.which("ffmpeg") is None:
-        pytest.fail("ffmpeg is required")
     out = tmp_path_factory.mktemp("take") / "take.webm"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=6",
-         "-c:a", "libopus", "-b:a", "32k", "-live", "1", "-f", "webm", str(out)],
-        check=True,
-    )  # fmt: skip
-    return out.read_bytes()
+    return tone(out, 6, "-c:a", "libopus", "-b:a", "32k", "-live", "1", "-f", "webm")
 
 
 @pytest.fixture
-def app(tmp_path, sqlite_url):
-    app = make_app(tmp_path, sqlite_url)
-    yield app
-    app.extensions["ipr_db"].dispose()
-
-
-@pytest.fixture
-def env(app, db, owner, owner_web, study, make_user):
-    dyad = studies.create_dyad(db, study, owner, "01")
-    rec = Recording(
-        study_id=study.id, dyad_id=dyad.id, session_label="S1", storage_key=Storage.new_key(),
-        status="ready", duration_ms=60_000, width=320, height=180, fps_num=25, fps_den=1,
-        has_audio=True,
-    )  # fmt: skip
-    db.add(rec)
-    db.commit()
-    token = api_token(db, owner)
-    client = app.test_client()
-
-    def api(method, url, bearer=token, headers=None, **kw):
-        h = {"Authorization": f"Bearer {bearer}", **(headers or {})}
-        return client.open(url, method=method, headers=h, **kw)
-
-    def session(role: str, mode: str) -> int:
-        body = {"participant_id": dyad.participant(role).id, "mode": mode}
-        resp = api("POST", f"/api/v1/recordings/{rec.id}/recall-sessions", json=body)
-        assert resp.status_code == 201, resp.json
-        return resp.json["id"]
-
-    rs = session("client", "researcher")
-    ids = []
-    for t in (5000, 9000):
-        resp = api("POST", f"/api/v1/recall-sessions/{rs}/moments", json={"t_ms": t})
-        assert resp.status_code == 201, resp.json
-        ids.append(resp.json["id"])
-    return {"api": api, "rs": rs, "moments": ids, "rec": rec, "dyad": dyad, "session": session,
-            "web": owner_web, "storage": app.extensions["ipr_storage"], "study": study}  # fmt: skip
+def env(interview_env):
+    """The shared researcher-led session (tests/conftest.py) by its id, with two of its stops."""
+    return {
+        **interview_env,
+        "rs": interview_env["rs"]["id"],
+        "moments": interview_env["moments"][:2],
+    }
 
 
 def cookie(web: Web, method: str, url: str, **kw):
@@ -242,7 +202,7 @@ def test_refusals(app, db, env, webm, make_user) -> None:
     part = env["storage"].recording_dir(env["rec"].storage_key) / "interview"
     assert (part / f"take-{env['rs']}-{take}.part").read_bytes() == b"\0" * 600 + b"x"
     # a self-guided session has no interview
-    self_rs = env["session"]("therapist", "self")
+    self_rs = env["session"]("therapist", "self")["id"]
     resp = env["api"]("POST", f"/api/v1/recall-sessions/{self_rs}/interview/takes")
     assert resp.status_code == 409
     # events that are not events

@@ -8,8 +8,6 @@ Examples are limited so the test fits the CI budget.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -20,10 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ipr import studies
-from ipr.models import Moment, RecallSession, Recording
-from ipr.storage import Storage
-from tests.conftest import api_token, make_video
+from tests.conftest import api_token
 
 CHECKS = [
     not_a_server_error,
@@ -34,43 +29,17 @@ CHECKS = [
 EXAMPLES = 10  # per operation and pass: every documented branch, within the CI budget
 
 
-@pytest.fixture(scope="module")
-def playable(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("openapi-media") / "playable.mp4", 3.0)
-
-
 @pytest.fixture
-def real_ids(app, db, owner, study, playable):
-    """A study with a dyad, a ready recording, a researcher-led recall session and a moment."""
-    dyad = studies.create_dyad(db, study, owner, "01")
-    studies.add_code(db, study, owner, {"name": "Insight", "colour": "#123456"})
-    key = Storage.new_key()
-    rec = Recording(
-        study_id=study.id, dyad_id=dyad.id, session_label="Session 1", storage_key=key,
-        status="ready", duration_ms=3000, width=320, height=180, fps_num=25, fps_den=1,
-        has_audio=True,
-    )  # fmt: skip
-    db.add(rec)
-    db.flush()
-    derived = Storage(app.config["RECORDINGS_DIR"]).derived_dir(key)
-    derived.mkdir(parents=True)
-    shutil.copy(playable, derived / "playable.mp4")
-    therapist = dyad.participant("therapist")
-    rs = RecallSession(
-        study_id=study.id, recording_id=rec.id, participant_id=therapist.id, mode="researcher"
-    )
-    db.add(rs)
-    db.flush()
-    moment = Moment(study_id=study.id, recall_session_id=rs.id, t_ms=1000, text="a moment")
-    db.add(moment)
-    db.commit()
+def real_ids(api_objects):
+    """The ids of one object of each kind (tests/conftest.py)."""
+    rs = api_objects["rs"]
     return {
-        "study_id": study.id,
-        "dyad_id": dyad.id,
-        "participant_id": therapist.id,
-        "recording_id": rec.id,
+        "study_id": api_objects["study"].id,
+        "dyad_id": api_objects["dyad"].id,
+        "participant_id": rs.participant_id,
+        "recording_id": api_objects["rec"].id,
         "rs_id": rs.id,
-        "moment_id": moment.id,
+        "moment_id": api_objects["moment"].id,
     }
 
 

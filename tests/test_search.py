@@ -19,8 +19,7 @@ from ipr.models import (
     ResearcherAnnotation,
     Study,
 )
-from ipr.storage import Storage
-from tests.conftest import PASSWORD, Web, api_token, make_app, participant
+from tests.conftest import PASSWORD, Web, api_token, make_app, participant, ready_recording
 
 
 @pytest.fixture
@@ -31,15 +30,7 @@ def app(tmp_path, any_db_url):
 
 
 def _recording(db, study, code: str) -> Recording:
-    dyad = studies.create_dyad(db, study, study_owner(db, study), code)
-    rec = Recording(
-        study_id=study.id, dyad_id=dyad.id, session_label="S1", storage_key=Storage.new_key(),
-        status="ready", duration_ms=60_000, width=320, height=180, fps_num=25, fps_den=1,
-        has_audio=True,
-    )  # fmt: skip
-    db.add(rec)
-    db.commit()
-    return rec
+    return ready_recording(db, studies.create_dyad(db, study, study_owner(db, study), code))
 
 
 def study_owner(db, study):

@@ -6,100 +6,24 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import re
-import shutil
-import subprocess
 
 import pytest
 from sqlalchemy import select
 
-from ipr import studies
-from ipr.models import AuditEvent, InterviewUtterance, Membership, Recording
-from ipr.storage import Storage
-from tests.conftest import PASSWORD, Web, api_token, participant
-
-# The audio runs 0–10 000 ms; stops (interview segments) are a: 2000–4000, b: 6000–8000 and
-# c: 9000–10 000 (the last runs to the end of the audio).
-VTT = """WEBVTT
-
-00:00:00.500 --> 00:00:01.500
-Shall we start?
-
-00:00:02.000 --> 00:00:03.000
-What was happening for you there?
-
-00:00:03.999 --> 00:00:04.000
-I felt stuck.
-
-00:00:04.000 --> 00:00:05.000
-Let's go on.
-
-00:00:06.200 --> 00:00:07.000
-I noticed the pause.
-
-00:00:09.500 --> 00:00:10.000
-That was the moment.
-"""
-
-
-@pytest.fixture(scope="module")
-def interview_wav(tmp_path_factory) -> bytes:
-    """Ten seconds of a 440 Hz tone, 8 kHz mono WAV."""
-    if shutil.which("ffmpeg") is None:
-        pytest.fail("ffmpeg is required")
-    out = tmp_path_factory.mktemp("interview") / "interview.wav"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-ac", "1", "-ar", "8000", str(out)],
-        check=True,
-    )  # fmt: skip
-    return out.read_bytes()
+from ipr.models import AuditEvent, InterviewUtterance, Membership
+from tests.conftest import PASSWORD, Web, participant
+from tests.interview_helpers import VTT, events, upload
 
 
 @pytest.fixture
-def env(app, db, owner, owner_web, study, interview_wav):
-    """A researcher-led session with three stops and its interview audio; a self-guided one
-    without audio."""
-    dyad = studies.create_dyad(db, study, owner, "01")
-    rec = Recording(
-        study_id=study.id, dyad_id=dyad.id, session_label="S1", storage_key=Storage.new_key(),
-        original_name="s1.mp4", status="ready", duration_ms=60_000, width=320, height=180,
-        fps_num=25, fps_den=1, has_audio=True,
-    )  # fmt: skip
-    db.add(rec)
-    db.commit()
-    client, token = app.test_client(), api_token(db, owner)
-
-    def api(url, **kw):
-        return client.post(url, headers={"Authorization": f"Bearer {token}"}, **kw)
-
-    def session(role, mode):
-        body = {"participant_id": dyad.participant(role).id, "mode": mode}
-        resp = api(f"/api/v1/recordings/{rec.id}/recall-sessions", json=body)
-        assert resp.status_code == 201, resp.json
-        return resp.json
-
-    rs, self_rs = session("client", "researcher"), session("therapist", "self")
-    a, b, c = (
-        api(f"/api/v1/recall-sessions/{rs['id']}/moments", json={"t_ms": t}).json["id"]
-        for t in (5000, 9000, 12000)
-    )
-    evs = [
-        {"type": "play", "video_ms": 0, "audio_ms": 0},
-        {"type": "pause", "video_ms": 5000, "audio_ms": 2000, "moment_id": a},
-        {"type": "play", "video_ms": 5000, "audio_ms": 4000},
-        {"type": "pause", "video_ms": 9000, "audio_ms": 6000, "moment_id": b},
-        {"type": "play", "video_ms": 9000, "audio_ms": 8000},
-        {"type": "mark", "video_ms": 12000, "audio_ms": 9000, "moment_id": c},
-    ]
-    resp = api(
-        f"/api/v1/recall-sessions/{rs['id']}/interview-audio",
-        data={"file": (io.BytesIO(interview_wav), "interview.wav"), "events": json.dumps(evs)},
-        content_type="multipart/form-data",
-    )
+def env(interview_env, interview_wav):
+    """The shared researcher-led session with three stops (tests/conftest.py) and its interview
+    audio; a self-guided one without audio."""
+    self_rs = interview_env["session"]("therapist", "self")
+    resp = upload(interview_env, interview_wav, events(*interview_env["moments"]))
     assert resp.status_code == 201, resp.json
-    return {"rec": rec, "rs": rs, "self_rs": self_rs, "moments": (a, b, c), "web": owner_web}
+    return {**interview_env, "self_rs": self_rs}
 
 
 def send(web: Web, rs_id: int, data: bytes, name: str, **form):

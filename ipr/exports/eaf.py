@@ -37,6 +37,8 @@ association whose value names the moment answered (`m12 (client 00:00:01.750)`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 from urllib.parse import quote
 
 from lxml import etree
@@ -45,6 +47,7 @@ from ipr.exports import provenance
 from ipr.exports.data import LANES, Coding, ExportMoment, RecordingContext, format_timecode
 from ipr.exports.table import followup_values
 
+T = TypeVar("T")
 POINT_MS = 1
 PEAK_VALUE = "peak"
 CODES_SUFFIX = " codes"
@@ -287,24 +290,34 @@ def _coding(moment: ExportMoment, coder: str) -> Coding:
     return Coding(coder)
 
 
+def _layered(items: Iterable[T], span: Callable[[T], tuple[int, int]]) -> list[list[T]]:
+    """Items (in the order given) onto layers without overlap, ELAN's rule for a time-aligned
+    tier: each on the first layer where it fits; `span` gives its [start, end); touching ends
+    do not clash. At least one layer, empty when there are no items."""
+    out: list[list[T]] = []
+    ends: list[int] = []
+    for item in items:
+        start, end = span(item)
+        for n, last_end in enumerate(ends):
+            if start >= last_end:
+                out[n].append(item)
+                ends[n] = end
+                break
+        else:
+            out.append([item])
+            ends.append(end)
+    return out or [[]]
+
+
 def layers(moments: list[ExportMoment]) -> list[list[ExportMoment]]:
     """ELAN allows no overlap on a time-aligned tier: a moment that clashes with one before it
     goes to the first extra layer where it fits (`therapist 2`, …), as in the TextGrid export.
     A moment covers [t_ms, end) with at least `POINT_MS`; touching ends do not clash."""
-    out: list[list[ExportMoment]] = []
-    ends: list[int] = []
-    for moment in sorted(moments, key=lambda m: (m.t_ms, m.end_ms or m.t_ms, m.id)):
-        end = max(moment.end_ms if moment.end_ms is not None else moment.t_ms,
-                  moment.t_ms + POINT_MS)  # fmt: skip
-        for n, last_end in enumerate(ends):
-            if moment.t_ms >= last_end:
-                out[n].append(moment)
-                ends[n] = end
-                break
-        else:
-            out.append([moment])
-            ends.append(end)
-    return out or [[]]
+    ordered = sorted(moments, key=lambda m: (m.t_ms, m.end_ms or m.t_ms, m.id))
+    return _layered(
+        ordered,
+        lambda m: (m.t_ms, max(m.end_ms if m.end_ms is not None else m.t_ms, m.t_ms + POINT_MS)),
+    )
 
 
 def layer_name(name: str, n: int) -> str:
@@ -332,8 +345,12 @@ def _response_tiers(
         _refs(answers, f"m{moment.id}", "a", [(value, "")])
 
 
-def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
-    """One recording as an EAF 3.0 document linked to its media by file name."""
+def _document(
+    ctx: RecordingContext, media: list[tuple[str, int | None]], *properties: tuple[str, str]
+) -> etree._Element:
+    """An EAF 3.0 root with its header: the linked media ((file name, TIME_ORIGIN) each, by
+    file name beside the document), then the study, dyad and session, `properties` and the
+    provenance rows as PROPERTYs."""
     study, recording = ctx.study, ctx.recording
     root = etree.Element(
         "ANNOTATION_DOCUMENT",
@@ -348,50 +365,30 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
     )
     header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
-    url = "./" + quote(recording.media_filename)
-    etree.SubElement(
-        header,
-        "MEDIA_DESCRIPTOR",
-        MEDIA_URL=url,
-        MIME_TYPE=mime_type(recording.media_filename),
-        RELATIVE_MEDIA_URL=url,
-    )
-    # Each participant's recall interview audio as a further medium (ELAN plays every linked
-    # medium on the document's one time axis, shifted by its TIME_ORIGIN; see
-    # provenance "interview_time_origin" for what that offset can and cannot align).
-    for lane in LANES:
-        media = recording.interviews.get(lane)
-        if media is None or not include_text:
-            continue  # the conversation is free speech: left out with the free text
-        link = "./" + quote(media.media_filename)
+    for filename, time_origin_ms in media:
+        url = "./" + quote(filename)
         node = etree.SubElement(
-            header, "MEDIA_DESCRIPTOR", MEDIA_URL=link, MIME_TYPE=mime_type(media.media_filename),
-            RELATIVE_MEDIA_URL=link,
+            header, "MEDIA_DESCRIPTOR", MEDIA_URL=url, MIME_TYPE=mime_type(filename),
+            RELATIVE_MEDIA_URL=url,
         )  # fmt: skip
-        if media.time_origin_ms is not None:
-            node.set("TIME_ORIGIN", str(media.time_origin_ms))
+        if time_origin_ms is not None:
+            node.set("TIME_ORIGIN", str(time_origin_ms))
     for name, value in (
         ("study", study.name),
         ("dyad", ctx.dyad.code),
         ("session", recording.session_label),
+        *properties,
         *((PROVENANCE_PREFIX + k, v) for k, v in provenance.rows(study, recording_id=recording.id)),
     ):
         etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
+    return root
 
-    builder = _Builder()
-    moments = recording.sorted_moments()
-    for lane in LANES:
-        lane_moments = [m for m in moments if m.lane == lane and m.phase == "blind"]
-        for n, layer in enumerate(layers(lane_moments), start=1):
-            _lane_tiers(ctx, builder, layer_name(lane, n), layer, include_text, role=lane)
-    for lane in LANES:
-        responses = [m for m in moments if m.lane == lane and m.phase == "response"]
-        if responses:
-            for n, layer in enumerate(layers(responses), start=1):
-                name = layer_name(lane + RESPONSES_SUFFIX, n)
-                _response_tiers(ctx, builder, lane, layer, include_text, name)
 
-    # Time slots are numbered in time order, as ELAN writes them.
+def _write_tiers(
+    root: etree._Element, builder: _Builder, linguistic_types: dict[str, dict[str, str]]
+) -> None:
+    """The builder's time slots (numbered in time order, as ELAN writes them) and tiers, then
+    the linguistic types and the one language."""
     order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])
     number = {index: n for n, index in enumerate(order, start=1)}
     time_order = etree.SubElement(root, "TIME_ORDER")
@@ -407,22 +404,7 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
             for attr in ("TIME_SLOT_REF1", "TIME_SLOT_REF2"):
                 node.set(attr, f"ts{number[int(node.get(attr)[1:])]}")
         root.append(tier)
-
-    for ling_id, attrs in (
-        ("moment", {"TIME_ALIGNABLE": "true"}),
-        (
-            "code",
-            {
-                "CONSTRAINTS": "Symbolic_Subdivision",
-                "CONTROLLED_VOCABULARY_REF": CODEBOOK_CV,
-                "TIME_ALIGNABLE": "false",
-            },
-        ),
-        ("rating", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
-        ("peak", {"TIME_ALIGNABLE": "true"}),
-        ("note", {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"}),
-        ("utterance", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
-    ):
+    for ling_id, attrs in linguistic_types.items():
         etree.SubElement(
             root,
             "LINGUISTIC_TYPE",
@@ -437,6 +419,55 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         LANG_ID=LANGUAGE,
         LANG_LABEL="undetermined (und)",
     )
+
+
+def _serialise(root: etree._Element) -> bytes:
+    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+_LINGUISTIC_TYPES = {
+    "moment": {"TIME_ALIGNABLE": "true"},
+    "code": {
+        "CONSTRAINTS": "Symbolic_Subdivision",
+        "CONTROLLED_VOCABULARY_REF": CODEBOOK_CV,
+        "TIME_ALIGNABLE": "false",
+    },
+    "rating": {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"},
+    "peak": {"TIME_ALIGNABLE": "true"},
+    "note": {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"},
+    "utterance": {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"},
+}
+
+
+def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
+    """One recording as an EAF 3.0 document linked to its media by file name."""
+    study, recording = ctx.study, ctx.recording
+    # Each participant's recall interview audio as a further medium (ELAN plays every linked
+    # medium on the document's one time axis, shifted by its TIME_ORIGIN; see
+    # provenance "interview_time_origin" for what that offset can and cannot align). The
+    # conversation is free speech: left out with the free text.
+    interviews = [recording.interviews.get(lane) for lane in LANES] if include_text else []
+    root = _document(
+        ctx,
+        [(recording.media_filename, None)]
+        + [(m.media_filename, m.time_origin_ms) for m in interviews if m is not None],
+    )
+
+    builder = _Builder()
+    moments = recording.sorted_moments()
+    for lane in LANES:
+        lane_moments = [m for m in moments if m.lane == lane and m.phase == "blind"]
+        for n, layer in enumerate(layers(lane_moments), start=1):
+            _lane_tiers(ctx, builder, layer_name(lane, n), layer, include_text, role=lane)
+    for lane in LANES:
+        responses = [m for m in moments if m.lane == lane and m.phase == "response"]
+        if responses:
+            for n, layer in enumerate(layers(responses), start=1):
+                name = layer_name(lane + RESPONSES_SUFFIX, n)
+                _response_tiers(ctx, builder, lane, layer, include_text, name)
+
+    _write_tiers(root, builder, _LINGUISTIC_TYPES)
     for stereotype, description in _CONSTRAINTS.items():
         etree.SubElement(root, "CONSTRAINT", DESCRIPTION=description, STEREOTYPE=stereotype)
     vocabulary = etree.SubElement(root, "CONTROLLED_VOCABULARY", CV_ID=CODEBOOK_CV)
@@ -452,29 +483,11 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
             LANG_REF=LANGUAGE,
         )
         value.text = xml_text(code.key)
-    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    return _serialise(root)
 
 
 STOPS_TIER = "stops"
 TRANSCRIPT_TIER = "transcript"
-
-
-def _spans_layers(items: list[tuple[int, int, str, str]]) -> list[list[tuple[int, int, str, str]]]:
-    """(start, end, id, value) onto layers without overlap (ELAN's rule for a time-aligned
-    tier), each item on the first layer where it fits; touching ends do not clash."""
-    out: list[list[tuple[int, int, str, str]]] = []
-    ends: list[int] = []
-    for item in sorted(items):
-        for n, last in enumerate(ends):
-            if item[0] >= last:
-                out[n].append(item)
-                ends[n] = item[1]
-                break
-        else:
-            out.append([item])
-            ends.append(item[1])
-    return out or [[]]
 
 
 def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = True) -> bytes:
@@ -490,36 +503,14 @@ def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = T
     Overlaps (two stops logged at one pause; overlapping cues) go to `stops 2`, `transcript 2`,
     … The session video is not linked: while the conversation runs the video stands still, so
     no constant offset aligns it; each stop names its video time instead."""
-    study, recording = ctx.study, ctx.recording
-    media = recording.interviews[lane]
+    recording = ctx.recording
     code = ctx.lane_code(lane)
-    root = etree.Element(
-        "ANNOTATION_DOCUMENT",
-        nsmap={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
-        AUTHOR="IPR annotator",
-        DATE=study.exported_at.isoformat(timespec="seconds"),
-        FORMAT="3.0",
-        VERSION="3.0",
-    )
-    root.set(
-        "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation",
-        "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
-    )
-    header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
-    url = "./" + quote(media.media_filename)
-    etree.SubElement(
-        header, "MEDIA_DESCRIPTOR", MEDIA_URL=url, MIME_TYPE=mime_type(media.media_filename),
-        RELATIVE_MEDIA_URL=url,
-    )  # fmt: skip
-    for name, value in (
-        ("study", study.name),
-        ("dyad", ctx.dyad.code),
-        ("session", recording.session_label),
+    root = _document(
+        ctx,
+        [(recording.interviews[lane].media_filename, None)],
         ("participant", code),
         ("time axis", "the recall interview audio (ms); video times are in the stop values"),
-        *((PROVENANCE_PREFIX + k, v) for k, v in provenance.rows(study, recording_id=recording.id)),
-    ):
-        etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
+    )
 
     stops, said = [], []
     for m in recording.sorted_moments():
@@ -537,33 +528,9 @@ def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = T
     builder = _Builder()
     groups = [(STOPS_TIER, stops)] + ([(TRANSCRIPT_TIER, said)] if include_text else [])
     for name, items in groups:
-        for n, layer in enumerate(_spans_layers(items), start=1):
+        for n, layer in enumerate(_layered(sorted(items), lambda i: (i[0], i[1])), start=1):
             tier = builder.tier(layer_name(name, n), "interview", PARTICIPANT=code)
             for start, end, ann_id, value in layer:
                 _alignable(tier, ann_id, builder.slot(start), builder.slot(end), value)
-    order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])
-    number = {index: n for n, index in enumerate(order, start=1)}
-    time_order = etree.SubElement(root, "TIME_ORDER")
-    for index in order:
-        etree.SubElement(
-            time_order, "TIME_SLOT", TIME_SLOT_ID=f"ts{number[index]}",
-            TIME_VALUE=str(builder.slots[index][0]),
-        )  # fmt: skip
-    for tier in builder.tiers:
-        for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
-            for attr in ("TIME_SLOT_REF1", "TIME_SLOT_REF2"):
-                node.set(attr, f"ts{number[int(node.get(attr)[1:])]}")
-        root.append(tier)
-    etree.SubElement(
-        root, "LINGUISTIC_TYPE", GRAPHIC_REFERENCES="false", LINGUISTIC_TYPE_ID="interview",
-        TIME_ALIGNABLE="true",
-    )  # fmt: skip
-    etree.SubElement(
-        root,
-        "LANGUAGE",
-        LANG_DEF="http://cdb.iso.org/lg/CDB-00130975-001",
-        LANG_ID=LANGUAGE,
-        LANG_LABEL="undetermined (und)",
-    )
-    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    _write_tiers(root, builder, {"interview": {"TIME_ALIGNABLE": "true"}})
+    return _serialise(root)

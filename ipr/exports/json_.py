@@ -162,16 +162,7 @@ def to_document(data: ExportStudy, *, include_text: bool = True) -> dict:
                 }
                 for c in data.codebook
             ],
-            "scales": [
-                {
-                    "key": s.key,
-                    "name": s.name,
-                    "min": s.min,
-                    "max": s.max,
-                    "labels": {str(k): v for k, v in sorted(s.labels.items())},
-                }
-                for s in data.scales
-            ],
+            "scales": provenance.scales(data),
             **(
                 {
                     "prompts": [

@@ -130,6 +130,20 @@ def _with_interview(info: Mapping[str, Any], media: Any) -> dict[str, Any]:
     return out
 
 
+def scales(data: ExportStudy) -> list[dict[str, Any]]:
+    """The study's rating scales as the JSON export and the provenance write them."""
+    return [
+        {
+            "key": s.key,
+            "name": s.name,
+            "min": s.min,
+            "max": s.max,
+            "labels": {str(k): v for k, v in sorted(s.labels.items())},
+        }
+        for s in data.scales
+    ]
+
+
 def document(data: ExportStudy, *, recording_id: int | str | None = None) -> dict[str, Any]:
     """The provenance block (JSON-ready); with `recording_id`, that recording's part only."""
     prov = data.provenance
@@ -151,16 +165,7 @@ def document(data: ExportStudy, *, recording_id: int | str | None = None) -> dic
                 }
                 for c in data.codebook
             ],
-            "scales": [
-                {
-                    "key": s.key,
-                    "name": s.name,
-                    "min": s.min,
-                    "max": s.max,
-                    "labels": {str(k): v for k, v in sorted(s.labels.items())},
-                }
-                for s in data.scales
-            ],
+            "scales": scales(data),
         },
         "recordings": _recordings(data, recording_id),
     }

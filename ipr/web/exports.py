@@ -415,28 +415,28 @@ def exported(scope: str) -> Any:
     return decorate
 
 
+def _api_export(model: Any, object_id: int, fmt: str) -> Any:
+    obj = get_or_404(db(), model, object_id, api_user())
+    read(S.ExportQuery, "query")  # checked here; _export reads the options as the page does
+    return _export(obj, fmt, request.args, api_user(), seconds=False)
+
+
 @api_bp.get("/recordings/<int:recording_id>/export.<fmt>", parameters=[FMT])
 @exported("recording")
 @token_required
 def api_recording_export(recording_id: int, fmt: str) -> Any:
-    rec = get_or_404(db(), Recording, recording_id, api_user())
-    read(S.ExportQuery, "query")  # checked here; _export reads the options as the page does
-    return _export(rec, fmt, request.args, api_user(), seconds=False)
+    return _api_export(Recording, recording_id, fmt)
 
 
 @api_bp.get("/dyads/<int:dyad_id>/export.<fmt>", parameters=[FMT])
 @exported("dyad")
 @token_required
 def api_dyad_export(dyad_id: int, fmt: str) -> Any:
-    dyad = get_or_404(db(), Dyad, dyad_id, api_user())
-    read(S.ExportQuery, "query")  # checked here; _export reads the options as the page does
-    return _export(dyad, fmt, request.args, api_user(), seconds=False)
+    return _api_export(Dyad, dyad_id, fmt)
 
 
 @api_bp.get("/studies/<int:study_id>/export.<fmt>", parameters=[FMT])
 @exported("study")
 @token_required
 def api_study_export(study_id: int, fmt: str) -> Any:
-    study = get_or_404(db(), Study, study_id, api_user())
-    read(S.ExportQuery, "query")  # checked here; _export reads the options as the page does
-    return _export(study, fmt, request.args, api_user(), seconds=False)
+    return _api_export(Study, study_id, fmt)

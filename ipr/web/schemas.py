@@ -89,6 +89,19 @@ class In(Schema):
         unknown = EXCLUDE
 
 
+class Multipart(Schema):
+    """A multipart/form-data body (``location="files"``): its file and form fields; other
+    fields are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+def _file(missing: str) -> File:
+    """The body's required file; ``missing`` says how to send it."""
+    return File(required=True, error_messages={"required": missing})
+
+
 # --- errors -------------------------------------------------------------------------------------
 
 
@@ -200,19 +213,21 @@ class ParticipantIn(In):
     code = f.String()
 
 
+def _participant(role: str) -> f.Field:
+    """The dyad's participant in ``role`` (null before one is added)."""
+    return computed(
+        f.Nested(ParticipantSchema, required=True, allow_none=True),
+        lambda dyad: dyad.participant(role),
+    )
+
+
 class DyadSchema(Schema):
     id = f.Integer(required=True)
     study_id = f.Integer(required=True)
     code = f.String(required=True)
     notes = f.String()
-    therapist = computed(
-        f.Nested(ParticipantSchema, required=True, allow_none=True),
-        lambda dyad: dyad.participant("therapist"),
-    )
-    client = computed(
-        f.Nested(ParticipantSchema, required=True, allow_none=True),
-        lambda dyad: dyad.participant("client"),
-    )
+    therapist = _participant("therapist")
+    client = _participant("client")
 
 
 class DyadList(Schema):
@@ -324,16 +339,10 @@ class RecordingList(Schema):
     recordings = f.List(f.Nested(RecordingSchema), required=True)
 
 
-class RecordingUploadIn(Schema):
-    """multipart/form-data: the whole file and its session label."""
+class RecordingUploadIn(Multipart):
+    """The whole file and its session label."""
 
-    class Meta:
-        unknown = EXCLUDE
-
-    file = File(
-        required=True,
-        error_messages={"required": "Send the recording as multipart/form-data field 'file'."},
-    )
+    file = _file("Send the recording as multipart/form-data field 'file'.")
     session_label = f.String(load_default="")
 
 
@@ -426,8 +435,8 @@ class Device(Schema):
     recall_session_id = f.Integer(required=True)
 
 
-class MomentSchema(Schema):
-    """A participant's moment (from ``recall.moment_dict``)."""
+class MomentFields(Schema):
+    """What every answer carrying a moment has (its participant's own words and ratings)."""
 
     id = f.Integer(required=True)
     t_ms = f.Integer(required=True)
@@ -436,6 +445,11 @@ class MomentSchema(Schema):
     text = f.String(required=True)
     codes = f.List(f.Integer(), required=True)
     ratings = f.Dict(keys=f.String(), values=f.Integer(), required=True)
+
+
+class MomentSchema(MomentFields):
+    """A participant's moment (from ``recall.moment_dict``)."""
+
     version = f.Integer(required=True)
     responds_to_id = f.Integer(
         allow_none=True, metadata={"description": "The other participant's moment answered"}
@@ -491,24 +505,17 @@ class MomentCreateIn(MomentIn):
     t_ms = _ms(required=True)
 
 
-class StaleMoment(Schema):
-    error = f.Nested(ErrorBody, required=True)
+class StaleMoment(ErrorSchema):
     moment = f.Nested(MomentSchema, required=True, metadata={"description": "The current one"})
 
 
 # --- imports ------------------------------------------------------------------------------------
 
 
-class ImportIn(Schema):
-    """multipart/form-data, as the Import page's form."""
+class ImportIn(Multipart):
+    """As the Import page's form."""
 
-    class Meta:
-        unknown = EXCLUDE
-
-    file = File(
-        required=True,
-        error_messages={"required": "Send a CSV or ELAN (.eaf) file as the field 'file'."},
-    )
+    file = _file("Send a CSV or ELAN (.eaf) file as the field 'file'.")
     participant_id = f.Integer(
         required=True,
         error_messages={
@@ -530,14 +537,8 @@ class Imported(Schema):
 # --- timeline -----------------------------------------------------------------------------------
 
 
-class LaneMoment(Schema):
-    id = f.Integer(required=True)
-    t_ms = f.Integer(required=True)
-    end_ms = f.Integer(required=True, allow_none=True)
-    peaks_ms = f.List(f.Integer(), required=True)
-    text = f.String(required=True)
+class LaneMoment(MomentFields):
     codes = f.List(f.Integer(), required=True, metadata={"description": "Code ids"})
-    ratings = f.Dict(keys=f.String(), values=f.Integer(), required=True)
     version = f.Integer()
     phase = f.String(
         validate=validate.OneOf(["blind", "response"]),
@@ -668,16 +669,10 @@ class RecallSessionDetail(RecallSessionSchema):
     transcripts = computed(f.List(f.Nested(Transcript), required=True), _transcripts)
 
 
-class InterviewAudioIn(Schema):
-    """multipart/form-data: the audio and the player events."""
+class InterviewAudioIn(Multipart):
+    """The audio and the player events."""
 
-    class Meta:
-        unknown = EXCLUDE
-
-    file = File(
-        required=True,
-        error_messages={"required": "Send the interview audio as the multipart field 'file'."},
-    )
+    file = _file("Send the interview audio as the multipart field 'file'.")
     events = f.String(
         load_default=None,
         metadata={"description": 'A JSON list of {"type": "play"|"pause"|"seek"|"mark", '
@@ -725,15 +720,10 @@ class UploadOffsetHeader(Schema):
     )  # fmt: skip
 
 
-class TranscriptIn(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    file = File(
-        required=True,
-        error_messages={"required": "Send the transcript (.vtt, .srt, .eaf or timestamped .txt) "
-                        "as the multipart field 'file'."},
-    )  # fmt: skip
+class TranscriptIn(Multipart):
+    file = _file(
+        "Send the transcript (.vtt, .srt, .eaf or timestamped .txt) as the multipart field 'file'."
+    )
     tier = f.String(
         load_default="", metadata={"description": "ELAN: the tier to read (default: the fullest)"}
     )

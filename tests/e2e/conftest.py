@@ -248,6 +248,17 @@ class PageGuard:
     def on_page_error(self, error: Exception) -> None:
         self.console_errors.append(f"uncaught: {error}")
 
+    @classmethod
+    def watch(cls, page: Page, origin: str) -> PageGuard:
+        """A guard listening to ``page``'s requests, console and uncaught errors, kept on the
+        page (``GUARD_ATTR``) for ``check_a11y`` and ``expect_status``."""
+        guard = cls(origin)
+        page.on("request", guard.on_request)
+        page.on("console", guard.on_console)
+        page.on("pageerror", guard.on_page_error)
+        setattr(page, GUARD_ATTR, guard)
+        return guard
+
     def problems(self) -> list[str]:
         return (
             [f"request to another host: {u}" for u in self.foreign_requests]
@@ -331,11 +342,7 @@ def new_page(
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
-        guard = PageGuard(live_server.url)
-        page.on("request", guard.on_request)
-        page.on("console", guard.on_console)
-        page.on("pageerror", guard.on_page_error)
-        setattr(page, GUARD_ATTR, guard)
+        guard = PageGuard.watch(page, live_server.url)
         opened.append(BrowserPage(page, guard, name or f"page{len(opened) + 1}"))
         return page
 

@@ -57,7 +57,7 @@ from tests.e2e.test_recall_journey import (
     session_video,  # noqa: F401 (a fixture)
     wait_saved,
 )
-from tests.test_interview import VTT, events
+from tests.interview_helpers import VTT, events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -85,11 +85,7 @@ def researcher_page(mic_browser: Browser, live_server: LiveServer) -> Iterator[C
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
-        guard = PageGuard(live_server.url)
-        page.on("request", guard.on_request)
-        page.on("console", guard.on_console)
-        page.on("pageerror", guard.on_page_error)
-        setattr(page, GUARD_ATTR, guard)
+        guard = PageGuard.watch(page, live_server.url)
         pages.append((page, guard))
         return page
 
@@ -441,7 +437,7 @@ def test_the_moment_detail_shows_what_was_said(
     researcher_page: Callable[..., Page],
     live_server: LiveServer,
     session_video: Path,  # noqa: F811
-    tmp_path: Path,
+    interview_wav: bytes,
 ) -> None:
     """An interview recorded elsewhere (10 s of tone by ffmpeg), its stops and a WebVTT
     transcript sent through the API: selecting the first moment on the timeline shows the two
@@ -453,14 +449,8 @@ def test_the_moment_detail_shows_what_was_said(
         api(live_server, token, "POST", f"/recall-sessions/{rs_id}/moments", {"t_ms": t})["id"]
         for t in (5000, 9000, 12000)
     ]
-    wav = tmp_path / "interview.wav"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-ac", "1", "-ar", "8000", str(wav)],
-        check=True,
-    )  # fmt: skip
     sent = {
-        "file": ("interview.wav", wav.read_bytes()),
+        "file": ("interview.wav", interview_wav),
         "events": ("", json.dumps(events(*ids)).encode()),
     }
     post_files(live_server, token, f"/recall-sessions/{rs_id}/interview-audio", sent)

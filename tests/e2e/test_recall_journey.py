@@ -32,7 +32,6 @@ from tests.e2e.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
-    GUARD_ATTR,
     TABLET,
     LiveServer,
     PageGuard,
@@ -83,11 +82,7 @@ def participant_page(
             context.set_default_timeout(10_000)
             contexts.append(context)
         page = context.new_page()
-        guard = PageGuard(live_server.url)
-        page.on("request", guard.on_request)
-        page.on("console", guard.on_console)
-        page.on("pageerror", guard.on_page_error)
-        setattr(page, GUARD_ATTR, guard)
+        guard = PageGuard.watch(page, live_server.url)
         opened.append((name or f"participant{len(opened) + 1}", page, guard))
         return page
 
