@@ -1,21 +1,26 @@
 """The recording page's *Import transcript* form in Chromium, on a phone (390×844) and a desktop
 (1280×800): a researcher imports the interview's WebVTT transcript and reads what went where,
-then sends a file with problems and reads them, the previous transcript intact. axe-core runs
-on each state; screenshots land in ``test-artifacts/interview/transcript-form-*.png``.
+then sends a file with problems and reads them, the previous transcript intact. Then
+*Transcribe* runs the harness's stand-in model (``IPR_TRANSCRIBE_COMMAND``), the test being the
+worker, and the box follows the job by polling. axe-core runs on each state; screenshots land in
+``test-artifacts/interview/transcript-form-*.png``.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
-from ipr.models import InterviewUtterance
-from tests.e2e.conftest import DESKTOP, PHONE, LiveServer, expect_status, log_in
+from ipr import interview, jobs
+from ipr.config import load_config
+from ipr.models import InterviewUtterance, Job
+from tests.e2e.conftest import DESKTOP, PHONE, LiveServer, check_a11y, expect_status, log_in
 from tests.e2e.test_interview_recorder import post_files
 from tests.e2e.test_interview_safeguards import set_up, shoot
 from tests.e2e.test_recall_journey import api, session_video
@@ -57,6 +62,23 @@ def stored(server: LiveServer, rs_id: int, ids: list[int]) -> list[tuple[int, in
             .order_by(InterviewUtterance.start_ms)
         ).all()
         return [(u.start_ms, ids.index(u.moment_id) if u.moment_id else None, u.text) for u in rows]
+
+
+def run_transcription(server: LiveServer) -> int:
+    """Be the worker (the harness runs none): run the queued transcription; its job id."""
+    assert "interview_transcribe" in jobs.HANDLERS, interview.__name__
+    config = load_config(Path(server.env["IPR_INSTANCE_PATH"]), environ=server.env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with server.database.session() as s:
+            job_id = s.scalar(
+                select(Job.id).where(Job.kind == "interview_transcribe", Job.status == "queued")
+            )
+        if job_id:
+            assert jobs.run_job(server.database, config, job_id) == "done"
+            return job_id
+        time.sleep(0.3)
+    pytest.fail("the page queued no transcription")
 
 
 def in_sight(page: Page, what: Locator) -> None:
@@ -119,3 +141,22 @@ def test_the_transcript_form_imports_a_file_and_refuses_a_bad_one(
         in_sight(page, error)
         shoot(page, f"transcript-form-refused-{width}")
         before = "Interview audio 0:10 · transcript of 6 utterances"
+
+    # *Transcribe*: queued, then (the test runs the job) done; the polled box and the session's
+    # transcript line follow without a reload
+    box = page.locator(f"#transcribe-{rs_id}")
+    box.get_by_role("button", name="Transcribe").click()
+    job = box.locator(".transcribe-job")
+    expect(job).to_have_text("Transcription queued: waiting for a worker…")
+    check_a11y(page, "transcription queued")
+    job_id = run_transcription(live_server)
+    with live_server.database.session() as s:
+        when = s.get(Job, job_id).finished_at.strftime("%Y-%m-%d %H:%M")
+    expect(job).to_have_text(f"Transcribed by the model on {when} UTC.", timeout=15_000)
+    expect(state).to_have_text("Interview audio 0:10 · transcript of 2 utterances")
+    assert stored(live_server, rs_id, ids) == [
+        (2100, 0, "The model heard this at the first stop."),
+        (6500, 1, "And this at the second."),
+    ]
+    in_sight(page, box)
+    shoot(page, "transcript-form-transcribed-1280")
