@@ -38,6 +38,7 @@ from ipr.models import (
     ConsentRecord,
     InterviewAudio,
     InterviewUtterance,
+    Job,
     Membership,
     Moment,
     Participant,
@@ -638,6 +639,21 @@ def queue_transcription(
         db, huey, "interview_transcribe", study_id=rs.study_id,
         recording_id=rs.recording_id, params={"recall_session_id": rs.id},
     )  # fmt: skip
+
+
+def transcription_jobs(db: Session, recording_id: int) -> dict[int, Job]:
+    """The latest ``interview_transcribe`` job of each recall session of a recording: what the
+    recording page shows beside *Transcribe* (and polls while it is queued or running)."""
+    out: dict[int, Job] = {}
+    for job in db.scalars(
+        select(Job)
+        .where(Job.recording_id == recording_id, Job.kind == "interview_transcribe")
+        .order_by(Job.id)
+    ):
+        rs_id = (job.params or {}).get("recall_session_id")
+        if isinstance(rs_id, int):
+            out[rs_id] = job
+    return out
 
 
 @jobs.handler("interview_transcribe")

@@ -249,6 +249,7 @@ MATRIX: dict[tuple[str, str], tuple[str, bool]] = {
     ("api_interview_chunks.discard_take", "DELETE"): ("editor", True),
     # interview transcription (ipr/web/api_transcripts.py) and the study's search page
     ("api_transcripts.transcribe", "POST"): ("editor", False),  # 409: no model configured
+    ("recall_admin.transcribe", "POST"): ("editor", False),  # the page's button; no model: 422
     ("search.page", "GET"): ("read", False),
 }
 

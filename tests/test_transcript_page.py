@@ -7,13 +7,16 @@ from __future__ import annotations
 import html
 import io
 import re
+import sys
 
 import pytest
 from sqlalchemy import select
 
-from ipr.models import AuditEvent, InterviewUtterance, Membership
+from ipr import jobs
+from ipr.models import AuditEvent, InterviewUtterance, Job, Membership
 from tests.conftest import PASSWORD, Web, participant
 from tests.interview_helpers import VTT, events, upload
+from tests.test_interview_exports import FAKE_MODEL
 
 
 @pytest.fixture
@@ -154,6 +157,120 @@ def test_only_the_study_editors_may_import(app, db, env, study, make_user) -> No
     )
     assert no_csrf.status_code == 400
     assert said(db) == before
+
+
+def box(resp, rs_id: int) -> str:
+    """The row's *Transcribe* box, up to its own closing tag (what its form and its polling
+    swap)."""
+    markup = resp.get_data(as_text=True)
+    start = markup.index(f'<div class="transcribe" id="transcribe-{rs_id}"')
+    depth, at = 0, start
+    for tag in re.finditer(r"<(/?)div\b", markup[start:]):
+        depth += -1 if tag.group(1) else 1
+        if depth == 0:
+            at = start + tag.end()
+            break
+    return markup[start:at]
+
+
+NOT_SET_UP = (
+    "Automatic transcription is not set up on this server: a lab installs a speech-to-text "
+    "model on its workers and names it in IPR_TRANSCRIBE_COMMAND (see docs/interview.md)."
+)
+
+
+def test_the_page_starts_a_transcription_and_polls_it(
+    app, env, db, owner, tmp_path, interview_wav
+) -> None:
+    a, b, _ = env["moments"]
+    rs_id, web, rec_id = env["rs"]["id"], env["web"], env["rec"].id
+    url = f"/recall-sessions/{rs_id}/transcribe"
+    assert send(web, rs_id, VTT.encode(), "interview.vtt").status_code == 200
+    # no model configured: a muted line says so, and no button
+    page = web.get(f"/recordings/{rec_id}")
+    assert NOT_SET_UP in text_of(page)
+    assert f'action="{url}"' not in page.get_data(as_text=True)
+    refused = web.post(url, {}, htmx=True)
+    assert refused.status_code == 422  # swapped in place by htmx
+    assert (
+        "No transcription model is configured (IPR_TRANSCRIBE_COMMAND); import a transcript "
+        "instead."
+    ) in text_of(refused)
+    assert db.scalar(select(Job).where(Job.kind == "interview_transcribe")) is None
+
+    script = tmp_path / "fake_model.py"
+    script.write_text(FAKE_MODEL)
+    app.config["TRANSCRIBE_COMMAND"] = f"{sys.executable} {script} {{audio}}"
+    markup = web.get(f"/recordings/{rec_id}").get_data(as_text=True)
+    assert NOT_SET_UP not in markup
+    assert markup.count(f'hx-post="{url}"') == 1
+    assert markup.count('/transcribe"') == 2  # action and hx-post: only the session with audio
+
+    queued = web.post(url, {}, htmx=True)
+    assert queued.status_code == 200
+    job = db.scalar(select(Job).where(Job.kind == "interview_transcribe"))
+    assert (job.status, job.params["recall_session_id"]) == ("queued", rs_id)
+    shown = box(queued, rs_id)
+    assert "Transcription queued: waiting for a worker…" in shown
+    assert f'hx-get="/recordings/{rec_id}/recall" hx-trigger="load delay:2s"' in shown
+    assert f'hx-select-oob="#transcript-state-{rs_id}"' in shown
+    assert "<form" not in shown  # no second request while one is queued
+    # the worker runs the model; the next poll shows the new transcript and stops polling
+    assert jobs.run_job(app.extensions["ipr_db"], dict(app.config), job.id) == "done"
+    db.expire_all()
+    poll = web.get(f"/recordings/{rec_id}/recall", htmx=True)
+    shown = box(poll, rs_id)
+    assert "hx-trigger" not in shown
+    when = db.get(Job, job.id).finished_at.strftime("%Y-%m-%d %H:%M")
+    assert f"Transcribed by the model on {when} UTC." in shown
+    assert "Interview audio 0:10 · transcript of 2 utterances" in text_of(poll)
+    heard = said(db)
+    assert heard == [
+        (2100, 3000, a, f"heard {len(interview_wav)} bytes"),  # the model read the audio itself
+        (6500, 7500, b, "second stop"),
+    ]
+
+    # a model that fails: the message, and the previous transcript is kept
+    app.config["TRANSCRIBE_COMMAND"] = f"{sys.executable} -c 'import sys; sys.exit(\"no weights\")'"
+    again = web.post(url, {}, htmx=True)
+    assert again.status_code == 200
+    failing = db.scalars(select(Job).where(Job.kind == "interview_transcribe")).all()[-1]
+    assert jobs.run_job(app.extensions["ipr_db"], dict(app.config), failing.id) == "failed"
+    db.expire_all()
+    poll = web.get(f"/recordings/{rec_id}/recall", htmx=True)
+    assert (
+        "Transcription failed: The transcription command failed (exit 1): no weights "
+        "Nothing was saved; the previous transcript is unchanged."
+    ) in text_of(poll)
+    assert 'class="error transcribe-job" role="alert"' in box(poll, rs_id)
+    assert f'action="{url}"' in box(poll, rs_id)  # it can be tried again
+    assert "transcript of 2 utterances" in text_of(poll)
+    assert said(db) == heard
+    requested = select(AuditEvent).where(AuditEvent.action == "interview_transcription_requested")
+    assert [(e.user_id, e.object_id) for e in db.scalars(requested)] == [(owner.id, str(rs_id))] * 2
+
+
+def test_only_the_study_editors_may_transcribe(app, db, env, study, make_user, tmp_path) -> None:
+    app.config["TRANSCRIBE_COMMAND"] = f"{sys.executable} {tmp_path / 'never_run.py'}"
+    url = f"/recall-sessions/{env['rs']['id']}/transcribe"
+    viewer, other = make_user("viewer@example.org"), make_user("other@example.org")
+    db.add(Membership(study_id=study.id, user_id=viewer.id, role="viewer"))
+    db.commit()
+    as_viewer, as_other = Web(app), Web(app)
+    assert as_viewer.login(viewer.email, PASSWORD).status_code == 302
+    assert as_other.login(other.email, PASSWORD).status_code == 302
+    page = as_viewer.get(f"/recordings/{env['rec'].id}").get_data(as_text=True)
+    assert f'action="{url}"' not in page  # a viewer sees the transcript's state, no button
+    assert as_viewer.post(url, {}, htmx=True).status_code == 403
+    assert as_other.post(url, {}, htmx=True).status_code == 404
+    assert Web(app).post(url, {}, htmx=True).status_code == 401
+    no_csrf = env["web"].client.post(url, headers={"HX-Request": "true"})
+    assert no_csrf.status_code == 400
+    # the self-guided session has no interview audio: nothing to transcribe
+    resp = env["web"].post(f"/recall-sessions/{env['self_rs']['id']}/transcribe", {}, htmx=True)
+    assert resp.status_code == 422
+    assert "Attach the interview audio first: it is what gets transcribed." in text_of(resp)
+    assert db.scalar(select(Job).where(Job.kind == "interview_transcribe")) is None
 
 
 def test_the_result_reads_in_bokmal() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
 from ipr import interview, prompts, recall, study_texts
@@ -68,16 +68,14 @@ def save_answers(rs_id: int, moment_id: int) -> Any:
 @bp.app_template_global()
 def recall_prompts(rs: RecallSession) -> dict[str, Any]:
     """What the recall page's prompt panel reads: the sheet in the participant's language and
-    every answer so far (the page shows it to the leading researcher only)."""
+    every answer so far (the page shows it to the leading researcher only; recall.js sends the
+    answers to ``save_answers`` through its outbox, ``urls.answers`` in the page's data)."""
     study = db().get(Study, rs.study_id)
     lang = study_texts.participant_language(study, rs.participant)  # type: ignore[arg-type]
     ids = select(Moment.id).where(Moment.recall_session_id == rs.id)
     return {
         "sheet": prompts.for_language(study, lang),  # type: ignore[arg-type]
         "answers": {str(k): v for k, v in prompts.answers(db(), ids).items()},
-        "url": url_for("prompts.save_answers", rs_id=rs.id, moment_id=0).replace(
-            "/moments/0/", "/moments/{moment_id}/"
-        ),
     }
 
 

@@ -230,6 +230,10 @@ def page(rs_id: int) -> Any:
             "/moments/0/", "/moments/{moment_id}/"
         ),
     }
+    if researcher is not None:  # the prompt answers (ipr.web.prompts) go through the outbox
+        urls["answers"] = url_for("prompts.save_answers", rs_id=rs.id, moment_id=0).replace(
+            "/moments/0/", "/moments/{moment_id}/"
+        )
     return render_template(
         "recall/page.html",
         rs=rs,

@@ -96,6 +96,8 @@ def recall_context(rec: Recording) -> dict[str, Any]:
     return {
         "lanes": both,
         "interviews": interview.summaries(db(), [s.id for s in sessions]),
+        "transcribe_enabled": bool((current_app.config.get("TRANSCRIBE_COMMAND") or "").strip()),
+        "transcribe_jobs": interview.transcription_jobs(db(), rec.id),
         "codes": {c.id: c for c in study.codes},
         "voiced": voiced,
         "can_reveal": both_done or study.allow_early_reveal,
@@ -310,3 +312,21 @@ def import_transcript(rs_id: int) -> Any:
         failed = (rs.id, exc.message, getattr(exc, "problems", []))
         return _section(rec, 422, transcript_error=failed)  # htmx swaps 422 in place
     return _section(rec, transcript_result=(rs.id, result))
+
+
+@bp.post("/recall-sessions/<int:rs_id>/transcribe")
+@login_required
+def transcribe(rs_id: int) -> Any:
+    """Queue the local model's transcription of the interview audio (the API's domain call,
+    audited there); the row then polls the job. Without IPR_TRANSCRIBE_COMMAND or interview
+    audio the row says why (422) and nothing is queued."""
+    rs = get_or_404(db(), RecallSession, rs_id, user(), "editor")
+    try:
+        interview.queue_transcription(
+            db(), huey(), rs, user(), command=current_app.config.get("TRANSCRIBE_COMMAND"),
+            ip=client_ip(),
+        )  # fmt: skip
+    except Conflict as exc:
+        db().rollback()
+        return _section(rs.recording, 422, transcribe_error=(rs.id, exc.message))
+    return _section(rs.recording)

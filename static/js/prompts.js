@@ -1,5 +1,7 @@
 // The interviewer's prompt panel on a researcher-led recall page: shown while a stop (moment) is
-// open, it saves the participant's answers with that moment (PUT …/moments/<id>/answers).
+// open, it notes the participant's answers. recall.js sends them with that moment through its
+// outbox (PUT …/moments/<id>/answers): kept in localStorage, retried with backoff, restored here
+// after a reload; this panel only says which answers changed and how far they have got.
 (function () {
   "use strict";
   var panel = document.getElementById("prompt-panel");
@@ -9,10 +11,8 @@
   var S = data.strings;
   var form = document.getElementById("prompt-form");
   var stateEl = document.getElementById("prompt-state");
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
-  var saved = data.answers || {}; // moment id -> {key: value}
-  var pending = {}; // lid -> {key: value|null} not yet sent
+  var saved = data.answers || {}; // moment id -> {key: value} as the server has them
+  var unsent = {}; // lid -> {key: value|null} handed to the outbox, not confirmed yet
   var current = null; // {lid, id, t_ms, label}
   var timer = null;
   var questions = Array.prototype.slice.call(form.querySelectorAll(".prompt-q"));
@@ -33,62 +33,30 @@
       else q.querySelectorAll("input").forEach(function (r) { r.checked = v !== undefined && v !== null && String(v) === r.value; });
     });
   }
-  function known() {
-    var base = current && current.id ? saved[String(current.id)] || {} : {};
-    return Object.assign({}, base, (current && pending[current.lid]) || {});
+  function norm(v) { return v === undefined || v === null || v === "" ? "" : String(v); }
+  // What the sheet shows for a stop: the server's answers with this page's unsent ones over them.
+  function known(lid, id) {
+    var base = id ? saved[String(id)] || {} : {};
+    return Object.assign({}, base, unsent[lid] || {});
   }
+  function show(state, reason) {
+    var text = { saving: S.saving, pending: S.retrying, held: S.waiting, saved: S.saved, failed: tpl(S.failed, { reason: reason || "" }) }[state] || "";
+    stateEl.textContent = text;
+    stateEl.setAttribute("data-state", state || "");
+  }
+  // Hand every answer that differs from what the page knows to the outbox (the last edit wins).
   function changed() {
     if (!current) return;
-    var before = current.id ? saved[String(current.id)] || {} : {};
+    var before = known(current.lid, current.id);
     var diff = {};
     questions.forEach(function (q) {
       var key = q.getAttribute("data-key"), v = valueOf(q);
-      var old = before[key] === undefined ? null : before[key];
-      if (v === "" ) v = null;
-      if (String(v) !== String(old)) diff[key] = v;
+      if (v === "") v = null;
+      if (norm(v) !== norm(before[key])) diff[key] = v;
     });
-    pending[current.lid] = diff;
-    if (!Object.keys(diff).length) { delete pending[current.lid]; return; }
-    if (!current.id) {
-      stateEl.textContent = S.waiting;
-      document.dispatchEvent(new CustomEvent("recall:save-moment"));
-      return;
-    }
-    send(current.lid, current.id);
-  }
-  var inflight = false, again = null; // one save at a time: a change meanwhile waits its turn
-  function send(lid, id) {
-    var body = pending[lid];
-    if (!body || !Object.keys(body).length) return;
-    if (inflight) { again = { lid: lid, id: id }; return; }
-    delete pending[lid];
-    inflight = true;
-    stateEl.textContent = S.saving;
-    fetch(data.url.replace("{moment_id}", id), {
-      method: "PUT",
-      headers: { "X-CSRFToken": csrf, Accept: "application/json", "Content-Type": "application/json" },
-      body: JSON.stringify({ answers: body }),
-      credentials: "same-origin",
-    }).then(function (resp) {
-      return resp.json().catch(function () { return {}; }).then(function (out) {
-        if (!resp.ok) {
-          var err = out.error || {};
-          throw new Error((err.problems || []).join("; ") || err.message || String(resp.status));
-        }
-        saved[String(id)] = out.answers;
-        stateEl.textContent = S.saved;
-        panel.setAttribute("data-saved-moment", String(id));
-      });
-    }).catch(function (e) {
-      pending[lid] = Object.assign(body, pending[lid] || {}); // kept: the next change retries
-      stateEl.textContent = tpl(S.failed, { reason: e.message });
-    }).then(function () {
-      inflight = false;
-      var next = again;
-      again = null;
-      if (next && current && current.lid === next.lid) changed();
-      else if (next) send(next.lid, next.id);
-    });
+    if (!Object.keys(diff).length) return;
+    unsent[current.lid] = Object.assign(unsent[current.lid] || {}, diff);
+    document.dispatchEvent(new CustomEvent("recall:answers", { detail: { lid: current.lid, answers: diff } }));
   }
   function later() {
     window.clearTimeout(timer);
@@ -98,23 +66,46 @@
   form.addEventListener("change", function () { window.clearTimeout(timer); changed(); });
   form.addEventListener("submit", function (ev) { ev.preventDefault(); });
 
-  // A stop marked offline gets its id when the connection is back, perhaps long after its
-  // form was closed: the answers that waited for it go then.
-  document.addEventListener("ipr:moment-saved", function (ev) {
-    var d = ev.detail || {};
-    if (d.id && pending[d.lid]) send(d.lid, d.id);
+  document.addEventListener("recall:closing", function () { window.clearTimeout(timer); changed(); });
+  // The outbox is done with these answers (saved, or refused): they are no longer unsent.
+  function settle(lid, sent) {
+    var mine = unsent[lid];
+    if (!mine) return;
+    Object.keys(sent || {}).forEach(function (k) { if (k in mine && norm(mine[k]) === norm(sent[k])) delete mine[k]; });
+    if (!Object.keys(mine).length) delete unsent[lid];
+  }
+  document.addEventListener("ipr:answers-saved", function (ev) {
+    var d = ev.detail;
+    saved[String(d.id)] = d.answers;
+    settle(d.lid, d.sent);
+    panel.setAttribute("data-saved-moment", String(d.id)); // the last stop whose answers arrived
+    if (current && current.lid === d.lid) {
+      current.id = d.id;
+      if (!unsent[d.lid]) show("saved");
+    }
+  });
+  // Refused (422: retrying cannot help): the sheet keeps what was typed and says why; the next
+  // change sends it again.
+  document.addEventListener("ipr:answers-failed", function (ev) {
+    var d = ev.detail;
+    settle(d.lid, d.sent);
+    if (current && current.lid === d.lid) show("failed", d.reason);
+  });
+  document.addEventListener("ipr:answers-state", function (ev) {
+    var state = current && ev.detail[current.lid];
+    if (state) show(state);
   });
   document.addEventListener("recall:moment", function (ev) {
     var d = ev.detail;
     if (current && (!d || d.lid !== current.lid)) { window.clearTimeout(timer); changed(); }
     if (!d) { current = null; panel.hidden = true; return; }
     var same = current && current.lid === d.lid;
-    current = d;
-    if (d.id && pending[d.lid]) send(d.lid, d.id);
+    current = { lid: d.lid, id: d.id, t_ms: d.t_ms, label: d.label };
+    if (d.answers && Object.keys(d.answers).length) unsent[d.lid] = Object.assign({}, d.answers, unsent[d.lid] || {});
     if (same) return;
     document.getElementById("prompt-at").textContent = tpl(S.at, { time: d.label });
-    stateEl.textContent = "";
-    fill(known());
+    show(d.answers_state);
+    fill(known(d.lid, d.id));
     panel.hidden = false;
   });
 })();

@@ -102,6 +102,26 @@
       statusEl.setAttribute("data-state", state);
       statusEl.textContent = text;
     }
+    var answers = JSON.stringify(answersStates());
+    if (answers !== lastAnswersStates) {
+      lastAnswersStates = answers;
+      document.dispatchEvent(new CustomEvent("ipr:answers-state", { detail: JSON.parse(answers) }));
+    }
+  }
+  // Per stop whose prompt answers are not on the server yet: "held" (its moment cannot be
+  // saved yet), "saving", or "pending" (the server could not be reached: retrying).
+  var lastAnswersStates = "{}";
+  function answersStates() {
+    var out = {};
+    Object.keys(heldAnswers).forEach(function (lid) { out[lid] = "held"; });
+    outbox.forEach(function (o) { if (o.op === "answers") out[o.lid] = attempt > 0 ? "pending" : "saving"; });
+    return out;
+  }
+  // What this page still has to send of one stop's answers (the latest value of each prompt).
+  function unsentAnswers(lid) {
+    var out = Object.assign({}, heldAnswers[lid] || {});
+    outbox.forEach(function (o) { if (o.op === "answers" && o.lid === lid) Object.assign(out, o.body); });
+    return out;
   }
 
   // ---------------------------------------------------------------- HTTP
@@ -146,6 +166,7 @@
   // it; a create carries one Idempotency-Key for its whole life, so retries never duplicate.
   var OUTBOX_KEY = "ipr-recall-outbox-" + data.rs.id;
   var outbox = [];
+  var heldAnswers = {}; // lid -> prompt answers typed before their moment could be saved
   var busy = false, attempt = 0, retryTimer = null, paused = false;
 
   function persist() {
@@ -168,6 +189,7 @@
         return; // the moment is gone (deleted elsewhere)
       }
       if (o.op === "patch") Object.assign(moments.get(o.lid), o.body, { unsaved: true });
+      if (o.op === "answers") moments.get(o.lid).unsaved = true; // prompts.js shows them again
       if (o.op === "delete") moments.get(o.lid).deleted = true;
       outbox.push(o);
     });
@@ -186,7 +208,14 @@
       var into = pendingFor(op.lid, "create") || pendingFor(op.lid, "patch");
       if (into) Object.assign(into.body, op.body);
       else outbox.push(op);
+    } else if (op.op === "answers") {
+      // one PUT per stop waits at a time, holding the latest value of each prompt; an answer
+      // typed while one is in flight goes in a new PUT after it
+      var waiting = pendingFor(op.lid, "answers");
+      if (waiting) Object.assign(waiting.body, op.body);
+      else outbox.push(op);
     } else if (op.op === "delete") {
+      delete heldAnswers[op.lid];
       var create = pendingFor(op.lid, "create");
       var hasInflight = outbox.some(function (o) { return o.lid === op.lid && o.inflight; });
       if (create && !hasInflight) {
@@ -198,6 +227,10 @@
       }
     } else {
       outbox.push(op);
+      if (op.op === "create" && heldAnswers[op.lid]) {
+        outbox.push({ op: "answers", lid: op.lid, body: heldAnswers[op.lid] });
+        delete heldAnswers[op.lid];
+      }
     }
     persist();
     showStatus();
@@ -224,7 +257,9 @@
       op.inflight = false;
       if (err instanceof Retry) { attempt += 1; schedule(); return; }
       outbox = outbox.filter(function (o) { return o !== op; }); // retrying cannot help
-      if (!failure && !locked) failure = tpl(S.failed, { reason: err && err.message ? err.message : String(err) });
+      var reason = err && err.message ? err.message : String(err);
+      if (!failure && !locked) failure = tpl(S.failed, { reason: reason });
+      if (op.op === "answers") document.dispatchEvent(new CustomEvent("ipr:answers-failed", { detail: { lid: op.lid, reason: String(reason), sent: op.body } }));
       if (window.console) console.warn("recall: dropped operation", err);
     }).then(function () {
       busy = false;
@@ -276,13 +311,18 @@
     m.voice_url = server.voice_url || null;
     if (editing && editing.lid === m.lid) announce();
   }
-  // The prompt panel (prompts.js) follows the moment being edited: which one, and its id once
-  // the server has it; it may ask for the moment to be saved before its answers are.
+  // The prompt panel (prompts.js) follows the moment being edited: which one, its id once the
+  // server has it, and the answers this page has not sent yet (restored after a reload too).
   function announce() {
     var m = editing && moments.get(editing.lid);
-    document.dispatchEvent(new CustomEvent("recall:moment", { detail: editing ? { lid: editing.lid, id: m ? m.id : null, t_ms: editing.t_ms, label: fmt(editing.t_ms) } : null }));
+    var detail = null;
+    if (editing) {
+      detail = { lid: editing.lid, id: m ? m.id : null, t_ms: editing.t_ms, label: fmt(editing.t_ms),
+        answers: unsentAnswers(editing.lid), answers_state: answersStates()[editing.lid] || null };
+    }
+    document.dispatchEvent(new CustomEvent("recall:moment", { detail: detail }));
   }
-  document.addEventListener("recall:save-moment", function () {
+  function saveOpenMoment() {
     if (!editing || moments.get(editing.lid)) return;
     var v = formValues();
     if (missingRating(v)) { showFormError(tpl(S.rating_needed, { name: missingRating(v).name })); return; }
@@ -291,6 +331,22 @@
     var body = {};
     FIELDS.forEach(function (f) { if (v[f] !== null && v[f] !== undefined) body[f] = v[f]; });
     enqueue({ op: "create", lid: m.lid, key: editing.key, body: body });
+  }
+  // The prompt panel's answers go through this outbox like the moments: kept in localStorage,
+  // retried with the same backoff, sent after their moment's create and in order (PUT: the
+  // latest value of a prompt wins). A stop not saved yet is saved first.
+  document.addEventListener("recall:answers", function (ev) {
+    var d = ev.detail || {};
+    if (!d.lid || !data.urls.answers || locked) return;
+    if (!moments.get(d.lid) && editing && editing.lid === d.lid) saveOpenMoment();
+    var m = moments.get(d.lid);
+    if (!m) { // a required rating is missing: the moment's create brings them along
+      heldAnswers[d.lid] = Object.assign(heldAnswers[d.lid] || {}, d.answers);
+      showStatus();
+      return;
+    }
+    m.unsaved = true;
+    enqueue({ op: "answers", lid: d.lid, body: Object.assign({}, d.answers) });
     renderMine();
   });
 
@@ -342,6 +398,18 @@
         failure = null;
         adopt(m, res.body);
         if (editing && editing.lid === op.lid) { voiceState(S.voice_saved); }
+      });
+    }
+    if (op.op === "answers") {
+      var answersUrl = data.urls.answers.replace("{moment_id}", m.id);
+      return api("PUT", answersUrl, { json: { answers: op.body } }).then(function (res) {
+        if (res.status === 404) return; // the moment was deleted elsewhere: its answers with it
+        var err = (res.body && res.body.error) || {};
+        if (res.status === 422) throw new Fail((err.problems || []).join("; ") || err.message || 422);
+        handleCommon(res, op);
+        if (res.status !== 200) throw new Fail(err.message || res.status);
+        failure = null;
+        document.dispatchEvent(new CustomEvent("ipr:answers-saved", { detail: { lid: op.lid, id: m.id, answers: res.body.answers, sent: op.body } }));
       });
     }
     if (op.op === "voice-delete") {
@@ -649,6 +717,8 @@
   function closeForm(keep) {
     if (!editing) return;
     if (keep) { settleSpan(); commit(); }
+    // answers typed a moment ago reach the outbox while this stop is still the open one
+    document.dispatchEvent(new CustomEvent("recall:closing"));
     window.clearTimeout(textTimer);
     stopRecording(true);
     editing = null;
@@ -964,6 +1034,10 @@
       });
     });
   }
+  // Back online: what waits in the outbox goes now, not after the rest of its backoff.
+  window.addEventListener("online", function () {
+    if (retryTimer && !busy) { window.clearTimeout(retryTimer); retryTimer = null; pump(); }
+  });
   window.addEventListener("beforeunload", function (ev) {
     if (outbox.length && !endedOnce) { ev.preventDefault(); ev.returnValue = ""; }
   });

@@ -59,6 +59,17 @@ PHONE = {"width": 390, "height": 844}
 AXE_SOURCE = (ROOT / "static" / "vendor" / "axe-core" / "axe.min.js").read_text()
 AXE_FAILS_ON = ("serious", "critical")
 STARTUP_SECONDS = 120  # importing the app takes seconds on a busy 2-core machine
+# The server's IPR_TRANSCRIBE_COMMAND: a stand-in for a local speech model (none is bundled),
+# run by the test acting as the worker; it hears two things at fixed times of any audio.
+STAND_IN_MODEL = """\
+import sys
+from pathlib import Path
+
+assert Path(sys.argv[1]).stat().st_size > 0  # it was given the interview audio
+print("WEBVTT\\n")
+print("00:00:02.100 --> 00:00:03.000\\nThe model heard this at the first stop.\\n")
+print("00:00:06.500 --> 00:00:07.500\\nAnd this at the second.")
+"""
 
 
 def free_port() -> int:
@@ -143,6 +154,7 @@ def live_server(
 ) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
     (root / "recordings").mkdir()
+    (root / "stand_in_model.py").write_text(STAND_IN_MODEL)
     db_url = f"sqlite:///{root / 'ipr.sqlite3'}"
     env = {
         **os.environ,
@@ -153,6 +165,7 @@ def live_server(
         "IPR_REDIS_URL": "",
         "IPR_SMTP_URL": smtp_inbox.url,
         "IPR_SMTP_FROM": "ipr@clinic.example.org",
+        "IPR_TRANSCRIBE_COMMAND": f"{sys.executable} {root / 'stand_in_model.py'} {{audio}}",
         "PYTHONUNBUFFERED": "1",
     }
     port = free_port()

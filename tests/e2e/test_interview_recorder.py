@@ -121,7 +121,7 @@ def play_to(page: Page, ms: int) -> None:
 THEN = "Go back into that moment as it was then, not as you see it now: what was going on for you?"
 WHOSE = "Whose words here mattered most?"
 HELPFUL = "How helpful or hindering was it?"
-WAITING = "The answers are saved once the moment is saved."
+WAITING = "Answers not saved yet — retrying"  # in the outbox, behind their moment
 
 
 def ask(page: Page, answers: dict[str, str]) -> None:
