@@ -9,9 +9,10 @@
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
 
-  function pauseVideo() {
-    var video = document.getElementById("video");
-    if (video && !video.paused) video.pause();
+  function pauseVideo() {  // the recall page's video, or the follow-up's clip
+    document.querySelectorAll("video").forEach(function (video) {
+      if (!video.paused) video.pause();
+    });
   }
   function flag() {
     state.textContent = "";
