@@ -96,6 +96,7 @@ def recall_context(rec: Recording) -> dict[str, Any]:
     return {
         "lanes": both,
         "interviews": interview.summaries(db(), [s.id for s in sessions]),
+        "distress": interview.distress_flags(db(), [s.id for s in sessions]),
         "codes": {c.id: c for c in study.codes},
         "voiced": voiced,
         "can_reveal": both_done or study.allow_early_reveal,
