@@ -32,6 +32,14 @@ def test_researcher_pages_fit_tablet_and_phone(
     expect_status(page, 404)  # this recording has no analysis files: its plot stays empty
     log_in(page, who)
     fits(page, f"fit-{size}-studies")
+    # the top bar's links and Log out are never broken over two lines ("API / tokens", "Log / out")
+    lines = page.locator(".topbar a, .topbar button").evaluate_all(
+        """els => els.map(e => { const r = document.createRange(); r.selectNodeContents(e);
+             const tops = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+             return [e.textContent.trim(), tops.size]; })"""
+    )
+    labels = ("IPR annotator", "Studies", "API tokens", "Account", "Log out")
+    assert lines == [[t, 1] for t in labels]
     page.goto(f"/studies/{study_id}")
     fits(page, f"fit-{size}-study")
     page.goto(f"/dyads/{dyad_id}")
