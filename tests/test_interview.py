@@ -309,6 +309,12 @@ def test_the_recording_page_shows_who_pressed_i_need_to_stop(app, env, db, owner
     # the same panel, fetched by htmx, says it too
     frag = owner_web.get(f"/recordings/{env['rec'].id}/recall", htmx=True).get_data(as_text=True)
     assert f'id="distress-{invited["id"]}"' in frag
+    # ... and so does the study's dashboard, where every dyad's sessions are followed at once
+    dash = owner_web.get(f"/studies/{env['rec'].study_id}/dashboard").get_data(as_text=True)
+    row = re.search(rf'<tr data-recording="{env["rec"].id}">(.*?)</tr>', dash, re.S).group(1)
+    tds = re.findall(r"<td>(.*?)</td>", row)
+    cells = [" ".join(re.sub(r"<[^>]+>", "", c).split()) for c in tds]
+    assert cells[1:3] == [f"in progress asked to stop {at:%Y-%m-%d}", "in progress"]
 
 
 def test_consent_is_recorded_with_version_date_and_recorder(env, db, owner) -> None:
