@@ -4,6 +4,7 @@ offset is known exactly."""
 
 from __future__ import annotations
 
+import html as html_lib
 import io
 import json
 import re
@@ -314,7 +315,11 @@ def test_the_recording_page_shows_who_pressed_i_need_to_stop(app, env, db, owner
     row = re.search(rf'<tr data-recording="{env["rec"].id}">(.*?)</tr>', dash, re.S).group(1)
     tds = re.findall(r"<td>(.*?)</td>", row)
     cells = [" ".join(re.sub(r"<[^>]+>", "", c).split()) for c in tds]
-    assert cells[1:3] == [f"in progress asked to stop {at:%Y-%m-%d}", "in progress"]
+    assert cells[1:3] == ["in progress asked to stop", "in progress"]
+    title = re.search(r'class="distress-chip" title="([^"]*)"', row).group(1)
+    assert html_lib.unescape(title) == (
+        f"Pressed “I need to stop / this is distressing” {at:%Y-%m-%d %H:%M} UTC, at 0:07"
+    )
 
 
 def test_consent_is_recorded_with_version_date_and_recorder(env, db, owner) -> None:
