@@ -35,6 +35,7 @@ from ipr.exports.data import format_timecode
 from ipr.media._run import FFPROBE, RunLimits, run
 from ipr.media.errors import ProcessingError
 from ipr.models import (
+    AuditEvent,
     ConsentRecord,
     InterviewAudio,
     InterviewUtterance,
@@ -768,6 +769,39 @@ def _own_moment(db: Session, rs: RecallSession, moment_id: Any) -> Moment | None
     if m is None or m.recall_session_id != rs.id or m.deleted_at is not None:
         return None
     return m
+
+
+@dataclass(frozen=True)
+class DistressFlag:
+    """The latest *I need to stop* of one recall session, and how often it was pressed."""
+
+    at: dt.datetime
+    position_ms: int
+    count: int
+
+
+def distress_flags(db: Session, rs_ids: Iterable[int]) -> dict[int, DistressFlag]:
+    """Each session's latest distress flag, read from the audit trail (``flag_distress``), so
+    the researcher's page shows it whether or not an e-mail could be sent."""
+    keys = [str(i) for i in rs_ids]
+    if not keys:
+        return {}
+    events = db.execute(
+        select(AuditEvent.object_id, AuditEvent.created_at, AuditEvent.details)
+        .where(
+            AuditEvent.action == "distress_flagged",
+            AuditEvent.object_type == "recall_session",
+            AuditEvent.object_id.in_(keys),
+        )
+        .order_by(AuditEvent.id)
+    ).all()
+    out: dict[int, DistressFlag] = {}
+    for object_id, at, details in events:
+        rs_id = int(object_id)
+        before = out.get(rs_id)
+        position = int((details or {}).get("position_ms") or 0)
+        out[rs_id] = DistressFlag(at, position, (before.count if before else 0) + 1)
+    return out
 
 
 @jobs.handler("distress_email")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ipr import figures as fig
+from ipr import interview
 from ipr.errors import ValidationError
 from ipr.models import (
     Dyad,
@@ -365,13 +366,24 @@ def study_dashboard(db: Session, study: Study) -> list[tuple[DyadRow, list[Sessi
         .order_by(Recording.id)
     ).all()
     states: dict[int, dict[str, str]] = {}
+    session_ids: dict[int, dict[str, int]] = {}
     for rs in db.execute(
-        select(RecallSession.recording_id, RecallSession.participant_id, RecallSession.status)
+        select(
+            RecallSession.id,
+            RecallSession.recording_id,
+            RecallSession.participant_id,
+            RecallSession.status,
+        )
         .where(RecallSession.study_id == study.id)
         .order_by(RecallSession.id)
     ):
         if rs.participant_id in people:
-            states.setdefault(rs.recording_id, {})[people[rs.participant_id][1]] = rs.status
+            role = people[rs.participant_id][1]
+            states.setdefault(rs.recording_id, {})[role] = rs.status
+            session_ids.setdefault(rs.recording_id, {})[role] = rs.id
+    flags = interview.distress_flags(
+        db, [i for by_role in session_ids.values() for i in by_role.values()]
+    )
     summaries = fig.read_summaries(db, study)
     never = [r.id for r in recs if r.status == "ready" and r.id not in summaries]
     if never:
@@ -386,6 +398,7 @@ def study_dashboard(db: Session, study: Study) -> list[tuple[DyadRow, list[Sessi
             role: {
                 "code": codes.get(r.dyad_id, {}).get(role),
                 "status": states.get(r.id, {}).get(role),
+                "distress": flags.get(session_ids.get(r.id, {}).get(role, 0)),
             }
             for role in ROLES
         }

@@ -199,6 +199,32 @@ def test_the_link_leads_to_the_followup_once_due_with_own_blind_moments_only(
     assert fu.opened_at is not None and followup.state(fu) == "opened"
 
 
+def test_the_followup_page_has_the_distress_button_and_it_flags_the_session(
+    app, db, owner_web, recall_env
+) -> None:
+    """Seeing the moments again can hurt as much as the first time: the follow-up page offers
+    *I need to stop* like the recall page, with the support text rendered in, and it works."""
+    from ipr import interview
+
+    _enable(owner_web, recall_env["study"], days=0)
+    w = _finished_pair(app, db, recall_env)
+    c = w["c"]
+    cw = participant(app, f"/r/{_new_link(app, db, owner_web, c['id'])}")
+    assert cw.landing == f"/recall/{c['id']}/followup"
+    page = cw.get(cw.landing).get_data(as_text=True)
+    header = page.split('<header class="recall-top">')[1].split("</header>")[0]
+    assert 'id="distress-btn"' in header and "I need to stop / this is distressing" in header
+    assert f'data-url="/recall/{c["id"]}/distress"' in header
+    assert interview.DEFAULT_SUPPORT["en"] in header  # shown even if the network is gone
+    assert 'id="stop-form"' in header  # *End for now* in the dialog ends the visit like Stop
+    resp = jpost(cw, f"/recall/{c['id']}/distress", {})
+    assert resp.status_code == 200 and resp.json["support_text"] == interview.DEFAULT_SUPPORT["en"]
+    flagged = db.scalars(
+        select(AuditEvent.details).where(AuditEvent.action == "distress_flagged")
+    ).all()
+    assert [d["participant"] for d in flagged] == [db.get(RecallSession, c["id"]).participant.code]
+
+
 def _new_link(app, db, owner_web, rs_id: int, pin: str | None = None) -> str:
     """A fresh link for a recall session (the researcher's *New link*), returned as its token."""
     from ipr import recall

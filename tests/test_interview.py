@@ -4,8 +4,10 @@ offset is known exactly."""
 
 from __future__ import annotations
 
+import html as html_lib
 import io
 import json
+import re
 
 import pytest
 from sqlalchemy import select
@@ -191,6 +193,46 @@ def test_distress_pauses_shows_support_text_and_tells_the_owner(app, env, db) ->
     assert (
         interview.support_text(db.get(type(env["dyad"].study), study_id), "nb")
         == (interview.DEFAULT_SUPPORT["nb"])
+    )
+
+
+def test_the_recording_page_shows_who_pressed_i_need_to_stop(app, env, db, owner_web) -> None:
+    """Without a mail server the participant is still told "the researcher has been told": the
+    recording page, where the researcher follows the invitations, must say so."""
+    app.config.update(SMTP_URL="", SMTP_FROM="")
+    invited = env["session"]("therapist", "self")
+    url = f"/recordings/{env['rec'].id}"
+    assert "I need to stop" not in owner_web.get(url).get_data(as_text=True)
+    page = participant(app, invited["url"])
+    assert jpost(page, f"/recall/{invited['id']}/position", {"t_ms": 7000}).status_code == 204
+    for _ in range(2):
+        assert jpost(page, f"/recall/{invited['id']}/distress", {}).status_code == 200
+    at = db.scalar(
+        select(AuditEvent.created_at)
+        .where(AuditEvent.action == "distress_flagged")
+        .order_by(AuditEvent.id.desc())
+    )
+    html = owner_web.get(url).get_data(as_text=True)
+    row = html.split('id="invite-therapist"')[1].split("</li>")[0]
+    flag = re.search(r'<p class="notice warn distress-flag"[^>]*>(.*?)</p>', row, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "", flag) == (
+        f"Pressed “I need to stop / this is distressing” {at:%Y-%m-%d %H:%M} UTC, at 0:07 "
+        "(2 times). No e-mail was sent: no mail server is set (IPR_SMTP_URL)."
+    )
+    client_row = html.split('id="invite-client"')[1].split("</li>")[0]
+    assert "distress-flag" not in client_row  # the other participant pressed nothing
+    # the same panel, fetched by htmx, says it too
+    frag = owner_web.get(f"/recordings/{env['rec'].id}/recall", htmx=True).get_data(as_text=True)
+    assert f'id="distress-{invited["id"]}"' in frag
+    # ... and so does the study's dashboard, where every dyad's sessions are followed at once
+    dash = owner_web.get(f"/studies/{env['rec'].study_id}/dashboard").get_data(as_text=True)
+    row = re.search(rf'<tr data-recording="{env["rec"].id}">(.*?)</tr>', dash, re.S).group(1)
+    tds = re.findall(r"<td>(.*?)</td>", row)
+    cells = [" ".join(re.sub(r"<[^>]+>", "", c).split()) for c in tds]
+    assert cells[1:3] == ["in progress asked to stop", "in progress"]
+    title = re.search(r'class="distress-chip" title="([^"]*)"', row).group(1)
+    assert html_lib.unescape(title) == (
+        f"Pressed “I need to stop / this is distressing” {at:%Y-%m-%d %H:%M} UTC, at 0:07"
     )
 
 

@@ -98,6 +98,7 @@ def recall_context(rec: Recording) -> dict[str, Any]:
         "interviews": interview.summaries(db(), [s.id for s in sessions]),
         "transcribe_enabled": bool((current_app.config.get("TRANSCRIBE_COMMAND") or "").strip()),
         "transcribe_jobs": interview.transcription_jobs(db(), rec.id),
+        "distress": interview.distress_flags(db(), [s.id for s in sessions]),
         "codes": {c.id: c for c in study.codes},
         "voiced": voiced,
         "can_reveal": both_done or study.allow_early_reveal,

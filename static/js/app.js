@@ -38,14 +38,24 @@
 
   // Below tablet width a table becomes a stack of cards (app.css): each cell is labelled
   // with its column's heading, so a card still says what each value is.
+  // A cell's column counts the cells of rows above that reach down into its row (rowspan,
+  // e.g. the dashboard's dyad beside its sessions) and the columns a cell spans (colspan).
   function labelCells(root) {
     root.querySelectorAll("table.table").forEach(function (table) {
       var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
         return th.textContent.trim();
       });
-      table.querySelectorAll("tbody tr").forEach(function (tr) {
-        Array.prototype.forEach.call(tr.children, function (cell, i) {
-          if (heads[i] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[i]);
+      table.querySelectorAll("tbody").forEach(function (tbody) {
+        var below = [];  // per column: how many more rows a cell above still covers
+        Array.prototype.forEach.call(tbody.rows, function (tr) {
+          var col = 0;
+          Array.prototype.forEach.call(tr.cells, function (cell) {
+            while (below[col] > 0) col++;
+            if (heads[col] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[col]);
+            for (var k = 0; k < (cell.colSpan || 1); k++) below[col + k] = cell.rowSpan || 1;
+            col += cell.colSpan || 1;
+          });
+          below = below.map(function (n) { return n > 0 ? n - 1 : 0; });
         });
       });
     });

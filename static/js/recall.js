@@ -662,7 +662,7 @@
     $("form-at").textContent = tpl(S.at, { time: fmt(editing.t_ms) });
     var other = editing.responds_to_id && (revealed || []).find(function (o) { return o.id === editing.responds_to_id; });
     $("form-responds").hidden = !other;
-    if (other) $("form-responds").textContent = tpl(S.responds_to, { time: fmt(other.t_ms) }) + ": “" + firstWords(other.text, 80) + "”";
+    if (other) $("form-responds").textContent = tpl(S.responds_to, { time: fmt(other.t_ms) }) + ": “" + (other.text || "").trim() + "”";
     showFormError("");
     voiceState("");
     form.hidden = false;
@@ -880,10 +880,14 @@
     var li = el("li", "moment" + (own && m.unsaved ? " unsaved" : ""));
     li.setAttribute("data-t", m.t_ms);
     if (own) li.setAttribute("data-lid", m.lid);
-    var words = (m.text || "").trim() ? firstWords(m.text, 140) : S.no_text;
+    // A moment that cannot be opened in the form (the other person's, or one's own once it is
+    // finished or frozen) is shown whole: the list is the only place to read it.
+    var whole = !own || locked || (frozenBlind && m.phase === "blind");
+    var text = (m.text || "").trim();
+    var words = text ? (whole ? text : firstWords(m.text, 140)) : S.no_text;
     var jump = button("jump");
     jump.appendChild(el("span", "t", fmt(m.t_ms)));
-    jump.appendChild(el("span", "words", words));
+    jump.appendChild(el("span", whole ? "words whole" : "words", words));
     jump.setAttribute("aria-label", tpl(S.jump, { time: fmt(m.t_ms) }) + ": " + words);
     jump.addEventListener("click", function () { seekTo(m.t_ms); });
     li.appendChild(jump);

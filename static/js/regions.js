@@ -112,6 +112,20 @@
       place(name);
     }
 
+    // Without a mouse: the chosen region as a rectangle where that person usually sits (or the
+    // one already drawn), focused, so the arrow keys move it and Shift+arrows resize it.
+    var START = {
+      therapist: { x: 0.05, y: 0.1, w: 0.4, h: 0.8 },
+      client: { x: 0.55, y: 0.1, w: 0.4, h: 0.8 },
+      background: { x: 0.02, y: 0.02, w: 0.1, h: 0.1 },
+    };
+    document.getElementById("region-add").addEventListener("click", function () {
+      var name = role();
+      if (!regions[name]) regions[name] = Object.assign({ name: name }, START[name]);
+      place(name);
+      boxes[name].focus();
+    });
+
     function say(text, isError) {
       message.textContent = text;
       message.className = isError ? "error" : "";

@@ -364,6 +364,12 @@ def test_the_study_page_edits_the_prompt_sheet(
     expect(first).to_have_value(
         "Go back into that moment as it was then, not as you see it now: what was going on for you?"
     )
+    # every question and list of choices is shown whole, not cut after two lines
+    cut = section.locator("textarea").evaluate_all(
+        "els => els.filter(e => e.offsetParent && e.scrollHeight > e.clientHeight + 1)"
+        ".map(e => e.id)"
+    )
+    assert cut == []
     first.fill("What was it like for you, right then?")
     blank = section.locator("li.is-new")
     blank.get_by_label("Kind of answer").select_option("choice")

@@ -21,8 +21,9 @@ from ipr.demo import seed_recording
 from ipr.jobs import make_huey
 from ipr.models import Job, Recording, Study, User
 from ipr.storage import Storage
-from tests.conftest import ROOT
-from tests.e2e.conftest import LiveServer, log_in
+from tests.conftest import ROOT, make_video
+from tests.e2e.conftest import LiveServer, expect_status, log_in
+from tests.e2e.test_invitations_journey import ready_recording
 
 pytestmark = pytest.mark.e2e
 
@@ -105,6 +106,43 @@ def test_drawn_regions_rerun_the_motion_pass_and_change_the_plot(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#regions").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "motion-regions.png"), full_page=True)
+
+
+def test_a_region_is_placed_and_shaped_from_the_keyboard_alone(
+    live_server: LiveServer, page: Page, tmp_path: Path
+) -> None:
+    """Drawing is a drag; *Add rectangle* puts the chosen region on the picture for the keys."""
+    who = live_server.new_researcher("motion-keys")
+    study_id = live_server.seed_study(who, "Movement regions by keyboard (e2e)")
+    rec_id, _ = ready_recording(live_server, study_id, make_video(tmp_path / "v.mp4", 2.0))
+    expect_status(page, 404)  # this recording has no analysis files: no still, no plot
+    log_in(page, who)
+    page.goto(f"/recordings/{rec_id}")
+    page.get_by_role("radio", name="Therapist").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Add rectangle")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(".region-box.region-therapist")).to_be_focused()
+    page.get_by_role("radio", name="Therapist").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("radio", name="Client")).to_be_checked()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    client = page.locator(".region-box.region-client")
+    expect(client).to_be_focused()
+    for key in ["Shift+ArrowLeft"] * 5 + ["ArrowUp"] * 2:  # 5% narrower, 2% higher
+        page.keyboard.press(key)
+    expect(client).to_have_attribute(
+        "aria-label", "client region: 55% from the left, 8% from the top, 35% wide, 80% high"
+    )
+    page.get_by_role("button", name="Save regions and analyse movement again").press("Enter")
+    expect(page.locator("#region-message")).to_contain_text("Saved")
+    with live_server.database.session() as s:
+        saved = s.get(Recording, rec_id).regions
+    assert [(r["name"], r["x"], r["y"], r["w"], r["h"]) for r in saved] == [
+        ("therapist", 0.05, 0.1, 0.4, 0.8),
+        ("client", 0.55, 0.08, 0.35, 0.8),
+    ]
 
 
 def test_suggest_from_faces_puts_a_region_around_each_person(

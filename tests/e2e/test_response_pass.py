@@ -28,6 +28,11 @@ from tests.e2e.test_recall_journey import (  # noqa: F401 — fixtures used by n
 from tests.e2e.test_timeline_screens import moment_point
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# longer than the 140 characters an editable moment shows in the list: read whole after the reveal
+C_BLIND = (
+    "C-blind: I felt rushed, as if I had to have an answer ready before I even knew what I "
+    "felt, and I could not say so then. It stayed with me for the rest of the session."
+)
 
 
 def _mark(page: Page, button: str, label: str, text: str, save: str) -> None:
@@ -62,7 +67,7 @@ def test_finished_and_unfinished_participants_respond_after_the_reveal(
     client.goto(c_link["url"])
     client.get_by_role("button", name="Start watching").click()
     play_until(client, 6000)
-    _mark(client, "Mark moment", question, "C-blind: I felt rushed", "Save")
+    _mark(client, "Mark moment", question, C_BLIND, "Save")
     wait_saved(client)
 
     # --- the reveal; the finished therapist gets the response pass, nobody reopened anything
@@ -76,7 +81,7 @@ def test_finished_and_unfinished_participants_respond_after_the_reveal(
         "can no longer be changed or deleted", timeout=15_000
     )
     expect(mine(client).filter(has_text="C-blind: I felt rushed")).to_have_count(1)
-    assert [m["text"] for m in own_json(client, c_rs)["moments"]] == ["C-blind: I felt rushed"]
+    assert [m["text"] for m in own_json(client, c_rs)["moments"]] == [C_BLIND]
     therapist.reload()
     expect(therapist.locator("#response-note")).to_contain_text("Thank you — you have finished.")
     expect(therapist.get_by_text("You can respond to any of these moments.")).to_be_visible()
@@ -84,10 +89,15 @@ def test_finished_and_unfinished_participants_respond_after_the_reveal(
     expect(blind.get_by_role("button", name=re.compile("^(Edit|Delete)"))).to_have_count(0)
     other = therapist.locator("#other > li")
     expect(other).to_have_count(1)
+    # the other person's words are read whole, not cut after two lines (nowhere else shows them)
+    words = other.first.locator(".words")
+    expect(words).to_have_text(C_BLIND)
+    assert words.evaluate("e => e.scrollHeight <= e.clientHeight + 1 && e.clientHeight > 40")
+    expect(blind.locator(".words")).to_have_text("T-blind: she looked away")
     # by mouse
     other.first.get_by_role("button", name=re.compile("^Respond")).click()
     expect(therapist.locator("#form-title")).to_have_text("Your response")
-    expect(therapist.locator("#form-responds")).to_contain_text("C-blind: I felt rushed")
+    expect(therapist.locator("#form-responds")).to_contain_text(C_BLIND)
     therapist.get_by_label(question).fill("T-answer-mouse: I saw you hurry")
     therapist.get_by_role("button", name="Save", exact=True).click()
     wait_saved(therapist)
@@ -141,7 +151,7 @@ def test_finished_and_unfinished_participants_respond_after_the_reveal(
     by_text = {m["text"]: m for m in body["moments"]}
     got = own_json(client, c_rs)["moments"]
     assert sorted((m["text"], m["phase"], m["responds_to_id"]) for m in got) == [
-        ("C-blind: I felt rushed", "blind", None),
+        (C_BLIND, "blind", None),
         (
             "C-svar-mus: ja, jeg hastet",
             "response",
