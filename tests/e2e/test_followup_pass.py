@@ -147,26 +147,6 @@ def test_a_client_rates_their_own_moments_again_on_a_phone(
     )
     at = phone.evaluate("document.getElementById('fu-video').currentTime")
     assert 13.5 <= at <= 14.6, at
-    # seeing the moment again hurts: *I need to stop* is here too, pauses the clip, tells them
-    phone.get_by_role("button", name="Play this moment").click()
-    phone.wait_for_function("() => !document.getElementById('fu-video').paused")
-    distress = phone.get_by_role("button", name="I need to stop / this is distressing")
-    box = distress.bounding_box()
-    assert box is not None and box["width"] >= 44 and box["height"] >= 44  # a thumb's target
-    distress.click()
-    dialog = phone.get_by_role("dialog", name="We have paused here")
-    expect(dialog).to_be_visible()
-    assert phone.evaluate("document.getElementById('fu-video').paused") is True
-    expect(phone.locator("#distress-state")).to_have_text("The researcher has been told.")
-    _shoot(phone, "phone-distress")
-    with live_server.database.session() as s:
-        flagged = s.scalars(
-            select(AuditEvent.object_id).where(AuditEvent.action == "distress_flagged")
-        ).all()
-    assert str(rs_id) in flagged
-    phone.get_by_role("button", name="Continue when I'm ready").click()
-    expect(dialog).to_be_hidden()
-    expect(distress).to_be_focused()
     phone.get_by_role("radio", name="5, Neither helpful nor hindering").check(force=True)
     phone.get_by_label("Anything you would like to add now?").fill("It matters less now.")
     expect(phone.locator("#save-status")).to_have_text("Saving…")
