@@ -104,7 +104,8 @@ def mime_type(filename: str) -> str:
 
 
 class _Builder:
-    """Collects time slots and tiers in document order."""
+    """Collects time slots and tiers in document order, as lxml elements (the interview EAF,
+    a few dozen annotations; `to_eaf` writes its thousands as text, `_Tiers`)."""
 
     def __init__(self) -> None:
         self.slots: list[tuple[int, int]] = []  # (time, creation order)
@@ -151,13 +152,121 @@ def _refs(tier: etree._Element, parent_id: str, prefix: str, values: list[tuple[
         previous = ann_id
 
 
+_BODY = "IPR_TIERS"
+_BODY_LINE = f"  <{_BODY}/>\n"
+
+
+class _Tier(list):
+    """One tier written as text: (id, slot, slot, value) per alignable annotation (its time
+    slots are numbered once all are known) and the finished lines of reference annotations."""
+
+    __slots__ = ("tag",)
+
+
+class _Tiers:
+    """Time slots and tiers of `to_eaf`, in document order, written as text rather than lxml
+    elements (a study bundle writes ~100 EAF files of ~600 moments; `_body` gives exactly
+    the bytes lxml's pretty printer gave)."""
+
+    def __init__(self) -> None:
+        self.slots: list[int] = []  # times in creation order
+        self.tiers: list[_Tier] = []
+
+    def slot(self, ms: int) -> int:
+        self.slots.append(ms)
+        return len(self.slots) - 1
+
+    def tier(self, tier_id: str, ling_type: str, **attrs: str) -> _Tier:
+        tier = _Tier()
+        tier.tag = "".join(
+            f' {k}="{_attr(v)}"'
+            for k, v in (("LINGUISTIC_TYPE_REF", ling_type), ("TIER_ID", tier_id), *attrs.items())
+        )
+        self.tiers.append(tier)
+        return tier
+
+    def body(self) -> str:
+        """TIME_ORDER and the tiers, two spaces in, as lxml's pretty printer lays them out."""
+        slots = self.slots
+        # Time slots are numbered in time order (then creation order), as ELAN writes them.
+        order = sorted(range(len(slots)), key=slots.__getitem__)
+        number = [0] * len(slots)
+        parts = ["  <TIME_ORDER>\n" if order else "  <TIME_ORDER/>\n"]
+        for n, index in enumerate(order, start=1):
+            number[index] = n
+            parts.append(f'    <TIME_SLOT TIME_SLOT_ID="ts{n}" TIME_VALUE="{slots[index]}"/>\n')
+        if order:
+            parts.append("  </TIME_ORDER>\n")
+        for tier in self.tiers:
+            if not tier:
+                parts.append(f"  <TIER{tier.tag}/>\n")
+                continue
+            parts.append(f"  <TIER{tier.tag}>\n")
+            for item in tier:
+                if type(item) is str:
+                    parts.append(item)
+                    continue
+                ann_id, ref1, ref2, value = item
+                parts.append(
+                    "    <ANNOTATION>\n"
+                    f'      <ALIGNABLE_ANNOTATION ANNOTATION_ID="{_attr(ann_id)}" '
+                    f'TIME_SLOT_REF1="ts{number[ref1]}" TIME_SLOT_REF2="ts{number[ref2]}">\n'
+                    f"        <ANNOTATION_VALUE>{_text(value)}</ANNOTATION_VALUE>\n"
+                    "      </ALIGNABLE_ANNOTATION>\n    </ANNOTATION>\n"
+                )
+            parts.append("  </TIER>\n")
+        return "".join(parts)
+
+
+# libxml2's escaping when it serialises (what lxml wrote): text escapes & < > and CR; an
+# attribute also the double quote, LF and tab. Characters XML cannot hold are dropped (xml_text).
+_TEXT_SPECIAL = re.compile(r"[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ATTR_SPECIAL = re.compile(r'[&<>"\n\r\t]')
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTR_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;",
+     "\t": "&#9;"}
+)  # fmt: skip
+
+
+def _text(value: str) -> str:
+    if _TEXT_SPECIAL.search(value) is None:
+        return value
+    return xml_text(value).translate(_TEXT_ESCAPES)
+
+
+def _attr(value: str) -> str:
+    if _ATTR_SPECIAL.search(value) is None:
+        return value
+    return value.translate(_ATTR_ESCAPES)
+
+
+def _ref_lines(tier: _Tier, parent_id: str, prefix: str, values: list[tuple[str, str]]) -> None:
+    """Reference annotations under one parent, chained in order; values are (value, cve_ref)."""
+    previous = ""
+    parent = _attr(parent_id)
+    for i, (value, cve_ref) in enumerate(values, start=1):
+        ann_id = f"{parent_id}{prefix}{i}"
+        attrs = f'ANNOTATION_ID="{_attr(ann_id)}" ANNOTATION_REF="{parent}"'
+        if cve_ref:
+            attrs += f' CVE_REF="{_attr(cve_ref)}"'
+        if previous:
+            attrs += f' PREVIOUS_ANNOTATION="{_attr(previous)}"'
+        tier.append(
+            f"    <ANNOTATION>\n      <REF_ANNOTATION {attrs}>\n"
+            f"        <ANNOTATION_VALUE>{_text(value)}</ANNOTATION_VALUE>\n"
+            "      </REF_ANNOTATION>\n    </ANNOTATION>\n"
+        )
+        previous = ann_id
+
+
 def _cve_id(key: str) -> str:
     return "cve_" + key
 
 
 def _lane_tiers(
     ctx: RecordingContext,
-    builder: _Builder,
+    builder: _Tiers,
     lane: str,
     moments: list[ExportMoment],
     text: bool,
@@ -165,6 +274,7 @@ def _lane_tiers(
 ):
     code = ctx.lane_code(role or lane)
     codebook = {c.key for c in ctx.study.codebook}
+    scales = ctx.study.scales
     main = builder.tier(lane, "moment", PARTICIPANT=code)
     codes = builder.tier(lane + CODES_SUFFIX, "code", PARENT_REF=lane, PARTICIPANT=code)
     ratings = builder.tier(lane + RATINGS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
@@ -201,13 +311,12 @@ def _lane_tiers(
             said = builder.tier(
                 lane + TRANSCRIPT_SUFFIX, "utterance", PARENT_REF=lane, PARTICIPANT=code
             )
+    slot = builder.slot
     for moment in moments:
         ann_id = f"m{moment.id}"
         end = moment.end_ms if moment.end_ms is not None else moment.t_ms
         end = max(end, moment.t_ms + POINT_MS)
-        ref1 = builder.slot(moment.t_ms)
-        ref2 = builder.slot(end)
-        _alignable(main, ann_id, ref1, ref2, moment.text if text else "")
+        main.append((ann_id, slot(moment.t_ms), slot(end), moment.text if text else ""))
         for i, peak in enumerate(sorted(moment.peaks_ms), start=1):
             # Starts exactly at the peak, also at the span's end (an independent tier).
             n = next((k for k, last in enumerate(peak_ends) if peak >= last), len(peak_ends))
@@ -216,38 +325,36 @@ def _lane_tiers(
                 peak_tiers.append(builder.tier(name, "peak", PARTICIPANT=code))
                 peak_ends.append(0)
             peak_ends[n] = peak + POINT_MS
-            p1, p2 = builder.slot(peak), builder.slot(peak + POINT_MS)
-            value = f"{PEAK_VALUE} {format_timecode(peak)}"
-            _alignable(peak_tiers[n], f"{ann_id}p{i}", p1, p2, value)
-        cv = [(k, _cve_id(k) if k in codebook else "") for k in moment.codes]
-        _refs(codes, ann_id, "c", cv)
-        rated = [
-            (f"{s.key}={moment.ratings[s.key]}", "")
-            for s in ctx.study.scales
-            if s.key in moment.ratings
-        ]
-        _refs(ratings, ann_id, "r", rated)
+            p1, p2 = slot(peak), slot(peak + POINT_MS)
+            peak_tiers[n].append((f"{ann_id}p{i}", p1, p2, f"{PEAK_VALUE} {format_timecode(peak)}"))
+        if moment.codes:
+            cv = [(k, _cve_id(k) if k in codebook else "") for k in moment.codes]
+            _ref_lines(codes, ann_id, "c", cv)
+        if moment.ratings:
+            rated = [(f"{s.key}={moment.ratings[s.key]}", "") for s in scales
+                     if s.key in moment.ratings]  # fmt: skip
+            _ref_lines(ratings, ann_id, "r", rated)
         if asked is not None:
             answered = [
                 (f"{p.key}={moment.prompt_answers[p.key]}", "")
                 for p in ctx.study.prompts
                 if p.key in moment.prompt_answers and (text or p.kind != "text")
             ]
-            _refs(asked, ann_id, "q", answered)
+            _ref_lines(asked, ann_id, "q", answered)
         for k, (coder, r_codes, r_note) in enumerate(layers):
             coding = _coding(moment, coder)
-            prefix = "x" if k == 0 else f"x{k}_"
-            rcv = [(c, _cve_id(c) if c in codebook else "") for c in coding.codes]
-            _refs(r_codes, ann_id, prefix, rcv)
+            if coding.codes:
+                prefix = "x" if k == 0 else f"x{k}_"
+                rcv = [(c, _cve_id(c) if c in codebook else "") for c in coding.codes]
+                _ref_lines(r_codes, ann_id, prefix, rcv)
             if r_note is not None and coding.note:
-                _refs(r_note, ann_id, "n" if k == 0 else f"n{k}_", [(coding.note, "")])
+                _ref_lines(r_note, ann_id, "n" if k == 0 else f"n{k}_", [(coding.note, "")])
         if stretch is not None and moment.interview_audio_start_ms is not None:
-            value = interview_value(moment)
-            _refs(stretch, ann_id, "i", [(value, "")])
-        if said is not None:
+            _ref_lines(stretch, ann_id, "i", [(interview_value(moment), "")])
+        if said is not None and moment.interview_transcript:
             lines = [(f"[{format_timecode(t)}] {words}", "") for t, _, words in
                      moment.interview_transcript]  # fmt: skip
-            _refs(said, ann_id, "u", lines)
+            _ref_lines(said, ann_id, "u", lines)
 
 
 def interview_value(moment: ExportMoment) -> str:
@@ -292,7 +399,7 @@ def layer_name(name: str, n: int) -> str:
 
 
 def _response_tiers(
-    ctx: RecordingContext, builder: _Builder, lane: str, moments: list[ExportMoment], text: bool,
+    ctx: RecordingContext, builder: _Tiers, lane: str, moments: list[ExportMoment], text: bool,
     name: str,
 ) -> None:  # fmt: skip
     """A participant's responses after the reveal, kept off the blind tier: `<lane> responses`
@@ -308,7 +415,7 @@ def _response_tiers(
         value = f"m{moment.responds_to_id}"
         if other is not None:
             value += f" ({other.lane} {format_timecode(other.t_ms)})"
-        _refs(answers, f"m{moment.id}", "a", [(value, "")])
+        _ref_lines(answers, f"m{moment.id}", "a", [(value, "")])
 
 
 def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
@@ -357,7 +464,7 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     ):
         etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
 
-    builder = _Builder()
+    builder = _Tiers()
     moments = recording.sorted_moments()
     for lane in LANES:
         lane_moments = [m for m in moments if m.lane == lane and m.phase == "blind"]
@@ -369,23 +476,7 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
             for n, layer in enumerate(layers(responses), start=1):
                 name = layer_name(lane + RESPONSES_SUFFIX, n)
                 _response_tiers(ctx, builder, lane, layer, include_text, name)
-
-    # Time slots are numbered in time order, as ELAN writes them.
-    order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])
-    number = {index: n for n, index in enumerate(order, start=1)}
-    time_order = etree.SubElement(root, "TIME_ORDER")
-    for index in order:
-        etree.SubElement(
-            time_order,
-            "TIME_SLOT",
-            TIME_SLOT_ID=f"ts{number[index]}",
-            TIME_VALUE=str(builder.slots[index][0]),
-        )
-    for tier in builder.tiers:
-        for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
-            for attr in ("TIME_SLOT_REF1", "TIME_SLOT_REF2"):
-                node.set(attr, f"ts{number[int(node.get(attr)[1:])]}")
-        root.append(tier)
+    etree.SubElement(root, _BODY)  # where the time slots and tiers go (written as text)
 
     for ling_id, attrs in (
         ("moment", {"TIME_ALIGNABLE": "true"}),
@@ -431,8 +522,9 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
             LANG_REF=LANGUAGE,
         )
         value.text = xml_text(code.key)
-    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    head, tail = etree.tostring(root, encoding="unicode", pretty_print=True).split(_BODY_LINE)
+    body = head + builder.body() + tail
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body.encode("utf-8")
 
 
 STOPS_TIER = "stops"
