@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from ipr.exports import provenance
 from ipr.exports.data import ExportStudy
-from ipr.exports.table import columns, iter_rows, moment_values
+from ipr.exports.table import columns, iter_table
 
 TIME_FORMAT = "[h]:mm:ss.000"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -28,6 +28,9 @@ _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+"""What `_cell` escapes or drops in a text cell; most cells hold none of it."""
+_PRESERVE = '<t xml:space="preserve">'
 _HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _BOLD, _TIME = 1, 2  # indexes into cellXfs below
 
@@ -87,31 +90,50 @@ def _sheet_xml(header: list[str], rows: Iterable[list[object]]) -> bytes:
         *(_cell(f"{r}1", name, _BOLD) for r, name in zip(refs, header, strict=True)),
         "</row>",
     ]
+    # `_cell` inlined for the unstyled cells of the data rows (a study's moments sheet has
+    # millions): the same strings, without a call and a reference string per empty cell.
+    append = parts.append
     for number, row in enumerate(rows, start=2):
-        parts.append(f'<row r="{number}">')
-        parts.extend(_cell(f"{r}{number}", v) for r, v in zip(refs, row, strict=True))
-        parts.append("</row>")
+        append(f'<row r="{number}">')
+        for r, value in zip(refs, row, strict=True):
+            kind = type(value)
+            if kind is int:
+                append(f'<c r="{r}{number}"><v>{value}</v></c>')
+            elif value is None or value == "":
+                continue
+            elif kind is Time:
+                days = value.ms / MS_PER_DAY  # type: ignore[attr-defined]
+                append(f'<c r="{r}{number}" s="{_TIME}"><v>{days!r}</v></c>')
+            elif kind is str:
+                if _XML_SPECIAL.search(value) is not None:  # type: ignore[arg-type]
+                    value = escape(_ILLEGAL_XML.sub("", value))  # type: ignore[arg-type]
+                append(f'<c r="{r}{number}" t="inlineStr"><is>{_PRESERVE}{value}</t></is></c>')
+            else:
+                append(_cell_styled(f"{r}{number}", value, 0))
+        append("</row>")
     parts.append("</sheetData></worksheet>")
     return "".join(parts).encode("utf-8")
 
 
-def _moment_rows(data: ExportStudy, include_text: bool) -> tuple[list[str], Iterator]:
+def _moment_rows(
+    data: ExportStudy, include_text: bool, rows: list[list[object]] | None
+) -> tuple[list[str], Iterator]:
     cols = columns(data, include_text=include_text)
+    times = [c.kind == "ms" for c in cols]
 
-    def rows() -> Iterator[list[object]]:
-        for ctx, moment in iter_rows(data):
-            values = moment_values(ctx, moment)
+    def timed() -> Iterator[list[object]]:
+        for row in iter_table(data, cols) if rows is None else rows:
             yield [
-                Time(values[c.name])
-                if c.kind == "ms" and values[c.name] is not None  # type: ignore[arg-type]
-                else values[c.name]
-                for c in cols
+                Time(value) if is_time and value is not None else value  # type: ignore[arg-type]
+                for is_time, value in zip(times, row, strict=True)
             ]
 
-    return [c.name for c in cols], rows()
+    return [c.name for c in cols], timed()
 
 
-def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str], Iterable]]:
+def _sheets(
+    data: ExportStudy, include_text: bool, rows: list[list[object]] | None = None
+) -> list[tuple[str, list[str], Iterable]]:
     pairs, figures = [], []
     for ctx in data.recordings():
         rec = ctx.recording
@@ -143,7 +165,7 @@ def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str],
         for point in range(s.min, s.max + 1)
     ]
     return [
-        ("moments", *_moment_rows(data, include_text)),
+        ("moments", *_moment_rows(data, include_text, rows)),
         (
             "pairs",
             ["dyad", "session", "recording_id", "therapist_moment_id", "client_moment_id"]
@@ -258,9 +280,13 @@ def _package_parts(data: ExportStudy, count: int) -> list[tuple[str, str]]:
     ]
 
 
-def to_xlsx(data: ExportStudy, *, include_text: bool = True) -> bytes:
-    """A workbook with the sheets in `SHEETS`; identical input gives identical bytes."""
-    sheets = _sheets(data, include_text)
+def to_xlsx(
+    data: ExportStudy, *, include_text: bool = True, rows: list[list[object]] | None = None
+) -> bytes:
+    """A workbook with the sheets in `SHEETS`; identical input gives identical bytes.
+
+    `rows`: the moments table's values already made (`table.table_rows`, these columns)."""
+    sheets = _sheets(data, include_text, rows)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
 
