@@ -33,7 +33,7 @@ from ipr import audit, followup, jobs, prompts, recall
 from ipr import figures as figures_layer
 from ipr import interview as interview_domain
 from ipr.errors import IPRError, NotFound, ValidationError
-from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
+from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, to_bundle
 from ipr.exports.csv_ import iter_csv
 from ipr.exports.data import (
     Clip,
@@ -770,10 +770,14 @@ def export(
             make = iter_csv if fmt == "csv" else iter_json
             chunks = make(data, include_text=include_text)
             result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
-        elif fmt == "bundle" and include_text and _has_interviews(data):
-            content = exporter(data, include_text=include_text)
-            path = _add_interview_audio(db, storage, data, content, tmp_dir)
-            result = ExportResult(f"{stem}.{ext}", media_type, path=path)
+        elif fmt == "bundle":
+            png = _kept_figures(db, storage, data)
+            content = to_bundle(data, include_text=include_text, png=png)
+            if include_text and _has_interviews(data):
+                path = _add_interview_audio(db, storage, data, content, tmp_dir)
+                result = ExportResult(f"{stem}.{ext}", media_type, path=path)
+            else:
+                result = ExportResult(f"{stem}.{ext}", media_type, content)
         elif fmt_scope == "study":
             result = ExportResult(
                 f"{stem}.{ext}", media_type, exporter(data, include_text=include_text)
@@ -795,6 +799,19 @@ def export(
         details=details,
     )  # fmt: skip
     return result
+
+
+def _kept_figures(db: Session, storage: Storage, data: ExportStudy) -> Any:
+    """The bundle's PNG figures from the ones the worker drew (``ipr.figure_files``). The
+    recordings are in the session already (the export data was read from them)."""
+    from ipr.figure_files import Figures
+
+    keys = {}
+    for ctx in data.recordings():
+        rec = db.get(Recording, ctx.recording.id)
+        if rec is not None:
+            keys[rec.id] = rec.storage_key
+    return Figures(storage, keys).png
 
 
 def _has_interviews(data: ExportStudy) -> bool:

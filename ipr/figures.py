@@ -552,7 +552,9 @@ def figures_job(ctx: jobs.Context) -> None:
     if rid is None:
         return
     ctx.report("figures", 0.0)
-    compute_recording(ctx.db, Storage(ctx.config["RECORDINGS_DIR"]), rid)
+    storage = Storage(ctx.config["RECORDINGS_DIR"])
+    if compute_recording(ctx.db, storage, rid):
+        _draw_figure(ctx.db, storage, rid)
     ctx.db.execute(
         delete(Job).where(
             Job.kind == JOB_KIND,
@@ -562,6 +564,18 @@ def figures_job(ctx: jobs.Context) -> None:
         )
     )
     ctx.db.commit()
+
+
+def _draw_figure(db: Session, storage: Storage, recording_id: int) -> None:
+    """The timeline figure exports carry, drawn now so a study bundle need not draw it
+    (``ipr.figure_files``); a failure here leaves the export to draw it."""
+    from ipr import figure_files  # it reads export data, which reads this module
+
+    try:
+        figure_files.prepare(db, storage, recording_id)
+    except Exception:  # noqa: BLE001 — the figures are stored; the picture is a convenience
+        log.exception("could not draw the timeline figure of recording %s", recording_id)
+        db.rollback()
 
 
 def run_queued(database: Any, config: dict[str, Any], recording_id: int | None = None) -> int:
