@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import json
 import shutil
@@ -206,6 +207,18 @@ def test_bundle_carries_the_figure_the_worker_drew(setup, app, db, monkeypatch) 
     assert figures.run_queued(app.extensions["ipr_db"], dict(app.config)) == 1
     now = sorted(folder.glob("timeline-*.png"))
     assert len(now) == 1 and now != kept  # the new figure, and only it
+
+
+def test_study_bundle_is_made_with_the_collector_paused(setup, monkeypatch) -> None:
+    """A study's export holds a million objects: no cyclic collection walks them meanwhile
+    (ipr.collector), and the collector is back once the bundle is made."""
+    seen: list[bool] = []
+    real = dataset.to_bundle
+    monkeypatch.setattr(
+        dataset, "to_bundle", lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k)
+    )
+    resp = setup["api"]("GET", f"/api/v1/studies/{setup['study'].id}/export.bundle")
+    assert resp.status_code == 200 and seen == [False] and gc.isenabled()
 
 
 def test_viewer_may_export_outsider_gets_404_and_no_token_401(setup, db, make_user) -> None:
