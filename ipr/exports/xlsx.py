@@ -11,8 +11,7 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from xml.sax.saxutils import escape
 
 from ipr.exports import provenance
@@ -35,13 +34,6 @@ _HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _BOLD, _TIME = 1, 2  # indexes into cellXfs below
 
 
-@dataclass(frozen=True)
-class Time:
-    """A cell value shown as an Excel duration ([h]:mm:ss.000), stored as a fraction of a day."""
-
-    ms: int
-
-
 def _letters(n: int) -> str:
     out = ""
     while n:
@@ -56,8 +48,6 @@ def _cell(ref: str, value: object, style: int = 0) -> str:
         return f'<c r="{ref}"><v>{value}</v></c>' if not style else _cell_styled(ref, value, style)
     if value is None or value == "":
         return ""
-    if kind is Time:
-        return f'<c r="{ref}" s="{_TIME}"><v>{value.ms / MS_PER_DAY!r}</v></c>'  # type: ignore[attr-defined]
     if kind is str:
         text = escape(_ILLEGAL_XML.sub("", value))  # type: ignore[arg-type]
         s = f' s="{style}"' if style else ""
@@ -78,8 +68,13 @@ def _cell_styled(ref: str, value: object, style: int) -> str:
     return f'<c r="{ref}" t="inlineStr"{s}><is><t xml:space="preserve">{text}</t></is></c>'
 
 
-def _sheet_xml(header: list[str], rows: Iterable[list[object]]) -> bytes:
+def _sheet_xml(
+    header: list[str], rows: Iterable[list[object]], times: list[bool] | None = None
+) -> bytes:
+    """A worksheet; `times` marks the columns whose values are times in ms, written as Excel
+    times: a fraction of a day, shown as [h]:mm:ss.000 (the moments sheet's *_tc columns)."""
     refs = [_letters(i + 1) for i in range(len(header))]
+    timed = set(refs[i] for i, is_time in enumerate(times or ()) if is_time)
     parts = [
         _HEAD,
         f'<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}">',
@@ -98,12 +93,13 @@ def _sheet_xml(header: list[str], rows: Iterable[list[object]]) -> bytes:
         for r, value in zip(refs, row, strict=True):
             kind = type(value)
             if kind is int:
-                append(f'<c r="{r}{number}"><v>{value}</v></c>')
+                if r in timed:
+                    days = value / MS_PER_DAY  # type: ignore[operator]
+                    append(f'<c r="{r}{number}" s="{_TIME}"><v>{days!r}</v></c>')
+                else:
+                    append(f'<c r="{r}{number}"><v>{value}</v></c>')
             elif value is None or value == "":
                 continue
-            elif kind is Time:
-                days = value.ms / MS_PER_DAY  # type: ignore[attr-defined]
-                append(f'<c r="{r}{number}" s="{_TIME}"><v>{days!r}</v></c>')
             elif kind is str:
                 if _XML_SPECIAL.search(value) is not None:  # type: ignore[arg-type]
                     value = escape(_ILLEGAL_XML.sub("", value))  # type: ignore[arg-type]
@@ -117,23 +113,17 @@ def _sheet_xml(header: list[str], rows: Iterable[list[object]]) -> bytes:
 
 def _moment_rows(
     data: ExportStudy, include_text: bool, rows: list[list[object]] | None
-) -> tuple[list[str], Iterator]:
+) -> tuple[list[str], Iterable[list[object]], list[bool]]:
+    """The moments sheet: header, rows, and which columns are times (kind "ms")."""
     cols = columns(data, include_text=include_text)
-    times = [c.kind == "ms" for c in cols]
-
-    def timed() -> Iterator[list[object]]:
-        for row in iter_table(data, cols) if rows is None else rows:
-            yield [
-                Time(value) if is_time and value is not None else value  # type: ignore[arg-type]
-                for is_time, value in zip(times, row, strict=True)
-            ]
-
-    return [c.name for c in cols], timed()
+    table = iter_table(data, cols) if rows is None else rows
+    return [c.name for c in cols], table, [c.kind == "ms" for c in cols]
 
 
 def _sheets(
     data: ExportStudy, include_text: bool, rows: list[list[object]] | None = None
-) -> list[tuple[str, list[str], Iterable]]:
+) -> list[tuple]:
+    """Each sheet: (name, header, rows), the moments sheet also which columns are times."""
     pairs, figures = [], []
     for ctx in data.recordings():
         rec = ctx.recording
@@ -165,7 +155,7 @@ def _sheets(
         for point in range(s.min, s.max + 1)
     ]
     return [
-        ("moments", *_moment_rows(data, include_text, rows)),
+        ("moments", *_moment_rows(data, include_text, rows)),  # with its time columns
         (
             "pairs",
             ["dyad", "session", "recording_id", "therapist_moment_id", "client_moment_id"]
@@ -297,6 +287,6 @@ def to_xlsx(
 
         for name, text in _package_parts(data, len(sheets)):
             put(name, text.encode("utf-8"))
-        for i, (_, header, rows) in enumerate(sheets, start=1):
-            put(f"xl/worksheets/sheet{i}.xml", _sheet_xml(header, rows))
+        for i, (_, header, rows, *times) in enumerate(sheets, start=1):
+            put(f"xl/worksheets/sheet{i}.xml", _sheet_xml(header, rows, *times))
     return buffer.getvalue()
