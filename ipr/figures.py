@@ -9,7 +9,8 @@ matching, co-marking, lags, chance baseline, kappa, per-code tables, synchrony a
 surrogates — and stores them in ``FigureSet`` rows with the version it read and every
 parameter used. Readers compare the stored version with the recording's: older means the
 figures are shown marked "updating…", none means "computing…". The web process never runs
-the pure algorithms of ``ipr.timeline`` or ``ipr.synchrony``.
+the pure algorithms of ``ipr.timeline`` or ``ipr.synchrony``. Having stored new figures, the
+job also draws the recording's timeline PNG for exports (``ipr.figure_files``).
 
 Other tolerances asked for on the timeline are bounded: a documented range and step
 (``TOLERANCE_MIN_MS``..``TOLERANCE_MAX_MS`` in ``TOLERANCE_STEP_MS`` steps) and at most
