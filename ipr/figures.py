@@ -476,8 +476,9 @@ def aggregate(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
     """Worker: bring every figure set of the recording to its current version.
 
-    The study's own parameter set always; extra tolerances that were asked for too. Returns
-    how many sets were computed (0 when all were current already).
+    The study's own parameter set always; extra tolerances that were asked for too. When the
+    study's own set was computed, the timeline PNG exports carry is drawn as well
+    (``ipr.figure_files``). Returns how many sets were computed (0 when all were current).
     """
     rec = db.get(Recording, recording_id)
     if rec is None or rec.status != "ready" or not rec.duration_ms:
@@ -528,6 +529,8 @@ def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
         data["synchrony"] = sync
         row.status, row.error, row.data, row.summary = "ready", None, data, summary_of(data)
     db.commit()
+    if params_key(default) in todo:  # the figures exports carry: their picture too
+        _draw_figure(db, storage, rec.id)
     return len(todo)
 
 
@@ -553,9 +556,7 @@ def figures_job(ctx: jobs.Context) -> None:
     if rid is None:
         return
     ctx.report("figures", 0.0)
-    storage = Storage(ctx.config["RECORDINGS_DIR"])
-    if compute_recording(ctx.db, storage, rid):
-        _draw_figure(ctx.db, storage, rid)
+    compute_recording(ctx.db, Storage(ctx.config["RECORDINGS_DIR"]), rid)
     ctx.db.execute(
         delete(Job).where(
             Job.kind == JOB_KIND,
