@@ -774,8 +774,8 @@ def export(
             chunks = collector.paused_each(make(data, include_text=include_text))
             result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
         elif fmt == "bundle":
-            png = _kept_figures(db, storage, data)
             with collector.paused():
+                png = _kept_figures(db, storage, data)
                 content = to_bundle(data, include_text=include_text, png=png)
             if include_text and _has_interviews(data):
                 path = _add_interview_audio(db, storage, data, content, tmp_dir)
