@@ -310,6 +310,14 @@ def saves(app: Any, made: dict[str, Any], name: str) -> list[str]:
     th = threading.Thread(target=open_timelines, daemon=True)
     th.start()
     times = []
+    me, sent = threading.get_ident(), [0]
+
+    def count(*_a: Any, **_k: Any) -> None:  # the saves' own statements, not the researcher's
+        if threading.get_ident() == me:
+            sent[0] += 1
+
+    engine = app.extensions["ipr_db"].engine
+    event.listen(engine, "before_cursor_execute", count)
     cpu = time.process_time()
     for i in range(200):
         t = time.perf_counter()
@@ -317,13 +325,15 @@ def saves(app: Any, made: dict[str, Any], name: str) -> list[str]:
         times.append((time.perf_counter() - t) * 1000)
         assert resp.status_code == 201, resp.get_data(as_text=True)
     cpu_ms = (time.process_time() - cpu) * 1000
+    event.remove(engine, "before_cursor_execute", count)
     stop.set()
     th.join()
     times.sort()
     p50, p99 = statistics.median(times), times[int(len(times) * 0.99) - 1]
     return [
         name, "participant save p99 (200 saves) while a researcher opens new timelines",
-        f"{cpu_ms / len(times):.0f} per save", f"{p99:.0f}", "", "p99 < 150 ms",
+        f"{cpu_ms / len(times):.0f} per save (both threads)", f"{p99:.0f}",
+        f"{sent[0] / len(times):.0f} per save", "p99 < 150 ms",
         f"p50 {p50:.0f} ms, max {times[-1]:.0f} ms; {opened[0]} timelines opened meanwhile",
     ]  # fmt: skip
 

@@ -29,11 +29,11 @@ from typing import IO, Any, NamedTuple
 from sqlalchemy import Text, cast, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from ipr import audit, followup, jobs, prompts, recall
+from ipr import audit, collector, followup, jobs, prompts, recall
 from ipr import figures as figures_layer
 from ipr import interview as interview_domain
 from ipr.errors import IPRError, NotFound, ValidationError
-from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv
+from ipr.exports import FORMATS, ImportedMoment, ImportValidationError, import_csv, to_bundle
 from ipr.exports.csv_ import iter_csv
 from ipr.exports.data import (
     Clip,
@@ -771,7 +771,10 @@ def export(
     scope, study = _target(obj)
     if isinstance(obj, Recording) and obj.status != "ready":
         raise ExportRequestError("This recording is not ready yet: nothing to export.")
-    data = export_data(db, obj, dt.datetime.now(dt.UTC).replace(microsecond=0))
+    # A study's export data and files are a million objects: no cyclic collection walks them
+    # over and over while they are made (ipr.collector).
+    with collector.paused():
+        data = export_data(db, obj, dt.datetime.now(dt.UTC).replace(microsecond=0))
     stem = export_stem(obj)
     if fmt in MOTION_FORMATS:
         result = _motion_export(db, storage, obj, fmt, stem)
@@ -802,16 +805,21 @@ def export(
         ext = _EXTENSIONS.get(fmt, fmt)
         if fmt in ("csv", "json") and stream:
             make = iter_csv if fmt == "csv" else iter_json
-            chunks = make(data, include_text=include_text)
+            chunks = collector.paused_each(make(data, include_text=include_text))
             result = ExportResult(f"{stem}.{ext}", media_type, chunks=chunks)
-        elif fmt == "bundle" and include_text and _has_interviews(data):
-            content = exporter(data, include_text=include_text)
-            path = _add_interview_audio(db, storage, data, content, tmp_dir)
-            result = ExportResult(f"{stem}.{ext}", media_type, path=path)
+        elif fmt == "bundle":
+            with collector.paused():
+                png = _kept_figures(db, storage, data)
+                content = to_bundle(data, include_text=include_text, png=png)
+            if include_text and _has_interviews(data):
+                path = _add_interview_audio(db, storage, data, content, tmp_dir)
+                result = ExportResult(f"{stem}.{ext}", media_type, path=path)
+            else:
+                result = ExportResult(f"{stem}.{ext}", media_type, content)
         elif fmt_scope == "study":
-            result = ExportResult(
-                f"{stem}.{ext}", media_type, exporter(data, include_text=include_text)
-            )
+            with collector.paused():
+                content = exporter(data, include_text=include_text)
+            result = ExportResult(f"{stem}.{ext}", media_type, content)
         elif scope == "recording":
             content = exporter(data.only_recording(), include_text=include_text)
             result = ExportResult(f"{stem}.{ext}", media_type, content)
@@ -829,6 +837,17 @@ def export(
         details=details,
     )  # fmt: skip
     return result
+
+
+def _kept_figures(db: Session, storage: Storage, data: ExportStudy) -> Any:
+    """The bundle's PNG figures from the ones the worker drew (``ipr.figure_files``); one
+    statement for the recordings' storage keys."""
+    from ipr.figure_files import Figures
+
+    ids = [ctx.recording.id for ctx in data.recordings()]
+    found = db.execute(select(Recording.id, Recording.storage_key).where(Recording.id.in_(ids)))
+    keys = {rec_id: key for rec_id, key in found}
+    return Figures(storage, keys).png
 
 
 def _has_interviews(data: ExportStudy) -> bool:

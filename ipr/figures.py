@@ -9,7 +9,8 @@ matching, co-marking, lags, chance baseline, kappa, per-code tables, synchrony a
 surrogates — and stores them in ``FigureSet`` rows with the version it read and every
 parameter used. Readers compare the stored version with the recording's: older means the
 figures are shown marked "updating…", none means "computing…". The web process never runs
-the pure algorithms of ``ipr.timeline`` or ``ipr.synchrony``.
+the pure algorithms of ``ipr.timeline`` or ``ipr.synchrony``. Having stored new figures, the
+job also draws the recording's timeline PNG for exports (``ipr.figure_files``).
 
 Other tolerances asked for on the timeline are bounded: a documented range and step
 (``TOLERANCE_MIN_MS``..``TOLERANCE_MAX_MS`` in ``TOLERANCE_STEP_MS`` steps) and at most
@@ -475,8 +476,9 @@ def aggregate(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
     """Worker: bring every figure set of the recording to its current version.
 
-    The study's own parameter set always; extra tolerances that were asked for too. Returns
-    how many sets were computed (0 when all were current already).
+    The study's own parameter set always; extra tolerances that were asked for too. When the
+    study's own set was computed, the timeline PNG exports carry is drawn as well
+    (``ipr.figure_files``). Returns how many sets were computed (0 when all were current).
     """
     rec = db.get(Recording, recording_id)
     if rec is None or rec.status != "ready" or not rec.duration_ms:
@@ -527,6 +529,8 @@ def compute_recording(db: Session, storage: Storage, recording_id: int) -> int:
         data["synchrony"] = sync
         row.status, row.error, row.data, row.summary = "ready", None, data, summary_of(data)
     db.commit()
+    if params_key(default) in todo:  # the figures exports carry: their picture too
+        _draw_figure(db, storage, rec.id)
     return len(todo)
 
 
@@ -562,6 +566,18 @@ def figures_job(ctx: jobs.Context) -> None:
         )
     )
     ctx.db.commit()
+
+
+def _draw_figure(db: Session, storage: Storage, recording_id: int) -> None:
+    """The timeline figure exports carry, drawn now so a study bundle need not draw it
+    (``ipr.figure_files``); a failure here leaves the export to draw it."""
+    from ipr import figure_files  # it reads export data, which reads this module
+
+    try:
+        figure_files.prepare(db, storage, recording_id)
+    except Exception:  # noqa: BLE001 — the figures are stored; the picture is a convenience
+        log.exception("could not draw the timeline figure of recording %s", recording_id)
+        db.rollback()
 
 
 def run_queued(database: Any, config: dict[str, Any], recording_id: int | None = None) -> int:

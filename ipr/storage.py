@@ -4,7 +4,8 @@ Layout under the recordings folder (``IPR_RECORDINGS_DIR``)::
 
     <storage_key>/source<.ext>        the upload as received (display name is never a path)
     <storage_key>/derived/            playable.mp4, sprite.jpg, analysis.json, waveform.json,
-                                      clips/NNN.mp4 and clips/NNN.jpg
+                                      clips/NNN.mp4 and clips/NNN.jpg,
+                                      figures/timeline-<sha256>.png (``ipr.figure_files``)
     <storage_key>/voice/<name>        participants' voice notes
     <storage_key>/interview/<name>    recall interviews' audio (``ipr.interview``)
     .uploads/<upload_id>.part         resumable uploads in progress
@@ -57,6 +58,18 @@ class Storage:
     def derived(self, key: str, relative: str) -> Path:
         """A derived file by its relative name, refusing anything outside the folder."""
         return self.resolve(self.derived_dir(key), relative)
+
+    TIMELINE_GLOB = "timeline-*.png"
+
+    def timeline_dir(self, key: str) -> Path:
+        """The recording's drawn timeline figures (``ipr.figure_files``)."""
+        return self.derived_dir(key) / "figures"
+
+    def timeline_png(self, key: str, digest: str) -> Path:
+        """The recording's timeline figure as the worker drew it, named by its shapes' hash."""
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise NotFound()
+        return self.timeline_dir(key) / f"timeline-{digest}.png"
 
     def voice_dir(self, key: str) -> Path:
         return self.recording_dir(key) / "voice"

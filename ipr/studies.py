@@ -548,6 +548,10 @@ def erase_participant_data(
         from ipr import interview_takes  # late: it imports ipr.interview, which imports us
 
         interview_takes.remove_session_files(db, storage, rs)  # interview audio and takes
+        from ipr import figure_files  # late: it reads export data, which reads us
+
+        figure_files.forget(storage, rs.recording.storage_key)  # the picture showed their moments
+        figures.mark_stale(db, rs.recording_id, rs.study_id)  # figures without their moments
         db.delete(rs)
     audit.record(
         db, "participant_data_erased", user=user, study_id=participant.study_id,

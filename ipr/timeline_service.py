@@ -8,10 +8,11 @@ while a newer version of the moments is on its way.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from ipr import figures as fig
@@ -209,37 +210,45 @@ def load_lanes(db: Session, rec: Recording) -> Lanes:
         lanes.participants[p.role] = {"code": p.code, "status": rs.status}
     if not role_of_session:
         return lanes
+    live = (Moment.recall_session_id.in_(list(role_of_session)), Moment.deleted_at.is_(None))
+    # The JSON columns as their text, decoded once per distinct value: a lane's moments share
+    # a few shapes ("[]", "[3]", '{"hat": 7}'), and the driver's decoder per row was most of
+    # this request's CPU (which a participant's save in another thread waits for).
     rows = db.execute(
         select(
             Moment.id,
             Moment.recall_session_id,
             Moment.t_ms,
             Moment.end_ms,
-            Moment.peaks_ms,
+            cast(Moment.peaks_ms, Text).label("peaks_ms"),
             Moment.text,
-            Moment.codes,
-            Moment.ratings,
+            cast(Moment.codes, Text).label("codes"),
+            cast(Moment.ratings, Text).label("ratings"),
             Moment.version,
             Moment.phase,
             Moment.responds_to_id,
             Moment.corrected_at,
         )
-        .where(
-            Moment.recall_session_id.in_(list(role_of_session)),
-            Moment.deleted_at.is_(None),
-        )
+        .where(*live)
         .order_by(Moment.t_ms, Moment.id)
     ).all()
+    decoded: dict[str | None, Any] = {None: None}
+
+    def value(raw: str | None) -> Any:
+        if raw not in decoded:
+            decoded[raw] = json.loads(raw)  # type: ignore[arg-type]
+        return decoded[raw]
+
     where: dict[int, tuple[str, LaneMoment]] = {}
     for row in rows:
         m = LaneMoment(
             id=row.id,
             t_ms=row.t_ms,
             end_ms=row.end_ms,
-            peaks_ms=tuple(row.peaks_ms or ()),
+            peaks_ms=tuple(value(row.peaks_ms) or ()),
             text=row.text or "",
-            codes=tuple(row.codes or ()),
-            ratings=dict(row.ratings or {}),
+            codes=tuple(value(row.codes) or ()),
+            ratings=dict(value(row.ratings) or {}),
             version=row.version,
             phase=row.phase,
             responds_to_id=row.responds_to_id,
@@ -254,7 +263,7 @@ def load_lanes(db: Session, rec: Recording) -> Lanes:
         codings = db.execute(
             select(ResearcherAnnotation, User.email)
             .outerjoin(User, User.id == ResearcherAnnotation.user_id)
-            .where(ResearcherAnnotation.moment_id.in_(list(where)))
+            .where(ResearcherAnnotation.moment_id.in_(select(Moment.id).where(*live)))
             .order_by(ResearcherAnnotation.id)
         ).all()
         for a, email in codings:

@@ -6,6 +6,7 @@ import io
 
 from sqlalchemy import func, select
 
+from ipr import figures
 from ipr.models import (
     AuditEvent,
     Clip,
@@ -40,8 +41,12 @@ def count(db, model) -> int:
 def test_erase_participant_data(app, db, recall_env, owner_web) -> None:
     _, t_moment = _with_voice(app, recall_env, "therapist")
     c_rs, c_moment = _with_voice(app, recall_env, "client")
-    voice_dir = Storage(app.config["RECORDINGS_DIR"]).voice_dir(recall_env["rec"].storage_key)
+    storage = Storage(app.config["RECORDINGS_DIR"])
+    voice_dir = storage.voice_dir(recall_env["rec"].storage_key)
     assert len(list(voice_dir.iterdir())) == 2
+    assert figures.run_queued(app.extensions["ipr_db"], dict(app.config)) == 1
+    drawn = storage.timeline_dir(recall_env["rec"].storage_key)
+    assert len(list(drawn.glob("timeline-*.png"))) == 1  # the worker drew both lanes
     client = recall_env["dyad"].participant("client")
     resp = owner_web.post(f"/participants/{client.id}/erase")
     assert resp.status_code == 302
@@ -50,6 +55,9 @@ def test_erase_participant_data(app, db, recall_env, owner_web) -> None:
     assert db.scalars(select(MomentRevision.moment_id)).all() == [t_moment]
     assert db.scalars(select(VoiceNote.moment_id)).all() == [t_moment]
     assert len(list(voice_dir.iterdir())) == 1  # the therapist's note stays
+    assert not drawn.exists()  # the picture with the client's moments went at once
+    assert figures.run_queued(app.extensions["ipr_db"], dict(app.config)) == 1  # figures anew
+    assert len(list(drawn.glob("timeline-*.png"))) == 1
     assert db.get(Participant, client.id).code == "C01"  # the pseudonym stays
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "participant_data_erased"))
     assert event.details == {"code": "C01", "recall_sessions": 1}

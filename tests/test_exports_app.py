@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import gc
 import io
 import json
 import shutil
@@ -14,7 +16,8 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from ipr import figures, jobs, studies
+from ipr import dataset, figure_files, figures, jobs, studies
+from ipr.exports.figure import to_png
 from ipr.models import ApiToken, AuditEvent, Membership, Moment, RecallSession, Recording
 from ipr.storage import Storage
 from tests.conftest import CORPUS, Web, api_token, make_video
@@ -172,6 +175,50 @@ def test_dyad_and_study_exports(setup) -> None:
         assert len(_rows(z.read("moments.csv"))) == 3
     resp = api("GET", f"/api/v1/studies/{study.id}/export.doc")
     assert resp.status_code == 422 and resp.json["error"]["code"] == "export_invalid"
+
+
+def test_bundle_carries_the_figure_the_worker_drew(setup, app, db, monkeypatch) -> None:
+    """The worker draws a recording's timeline PNG once it has stored its figures; the study
+    bundle carries that file (the bytes `to_png` gives) instead of drawing it again, and the
+    worker replaces it when the moments change."""
+    rec, api, study = setup["rec"], setup["api"], setup["study"]
+    storage = Storage(app.config["RECORDINGS_DIR"])
+    folder = storage.derived_dir(rec.storage_key) / "figures"
+    kept = sorted(folder.glob("timeline-*.png"))
+    assert len(kept) == 1  # Session 3 (Session 5 has no moments: no figures job ran for it)
+    drawn: list = []
+    real = figure_files.png_of
+    monkeypatch.setattr(figure_files, "png_of", lambda scene: drawn.append(scene) or real(scene))
+    names = ("recordings/01/Session_3/01_Session_3.png", "recordings/01/Session_5/01_Session_5.png")
+    for expected_drawn in (1, 1):  # Session 5 is drawn by the first bundle, then kept
+        resp = api("GET", f"/api/v1/studies/{study.id}/export.bundle")
+        assert resp.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(resp.data)) as z:
+            pngs = [z.read(name) for name in names]
+        assert len(drawn) == expected_drawn
+    assert pngs[0] == kept[0].read_bytes()
+    when = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    for recording, png in zip((rec, setup["rec2"]), pngs, strict=True):
+        ctx = dataset.study_for_recording(db, recording, exported_at=when).only_recording()
+        assert png == to_png(ctx) and png.startswith(b"\x89PNG\r\n\x1a\n")
+    rs = db.scalar(select(RecallSession).where(RecallSession.recording_id == rec.id))
+    resp = api("POST", f"/api/v1/recall-sessions/{rs.id}/moments", {"t_ms": 2500, "text": "new"})
+    assert resp.status_code == 201
+    assert figures.run_queued(app.extensions["ipr_db"], dict(app.config)) == 1
+    now = sorted(folder.glob("timeline-*.png"))
+    assert len(now) == 1 and now != kept  # the new figure, and only it
+
+
+def test_study_bundle_is_made_with_the_collector_paused(setup, monkeypatch) -> None:
+    """A study's export holds a million objects: no cyclic collection walks them meanwhile
+    (ipr.collector), and the collector is back once the bundle is made."""
+    seen: list[bool] = []
+    real = dataset.to_bundle
+    monkeypatch.setattr(
+        dataset, "to_bundle", lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k)
+    )
+    resp = setup["api"]("GET", f"/api/v1/studies/{setup['study'].id}/export.bundle")
+    assert resp.status_code == 200 and seen == [False] and gc.isenabled()
 
 
 def test_viewer_may_export_outsider_gets_404_and_no_token_401(setup, db, make_user) -> None:

@@ -17,9 +17,9 @@ from ipr.exports import provenance
 from ipr.exports.csv_ import to_csv
 from ipr.exports.data import ExportStudy, RecordingContext, safe_name
 from ipr.exports.eaf import POINT_MS, to_eaf, to_interview_eaf
-from ipr.exports.figure import to_png, to_svg
+from ipr.exports.figure import Scene, png_of, scene, svg_of, to_png, to_svg
 from ipr.exports.json_ import SCHEMA_VERSION, to_json
-from ipr.exports.table import columns
+from ipr.exports.table import columns, table_rows
 from ipr.exports.textgrid import to_textgrid
 from ipr.exports.vtt import POINT_CAPTION_MS, to_srt, to_vtt
 from ipr.exports.xlsx import SHEETS, ZIP_DATE, to_xlsx
@@ -143,6 +143,9 @@ def _cell(value: object) -> str:
 
 
 _ALREADY_COMPRESSED = (".png", ".xlsx")
+DEFLATE_LEVEL = 3
+"""zlib's level for the text files: half the CPU of its default (6) for ~18 % more compressed
+text (docs/benchmarks.md, "Study scale"); the files themselves are the same bytes."""
 
 
 def _entry(archive: zipfile.ZipFile, name: str, content: bytes) -> None:
@@ -151,34 +154,49 @@ def _entry(archive: zipfile.ZipFile, name: str, content: bytes) -> None:
     stored = name.endswith(_ALREADY_COMPRESSED)
     info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
-    archive.writestr(info, content)
+    archive.writestr(info, content, compresslevel=None if stored else DEFLATE_LEVEL)
 
 
-def to_bundle(data: ExportStudy, *, include_text: bool = True, figures: bool = True) -> bytes:
-    """The study bundle as ZIP bytes; `figures=False` skips the SVG/PNG for a quicker export."""
+def to_bundle(
+    data: ExportStudy,
+    *,
+    include_text: bool = True,
+    figures: bool = True,
+    png: Callable[[RecordingContext, Scene], bytes] | None = None,
+) -> bytes:
+    """The study bundle as ZIP bytes; `figures=False` skips the SVG/PNG for a quicker export.
+
+    `png` gives a recording's PNG for its scene: the app passes one that reads the figures its
+    worker drew already (`ipr.figure_files`, the same bytes); by default each is drawn here.
+    """
     schema = resources.files("ipr.exports").joinpath("schema_v1.json").read_bytes()
     folders = recording_folders(data)
     buffer = io.BytesIO()
-    # OpenCV releases the GIL while drawing and encoding, so the PNGs render on a worker
-    # thread while this one writes the other files; results are taken in order (reproducible).
+    # Each figure's scene is made once, for the SVG and the PNG. OpenCV releases the GIL while
+    # drawing and encoding, so the PNGs render on a worker thread while this one writes the
+    # other files; results are taken in order (reproducible).
+    scenes = [scene(ctx) for ctx, _ in folders] if figures else []
     with ThreadPoolExecutor(max_workers=1) as pool, zipfile.ZipFile(buffer, "w") as archive:
-        pngs = pool.map(lambda item: to_png(item[0]), folders if figures else [])
+        draw = png or (lambda _ctx, drawn: png_of(drawn))
+        pngs = pool.map(draw, [ctx for ctx, _ in folders] if figures else [], scenes)
         _entry(archive, "README.md", readme(data, include_text=include_text).encode())
-        _entry(archive, "moments.csv", to_csv(data, include_text=include_text))
-        _entry(archive, "study.xlsx", to_xlsx(data, include_text=include_text))
+        rows = table_rows(data, columns(data, include_text=include_text))  # for both tables
+        _entry(archive, "moments.csv", to_csv(data, include_text=include_text, rows=rows))
+        _entry(archive, "study.xlsx", to_xlsx(data, include_text=include_text, rows=rows))
+        del rows
         _entry(archive, "study.json", to_json(data, include_text=include_text))
         _entry(archive, "schema_v1.json", schema)
         document = provenance.document(data)
         _entry(archive, "provenance.json", json.dumps(document, indent=2).encode() + b"\n")
-        for ctx, folder in folders:
+        for k, (ctx, folder) in enumerate(folders):
             stem = f"{safe_name(ctx.dyad.code)}_{safe_name(ctx.recording.session_label)}"
             for ext, export, _ in RECORDING_FILES:
                 if ext == ".png":
                     content = next(pngs) if figures else None
-                elif figures or ext != ".svg":
-                    content = export(ctx, include_text=include_text)
+                elif ext == ".svg":
+                    content = svg_of(ctx, scenes[k]) if figures else None
                 else:
-                    content = None
+                    content = export(ctx, include_text=include_text)
                 if content is not None:
                     _entry(archive, f"{folder}/{stem}{ext}", content)
             if include_text:  # the audio it plays is added beside it (ipr.dataset.export)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from ipr.exports import provenance
 from ipr.exports.data import ExportStudy, format_timecode
-from ipr.exports.table import columns, iter_rows, moment_values
+from ipr.exports.table import columns, iter_table
 
 COMMENT = "# "
 """Provenance lines before the header (read with pandas' comment="#" or R's comment.char="#")."""
@@ -24,8 +24,14 @@ COMMENT = "# "
 _DANGEROUS = re.compile(r"^'*[=+\-@\t\r]")
 
 
+_FIRST = frozenset("'=+-@\t\r")
+"""A cell can only match `_DANGEROUS` when it starts with one of these (most cells do not)."""
+
+
 def escape_cell(text: str) -> str:
     """Prefix a formula-like cell with a quote; also quote an already-quoted one so it reverses."""
+    if not text or text[0] not in _FIRST:
+        return text
     return "'" + text if _DANGEROUS.match(text) else text
 
 
@@ -34,20 +40,28 @@ def unescape_cell(text: str) -> str:
     return text[1:] if text.startswith("'") and _DANGEROUS.match(text[1:]) else text
 
 
-def _cell(kind: str, value: object) -> str:
-    if value is None:
-        return ""
-    if kind == "ms":
-        return format_timecode(int(value))  # type: ignore[call-overload]
-    if kind in ("int", "flag"):
-        return str(value)
+def _text(value: object) -> str:
     return escape_cell(str(value))
 
 
+def _timecode(value: object) -> str:
+    return format_timecode(int(value))  # type: ignore[call-overload]
+
+
+_CONVERT = {"ms": _timecode, "int": str, "flag": str}
+"""A cell's text by column kind, for a value that is not None (None is an empty cell)."""
+
+
 def iter_csv(
-    data: ExportStudy, *, include_text: bool = True, rows_per_chunk: int = 1000
+    data: ExportStudy,
+    *,
+    include_text: bool = True,
+    rows_per_chunk: int = 1000,
+    rows: list[list[object]] | None = None,
 ) -> Iterator[bytes]:
-    """The CSV in chunks of rows, in one pass (a study's export is streamed as it is written)."""
+    """The CSV in chunks of rows, in one pass (a study's export is streamed as it is written).
+
+    `rows`: the table's values already made (`table.table_rows` with these columns)."""
     cols = columns(data, include_text=include_text)
     buffer = io.StringIO()
     buffer.write("\ufeff")  # the BOM opens the file, before the provenance lines
@@ -55,9 +69,11 @@ def iter_csv(
         buffer.write(f"{COMMENT}{key}: {value}\r\n")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([c.name for c in cols])
-    for n, (ctx, moment) in enumerate(iter_rows(data), 1):
-        values = moment_values(ctx, moment)
-        writer.writerow([_cell(c.kind, values[c.name]) for c in cols])
+    convert = [_CONVERT.get(c.kind, _text) for c in cols]
+    for n, row in enumerate(iter_table(data, cols) if rows is None else rows, 1):
+        writer.writerow(
+            ["" if value is None else f(value) for f, value in zip(convert, row, strict=True)]
+        )
         if n % rows_per_chunk == 0:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -65,6 +81,8 @@ def iter_csv(
     yield buffer.getvalue().encode("utf-8")
 
 
-def to_csv(data: ExportStudy, *, include_text: bool = True) -> bytes:
+def to_csv(
+    data: ExportStudy, *, include_text: bool = True, rows: list[list[object]] | None = None
+) -> bytes:
     """Every moment of `data` as CSV bytes; identical input gives identical bytes."""
-    return b"".join(iter_csv(data, include_text=include_text))
+    return b"".join(iter_csv(data, include_text=include_text, rows=rows))

@@ -39,9 +39,14 @@ def _as(kind: type, value: object) -> object:
     return value if isinstance(value, kind) else kind(*value)  # type: ignore[misc]
 
 
+_EMPTY_MAP: Mapping = MappingProxyType({})
+
+
 def _frozen_map(value: Mapping) -> Mapping:
     if isinstance(value, MappingProxyType):  # already read-only (shared by many moments)
         return value
+    if not value:  # most moments answered no prompt: one shared empty mapping
+        return _EMPTY_MAP
     return MappingProxyType(dict(value))
 
 
@@ -152,29 +157,42 @@ class ExportMoment:
     text, the rating's number or the choice's value)."""
 
     def __post_init__(self) -> None:
-        where = f"moment {self.id}"
+        # Runs for every moment of an export (60,000 in a large study): checks first, the
+        # message only when one fails, and conversions only for values not yet of their type.
         if self.lane not in LANES:
-            raise ExportDataError(f"{where}: lane {self.lane!r} is not one of {', '.join(LANES)}")
+            raise ExportDataError(
+                f"moment {self.id}: lane {self.lane!r} is not one of {', '.join(LANES)}"
+            )
         if self.phase not in PHASES:
-            raise ExportDataError(f"{where}: phase {self.phase!r} is not one of blind, response")
+            raise ExportDataError(
+                f"moment {self.id}: phase {self.phase!r} is not one of blind, response"
+            )
         if not isinstance(self.t_ms, int) or self.t_ms < 0:
             raise ExportDataError(
-                f"{where}: t_ms must be a non-negative integer, got {self.t_ms!r}"
+                f"moment {self.id}: t_ms must be a non-negative integer, got {self.t_ms!r}"
             )
         if self.end_ms is not None and (
             not isinstance(self.end_ms, int) or self.end_ms < self.t_ms
         ):
-            raise ExportDataError(f"{where}: end_ms {self.end_ms!r} is before t_ms {self.t_ms}")
+            raise ExportDataError(
+                f"moment {self.id}: end_ms {self.end_ms!r} is before t_ms {self.t_ms}"
+            )
         if self.end_ms == self.t_ms:  # a zero-length span is a point, the same in every format
             object.__setattr__(self, "end_ms", None)
         for peak in self.peaks_ms:
             hi = self.t_ms if self.end_ms is None else self.end_ms
             if not isinstance(peak, int) or not self.t_ms <= peak <= hi:
-                raise ExportDataError(f"{where}: peak {peak!r} lies outside {self.t_ms}–{hi} ms")
-        object.__setattr__(self, "peaks_ms", tuple(self.peaks_ms))
-        object.__setattr__(self, "codes", tuple(self.codes))
-        object.__setattr__(self, "researcher_codes", tuple(self.researcher_codes))
-        object.__setattr__(self, "codings", tuple(_as(Coding, c) for c in self.codings))
+                raise ExportDataError(
+                    f"moment {self.id}: peak {peak!r} lies outside {self.t_ms}–{hi} ms"
+                )
+        for name in ("peaks_ms", "codes", "researcher_codes"):
+            value = getattr(self, name)
+            if type(value) is not tuple:
+                object.__setattr__(self, name, tuple(value))
+        if self.codings:
+            object.__setattr__(self, "codings", tuple(_as(Coding, c) for c in self.codings))
+        elif type(self.codings) is not tuple:
+            object.__setattr__(self, "codings", ())
         object.__setattr__(self, "ratings", _frozen_map(self.ratings))
         object.__setattr__(self, "prompt_answers", _frozen_map(self.prompt_answers))
 
@@ -341,6 +359,8 @@ class ExportStudy:
         scale_keys = {s.key for s in self.scales}
         for ctx in self.recordings():
             for moment in ctx.recording.moments:
+                if scale_keys.issuperset(moment.ratings):
+                    continue
                 unknown = sorted(set(moment.ratings) - scale_keys)
                 if unknown:
                     raise ExportDataError(

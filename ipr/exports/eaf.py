@@ -37,8 +37,6 @@ association whose value names the moment answered (`m12 (client 00:00:01.750)`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from typing import TypeVar
 from urllib.parse import quote
 
 from lxml import etree
@@ -47,7 +45,6 @@ from ipr.exports import provenance
 from ipr.exports.data import LANES, Coding, ExportMoment, RecordingContext, format_timecode
 from ipr.exports.table import followup_values
 
-T = TypeVar("T")
 POINT_MS = 1
 PEAK_VALUE = "peak"
 CODES_SUFFIX = " codes"
@@ -116,7 +113,8 @@ def mime_type(filename: str) -> str:
 
 
 class _Builder:
-    """Collects time slots and tiers in document order."""
+    """Collects time slots and tiers in document order, as lxml elements (the interview EAF,
+    a few dozen annotations; `to_eaf` writes its thousands as text, `_Tiers`)."""
 
     def __init__(self) -> None:
         self.slots: list[tuple[int, int]] = []  # (time, creation order)
@@ -163,13 +161,121 @@ def _refs(tier: etree._Element, parent_id: str, prefix: str, values: list[tuple[
         previous = ann_id
 
 
+_BODY = "IPR_TIERS"
+_BODY_LINE = f"  <{_BODY}/>\n"
+
+
+class _Tier(list):
+    """One tier written as text: (id, slot, slot, value) per alignable annotation (its time
+    slots are numbered once all are known) and the finished lines of reference annotations."""
+
+    __slots__ = ("tag",)
+
+
+class _Tiers:
+    """Time slots and tiers of `to_eaf`, in document order, written as text rather than lxml
+    elements (a study bundle writes ~100 EAF files of ~600 moments; `_body` gives exactly
+    the bytes lxml's pretty printer gave)."""
+
+    def __init__(self) -> None:
+        self.slots: list[int] = []  # times in creation order
+        self.tiers: list[_Tier] = []
+
+    def slot(self, ms: int) -> int:
+        self.slots.append(ms)
+        return len(self.slots) - 1
+
+    def tier(self, tier_id: str, ling_type: str, **attrs: str) -> _Tier:
+        tier = _Tier()
+        tier.tag = "".join(
+            f' {k}="{_attr(v)}"'
+            for k, v in (("LINGUISTIC_TYPE_REF", ling_type), ("TIER_ID", tier_id), *attrs.items())
+        )
+        self.tiers.append(tier)
+        return tier
+
+    def body(self) -> str:
+        """TIME_ORDER and the tiers, two spaces in, as lxml's pretty printer lays them out."""
+        slots = self.slots
+        # Time slots are numbered in time order (then creation order), as ELAN writes them.
+        order = sorted(range(len(slots)), key=slots.__getitem__)
+        number = [0] * len(slots)
+        parts = ["  <TIME_ORDER>\n" if order else "  <TIME_ORDER/>\n"]
+        for n, index in enumerate(order, start=1):
+            number[index] = n
+            parts.append(f'    <TIME_SLOT TIME_SLOT_ID="ts{n}" TIME_VALUE="{slots[index]}"/>\n')
+        if order:
+            parts.append("  </TIME_ORDER>\n")
+        for tier in self.tiers:
+            if not tier:
+                parts.append(f"  <TIER{tier.tag}/>\n")
+                continue
+            parts.append(f"  <TIER{tier.tag}>\n")
+            for item in tier:
+                if type(item) is str:
+                    parts.append(item)
+                    continue
+                ann_id, ref1, ref2, value = item
+                parts.append(
+                    "    <ANNOTATION>\n"
+                    f'      <ALIGNABLE_ANNOTATION ANNOTATION_ID="{_attr(ann_id)}" '
+                    f'TIME_SLOT_REF1="ts{number[ref1]}" TIME_SLOT_REF2="ts{number[ref2]}">\n'
+                    f"        <ANNOTATION_VALUE>{_text(value)}</ANNOTATION_VALUE>\n"
+                    "      </ALIGNABLE_ANNOTATION>\n    </ANNOTATION>\n"
+                )
+            parts.append("  </TIER>\n")
+        return "".join(parts)
+
+
+# libxml2's escaping when it serialises (what lxml wrote): text escapes & < > and CR; an
+# attribute also the double quote, LF and tab. Characters XML cannot hold are dropped (xml_text).
+_TEXT_SPECIAL = re.compile(r"[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ATTR_SPECIAL = re.compile(r'[&<>"\n\r\t]')
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTR_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;",
+     "\t": "&#9;"}
+)  # fmt: skip
+
+
+def _text(value: str) -> str:
+    if _TEXT_SPECIAL.search(value) is None:
+        return value
+    return xml_text(value).translate(_TEXT_ESCAPES)
+
+
+def _attr(value: str) -> str:
+    if _ATTR_SPECIAL.search(value) is None:
+        return value
+    return value.translate(_ATTR_ESCAPES)
+
+
+def _ref_lines(tier: _Tier, parent_id: str, prefix: str, values: list[tuple[str, str]]) -> None:
+    """Reference annotations under one parent, chained in order; values are (value, cve_ref)."""
+    previous = ""
+    parent = _attr(parent_id)
+    for i, (value, cve_ref) in enumerate(values, start=1):
+        ann_id = f"{parent_id}{prefix}{i}"
+        attrs = f'ANNOTATION_ID="{_attr(ann_id)}" ANNOTATION_REF="{parent}"'
+        if cve_ref:
+            attrs += f' CVE_REF="{_attr(cve_ref)}"'
+        if previous:
+            attrs += f' PREVIOUS_ANNOTATION="{_attr(previous)}"'
+        tier.append(
+            f"    <ANNOTATION>\n      <REF_ANNOTATION {attrs}>\n"
+            f"        <ANNOTATION_VALUE>{_text(value)}</ANNOTATION_VALUE>\n"
+            "      </REF_ANNOTATION>\n    </ANNOTATION>\n"
+        )
+        previous = ann_id
+
+
 def _cve_id(key: str) -> str:
     return "cve_" + key
 
 
 def _lane_tiers(
     ctx: RecordingContext,
-    builder: _Builder,
+    builder: _Tiers,
     lane: str,
     moments: list[ExportMoment],
     text: bool,
@@ -177,6 +283,7 @@ def _lane_tiers(
 ):
     code = ctx.lane_code(role or lane)
     codebook = {c.key for c in ctx.study.codebook}
+    scales = ctx.study.scales
     main = builder.tier(lane, "moment", PARTICIPANT=code)
     codes = builder.tier(lane + CODES_SUFFIX, "code", PARENT_REF=lane, PARTICIPANT=code)
     ratings = builder.tier(lane + RATINGS_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
@@ -223,13 +330,12 @@ def _lane_tiers(
         if any(again.values())
         else None
     )
+    slot = builder.slot
     for moment in moments:
         ann_id = f"m{moment.id}"
         end = moment.end_ms if moment.end_ms is not None else moment.t_ms
         end = max(end, moment.t_ms + POINT_MS)
-        ref1 = builder.slot(moment.t_ms)
-        ref2 = builder.slot(end)
-        _alignable(main, ann_id, ref1, ref2, moment.text if text else "")
+        main.append((ann_id, slot(moment.t_ms), slot(end), moment.text if text else ""))
         for i, peak in enumerate(sorted(moment.peaks_ms), start=1):
             # Starts exactly at the peak, also at the span's end (an independent tier).
             n = next((k for k, last in enumerate(peak_ends) if peak >= last), len(peak_ends))
@@ -238,40 +344,38 @@ def _lane_tiers(
                 peak_tiers.append(builder.tier(name, "peak", PARTICIPANT=code))
                 peak_ends.append(0)
             peak_ends[n] = peak + POINT_MS
-            p1, p2 = builder.slot(peak), builder.slot(peak + POINT_MS)
-            value = f"{PEAK_VALUE} {format_timecode(peak)}"
-            _alignable(peak_tiers[n], f"{ann_id}p{i}", p1, p2, value)
-        cv = [(k, _cve_id(k) if k in codebook else "") for k in moment.codes]
-        _refs(codes, ann_id, "c", cv)
-        rated = [
-            (f"{s.key}={moment.ratings[s.key]}", "")
-            for s in ctx.study.scales
-            if s.key in moment.ratings
-        ]
-        _refs(ratings, ann_id, "r", rated)
+            p1, p2 = slot(peak), slot(peak + POINT_MS)
+            peak_tiers[n].append((f"{ann_id}p{i}", p1, p2, f"{PEAK_VALUE} {format_timecode(peak)}"))
+        if moment.codes:
+            cv = [(k, _cve_id(k) if k in codebook else "") for k in moment.codes]
+            _ref_lines(codes, ann_id, "c", cv)
+        if moment.ratings:
+            rated = [(f"{s.key}={moment.ratings[s.key]}", "") for s in scales
+                     if s.key in moment.ratings]  # fmt: skip
+            _ref_lines(ratings, ann_id, "r", rated)
         if asked is not None:
             answered = [
                 (f"{p.key}={moment.prompt_answers[p.key]}", "")
                 for p in ctx.study.prompts
                 if p.key in moment.prompt_answers and (text or p.kind != "text")
             ]
-            _refs(asked, ann_id, "q", answered)
+            _ref_lines(asked, ann_id, "q", answered)
         for k, (coder, r_codes, r_note) in enumerate(layers):
             coding = _coding(moment, coder)
-            prefix = "x" if k == 0 else f"x{k}_"
-            rcv = [(c, _cve_id(c) if c in codebook else "") for c in coding.codes]
-            _refs(r_codes, ann_id, prefix, rcv)
+            if coding.codes:
+                prefix = "x" if k == 0 else f"x{k}_"
+                rcv = [(c, _cve_id(c) if c in codebook else "") for c in coding.codes]
+                _ref_lines(r_codes, ann_id, prefix, rcv)
             if r_note is not None and coding.note:
-                _refs(r_note, ann_id, "n" if k == 0 else f"n{k}_", [(coding.note, "")])
+                _ref_lines(r_note, ann_id, "n" if k == 0 else f"n{k}_", [(coding.note, "")])
         if stretch is not None and moment.interview_audio_start_ms is not None:
-            value = interview_value(moment)
-            _refs(stretch, ann_id, "i", [(value, "")])
-        if said is not None:
+            _ref_lines(stretch, ann_id, "i", [(interview_value(moment), "")])
+        if said is not None and moment.interview_transcript:
             lines = [(f"[{format_timecode(t)}] {words}", "") for t, _, words in
                      moment.interview_transcript]  # fmt: skip
-            _refs(said, ann_id, "u", lines)
+            _ref_lines(said, ann_id, "u", lines)
         if followup is not None:
-            _refs(followup, ann_id, "f", [(f"{k}={v}", "") for k, v in again[moment.id]])
+            _ref_lines(followup, ann_id, "f", [(f"{k}={v}", "") for k, v in again[moment.id]])
 
 
 def interview_value(moment: ExportMoment) -> str:
@@ -290,34 +394,24 @@ def _coding(moment: ExportMoment, coder: str) -> Coding:
     return Coding(coder)
 
 
-def _layered(items: Iterable[T], span: Callable[[T], tuple[int, int]]) -> list[list[T]]:
-    """Items (in the order given) onto layers without overlap, ELAN's rule for a time-aligned
-    tier: each on the first layer where it fits; `span` gives its [start, end); touching ends
-    do not clash. At least one layer, empty when there are no items."""
-    out: list[list[T]] = []
-    ends: list[int] = []
-    for item in items:
-        start, end = span(item)
-        for n, last_end in enumerate(ends):
-            if start >= last_end:
-                out[n].append(item)
-                ends[n] = end
-                break
-        else:
-            out.append([item])
-            ends.append(end)
-    return out or [[]]
-
-
 def layers(moments: list[ExportMoment]) -> list[list[ExportMoment]]:
     """ELAN allows no overlap on a time-aligned tier: a moment that clashes with one before it
     goes to the first extra layer where it fits (`therapist 2`, …), as in the TextGrid export.
     A moment covers [t_ms, end) with at least `POINT_MS`; touching ends do not clash."""
-    ordered = sorted(moments, key=lambda m: (m.t_ms, m.end_ms or m.t_ms, m.id))
-    return _layered(
-        ordered,
-        lambda m: (m.t_ms, max(m.end_ms if m.end_ms is not None else m.t_ms, m.t_ms + POINT_MS)),
-    )
+    out: list[list[ExportMoment]] = []
+    ends: list[int] = []
+    for moment in sorted(moments, key=lambda m: (m.t_ms, m.end_ms or m.t_ms, m.id)):
+        end = max(moment.end_ms if moment.end_ms is not None else moment.t_ms,
+                  moment.t_ms + POINT_MS)  # fmt: skip
+        for n, last_end in enumerate(ends):
+            if moment.t_ms >= last_end:
+                out[n].append(moment)
+                ends[n] = end
+                break
+        else:
+            out.append([moment])
+            ends.append(end)
+    return out or [[]]
 
 
 def layer_name(name: str, n: int) -> str:
@@ -326,7 +420,7 @@ def layer_name(name: str, n: int) -> str:
 
 
 def _response_tiers(
-    ctx: RecordingContext, builder: _Builder, lane: str, moments: list[ExportMoment], text: bool,
+    ctx: RecordingContext, builder: _Tiers, lane: str, moments: list[ExportMoment], text: bool,
     name: str,
 ) -> None:  # fmt: skip
     """A participant's responses after the reveal, kept off the blind tier: `<lane> responses`
@@ -342,15 +436,11 @@ def _response_tiers(
         value = f"m{moment.responds_to_id}"
         if other is not None:
             value += f" ({other.lane} {format_timecode(other.t_ms)})"
-        _refs(answers, f"m{moment.id}", "a", [(value, "")])
+        _ref_lines(answers, f"m{moment.id}", "a", [(value, "")])
 
 
-def _document(
-    ctx: RecordingContext, media: list[tuple[str, int | None]], *properties: tuple[str, str]
-) -> etree._Element:
-    """An EAF 3.0 root with its header: the linked media ((file name, TIME_ORIGIN) each, by
-    file name beside the document), then the study, dyad and session, `properties` and the
-    provenance rows as PROPERTYs."""
+def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
+    """One recording as an EAF 3.0 document linked to its media by file name."""
     study, recording = ctx.study, ctx.recording
     root = etree.Element(
         "ANNOTATION_DOCUMENT",
@@ -365,46 +455,65 @@ def _document(
         "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
     )
     header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
-    for filename, time_origin_ms in media:
-        url = "./" + quote(filename)
+    url = "./" + quote(recording.media_filename)
+    etree.SubElement(
+        header,
+        "MEDIA_DESCRIPTOR",
+        MEDIA_URL=url,
+        MIME_TYPE=mime_type(recording.media_filename),
+        RELATIVE_MEDIA_URL=url,
+    )
+    # Each participant's recall interview audio as a further medium (ELAN plays every linked
+    # medium on the document's one time axis, shifted by its TIME_ORIGIN; see
+    # provenance "interview_time_origin" for what that offset can and cannot align).
+    for lane in LANES:
+        media = recording.interviews.get(lane)
+        if media is None or not include_text:
+            continue  # the conversation is free speech: left out with the free text
+        link = "./" + quote(media.media_filename)
         node = etree.SubElement(
-            header, "MEDIA_DESCRIPTOR", MEDIA_URL=url, MIME_TYPE=mime_type(filename),
-            RELATIVE_MEDIA_URL=url,
+            header, "MEDIA_DESCRIPTOR", MEDIA_URL=link, MIME_TYPE=mime_type(media.media_filename),
+            RELATIVE_MEDIA_URL=link,
         )  # fmt: skip
-        if time_origin_ms is not None:
-            node.set("TIME_ORIGIN", str(time_origin_ms))
+        if media.time_origin_ms is not None:
+            node.set("TIME_ORIGIN", str(media.time_origin_ms))
     for name, value in (
         ("study", study.name),
         ("dyad", ctx.dyad.code),
         ("session", recording.session_label),
-        *properties,
         *((PROVENANCE_PREFIX + k, v) for k, v in provenance.rows(study, recording_id=recording.id)),
     ):
         etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
-    return root
 
+    builder = _Tiers()
+    moments = recording.sorted_moments()
+    for lane in LANES:
+        lane_moments = [m for m in moments if m.lane == lane and m.phase == "blind"]
+        for n, layer in enumerate(layers(lane_moments), start=1):
+            _lane_tiers(ctx, builder, layer_name(lane, n), layer, include_text, role=lane)
+    for lane in LANES:
+        responses = [m for m in moments if m.lane == lane and m.phase == "response"]
+        if responses:
+            for n, layer in enumerate(layers(responses), start=1):
+                name = layer_name(lane + RESPONSES_SUFFIX, n)
+                _response_tiers(ctx, builder, lane, layer, include_text, name)
+    etree.SubElement(root, _BODY)  # where the time slots and tiers go (written as text)
 
-def _write_tiers(
-    root: etree._Element, builder: _Builder, linguistic_types: dict[str, dict[str, str]]
-) -> None:
-    """The builder's time slots (numbered in time order, as ELAN writes them) and tiers, then
-    the linguistic types and the one language."""
-    order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])
-    number = {index: n for n, index in enumerate(order, start=1)}
-    time_order = etree.SubElement(root, "TIME_ORDER")
-    for index in order:
-        etree.SubElement(
-            time_order,
-            "TIME_SLOT",
-            TIME_SLOT_ID=f"ts{number[index]}",
-            TIME_VALUE=str(builder.slots[index][0]),
-        )
-    for tier in builder.tiers:
-        for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
-            for attr in ("TIME_SLOT_REF1", "TIME_SLOT_REF2"):
-                node.set(attr, f"ts{number[int(node.get(attr)[1:])]}")
-        root.append(tier)
-    for ling_id, attrs in linguistic_types.items():
+    for ling_id, attrs in (
+        ("moment", {"TIME_ALIGNABLE": "true"}),
+        (
+            "code",
+            {
+                "CONSTRAINTS": "Symbolic_Subdivision",
+                "CONTROLLED_VOCABULARY_REF": CODEBOOK_CV,
+                "TIME_ALIGNABLE": "false",
+            },
+        ),
+        ("rating", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
+        ("peak", {"TIME_ALIGNABLE": "true"}),
+        ("note", {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"}),
+        ("utterance", {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"}),
+    ):
         etree.SubElement(
             root,
             "LINGUISTIC_TYPE",
@@ -419,55 +528,6 @@ def _write_tiers(
         LANG_ID=LANGUAGE,
         LANG_LABEL="undetermined (und)",
     )
-
-
-def _serialise(root: etree._Element) -> bytes:
-    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
-
-
-_LINGUISTIC_TYPES = {
-    "moment": {"TIME_ALIGNABLE": "true"},
-    "code": {
-        "CONSTRAINTS": "Symbolic_Subdivision",
-        "CONTROLLED_VOCABULARY_REF": CODEBOOK_CV,
-        "TIME_ALIGNABLE": "false",
-    },
-    "rating": {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"},
-    "peak": {"TIME_ALIGNABLE": "true"},
-    "note": {"CONSTRAINTS": "Symbolic_Association", "TIME_ALIGNABLE": "false"},
-    "utterance": {"CONSTRAINTS": "Symbolic_Subdivision", "TIME_ALIGNABLE": "false"},
-}
-
-
-def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
-    """One recording as an EAF 3.0 document linked to its media by file name."""
-    study, recording = ctx.study, ctx.recording
-    # Each participant's recall interview audio as a further medium (ELAN plays every linked
-    # medium on the document's one time axis, shifted by its TIME_ORIGIN; see
-    # provenance "interview_time_origin" for what that offset can and cannot align). The
-    # conversation is free speech: left out with the free text.
-    interviews = [recording.interviews.get(lane) for lane in LANES] if include_text else []
-    root = _document(
-        ctx,
-        [(recording.media_filename, None)]
-        + [(m.media_filename, m.time_origin_ms) for m in interviews if m is not None],
-    )
-
-    builder = _Builder()
-    moments = recording.sorted_moments()
-    for lane in LANES:
-        lane_moments = [m for m in moments if m.lane == lane and m.phase == "blind"]
-        for n, layer in enumerate(layers(lane_moments), start=1):
-            _lane_tiers(ctx, builder, layer_name(lane, n), layer, include_text, role=lane)
-    for lane in LANES:
-        responses = [m for m in moments if m.lane == lane and m.phase == "response"]
-        if responses:
-            for n, layer in enumerate(layers(responses), start=1):
-                name = layer_name(lane + RESPONSES_SUFFIX, n)
-                _response_tiers(ctx, builder, lane, layer, include_text, name)
-
-    _write_tiers(root, builder, _LINGUISTIC_TYPES)
     for stereotype, description in _CONSTRAINTS.items():
         etree.SubElement(root, "CONSTRAINT", DESCRIPTION=description, STEREOTYPE=stereotype)
     vocabulary = etree.SubElement(root, "CONTROLLED_VOCABULARY", CV_ID=CODEBOOK_CV)
@@ -483,11 +543,30 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
             LANG_REF=LANGUAGE,
         )
         value.text = xml_text(code.key)
-    return _serialise(root)
+    head, tail = etree.tostring(root, encoding="unicode", pretty_print=True).split(_BODY_LINE)
+    body = head + builder.body() + tail
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body.encode("utf-8")
 
 
 STOPS_TIER = "stops"
 TRANSCRIPT_TIER = "transcript"
+
+
+def _spans_layers(items: list[tuple[int, int, str, str]]) -> list[list[tuple[int, int, str, str]]]:
+    """(start, end, id, value) onto layers without overlap (ELAN's rule for a time-aligned
+    tier), each item on the first layer where it fits; touching ends do not clash."""
+    out: list[list[tuple[int, int, str, str]]] = []
+    ends: list[int] = []
+    for item in sorted(items):
+        for n, last in enumerate(ends):
+            if item[0] >= last:
+                out[n].append(item)
+                ends[n] = item[1]
+                break
+        else:
+            out.append([item])
+            ends.append(item[1])
+    return out or [[]]
 
 
 def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = True) -> bytes:
@@ -503,14 +582,36 @@ def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = T
     Overlaps (two stops logged at one pause; overlapping cues) go to `stops 2`, `transcript 2`,
     … The session video is not linked: while the conversation runs the video stands still, so
     no constant offset aligns it; each stop names its video time instead."""
-    recording = ctx.recording
+    study, recording = ctx.study, ctx.recording
+    media = recording.interviews[lane]
     code = ctx.lane_code(lane)
-    root = _document(
-        ctx,
-        [(recording.interviews[lane].media_filename, None)],
+    root = etree.Element(
+        "ANNOTATION_DOCUMENT",
+        nsmap={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
+        AUTHOR="IPR annotator",
+        DATE=study.exported_at.isoformat(timespec="seconds"),
+        FORMAT="3.0",
+        VERSION="3.0",
+    )
+    root.set(
+        "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation",
+        "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
+    )
+    header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
+    url = "./" + quote(media.media_filename)
+    etree.SubElement(
+        header, "MEDIA_DESCRIPTOR", MEDIA_URL=url, MIME_TYPE=mime_type(media.media_filename),
+        RELATIVE_MEDIA_URL=url,
+    )  # fmt: skip
+    for name, value in (
+        ("study", study.name),
+        ("dyad", ctx.dyad.code),
+        ("session", recording.session_label),
         ("participant", code),
         ("time axis", "the recall interview audio (ms); video times are in the stop values"),
-    )
+        *((PROVENANCE_PREFIX + k, v) for k, v in provenance.rows(study, recording_id=recording.id)),
+    ):
+        etree.SubElement(header, "PROPERTY", NAME=name).text = xml_text(value)
 
     stops, said = [], []
     for m in recording.sorted_moments():
@@ -528,9 +629,33 @@ def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = T
     builder = _Builder()
     groups = [(STOPS_TIER, stops)] + ([(TRANSCRIPT_TIER, said)] if include_text else [])
     for name, items in groups:
-        for n, layer in enumerate(_layered(sorted(items), lambda i: (i[0], i[1])), start=1):
+        for n, layer in enumerate(_spans_layers(items), start=1):
             tier = builder.tier(layer_name(name, n), "interview", PARTICIPANT=code)
             for start, end, ann_id, value in layer:
                 _alignable(tier, ann_id, builder.slot(start), builder.slot(end), value)
-    _write_tiers(root, builder, {"interview": {"TIME_ALIGNABLE": "true"}})
-    return _serialise(root)
+    order = sorted(range(len(builder.slots)), key=lambda i: builder.slots[i])
+    number = {index: n for n, index in enumerate(order, start=1)}
+    time_order = etree.SubElement(root, "TIME_ORDER")
+    for index in order:
+        etree.SubElement(
+            time_order, "TIME_SLOT", TIME_SLOT_ID=f"ts{number[index]}",
+            TIME_VALUE=str(builder.slots[index][0]),
+        )  # fmt: skip
+    for tier in builder.tiers:
+        for node in tier.iterfind("ANNOTATION/ALIGNABLE_ANNOTATION"):
+            for attr in ("TIME_SLOT_REF1", "TIME_SLOT_REF2"):
+                node.set(attr, f"ts{number[int(node.get(attr)[1:])]}")
+        root.append(tier)
+    etree.SubElement(
+        root, "LINGUISTIC_TYPE", GRAPHIC_REFERENCES="false", LINGUISTIC_TYPE_ID="interview",
+        TIME_ALIGNABLE="true",
+    )  # fmt: skip
+    etree.SubElement(
+        root,
+        "LANGUAGE",
+        LANG_DEF="http://cdb.iso.org/lg/CDB-00130975-001",
+        LANG_ID=LANGUAGE,
+        LANG_LABEL="undetermined (und)",
+    )
+    body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

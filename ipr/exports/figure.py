@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from xml.sax.saxutils import escape, quoteattr
 
 import cv2
@@ -100,10 +101,17 @@ def _clock(ms: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _colour(ctx: RecordingContext, moment: ExportMoment) -> str:
+def _code_colours(ctx: RecordingContext) -> dict[str, str]:
+    """Code key → its colour, for the codes whose colour is a hex colour (the last entry of a
+    key wins, as in a dict of the codebook)."""
     colours = {c.key: c.colour for c in ctx.study.codebook}
+    return {key: colour for key, colour in colours.items() if _is_hex(colour)}
+
+
+def _colour_in(colours: dict[str, str], moment: ExportMoment) -> str:
+    """The colour of a moment's first code that has one, else its lane's colour."""
     for code in moment.codes:
-        if code in colours and _is_hex(colours[code]):
+        if code in colours:
             return colours[code]
     return LANE_COLOURS[moment.lane]
 
@@ -120,7 +128,10 @@ def _is_hex(colour: str) -> bool:
     )
 
 
-def scene(ctx: RecordingContext) -> tuple[int, int, list[Shape]]:
+Scene = tuple[int, int, list[Shape]]
+
+
+def scene(ctx: RecordingContext) -> Scene:
     """Width, height and the shapes of the timeline figure, in SVG user units."""
     rec = ctx.recording
     moments = rec.sorted_moments()
@@ -168,15 +179,16 @@ def scene(ctx: RecordingContext) -> tuple[int, int, list[Shape]]:
             shapes.append(Line(x(t.t_ms), mid["therapist"], x(c.t_ms), mid["client"], PAIR, 1.2))
 
     for moment in moments:
-        answered = rec.answered(moment)
+        answered = rec.answered(moment) if moment.responds_to_id is not None else None
         if answered is not None:
             shapes.append(
                 Line(
                     x(moment.t_ms), mid[moment.lane], x(answered.t_ms), mid[answered.lane], RESPONSE
                 )
             )
+    colours = _code_colours(ctx)
     for moment in moments:
-        colour = _colour(ctx, moment)
+        colour = _colour_in(colours, moment)
         cy = mid[moment.lane]
         if moment.end_ms is not None and moment.end_ms > moment.t_ms:
             x0, x1 = x(moment.t_ms), x(moment.end_ms)
@@ -202,7 +214,7 @@ def scene(ctx: RecordingContext) -> tuple[int, int, list[Shape]]:
     entries = [
         (c.name, c.colour) for c in ctx.study.codebook if c.key in used and _is_hex(c.colour)
     ]
-    uncoded = {m.lane for m in moments if _colour(ctx, m) == LANE_COLOURS[m.lane]}
+    uncoded = {m.lane for m in moments if _colour_in(colours, m) == LANE_COLOURS[m.lane]}
     entries += [(f"{lane} (no code)", LANE_COLOURS[lane]) for lane in LANES if lane in uncoded]
     if any(m.phase == "response" for m in moments):
         entries.append(("response after the reveal (not counted)", RESPONSE))
@@ -226,7 +238,12 @@ def _num(value: float) -> str:
 
 def to_svg(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     """The timeline as a standalone SVG (include_text has no effect: figures carry no free text)."""
-    width, height, shapes = scene(ctx)
+    return svg_of(ctx, scene(ctx))
+
+
+def svg_of(ctx: RecordingContext, drawn: Scene) -> bytes:
+    """`to_svg` of a scene already made (the bundle makes each scene once for both figures)."""
+    width, height, shapes = drawn
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -270,6 +287,8 @@ def _bgr(colour: str) -> tuple[int, int, int]:
     return int(colour[5:7], 16), int(colour[3:5], 16), int(colour[1:3], 16)
 
 
+_bgr_cached = cache(_bgr)
+
 _ALIGN = {
     "start": cv2.PUT_TEXT_ALIGN_LEFT,
     "middle": cv2.PUT_TEXT_ALIGN_CENTER,
@@ -280,32 +299,39 @@ _SHIFT = 4  # sub-pixel precision bits for OpenCV's anti-aliased drawing
 
 def to_png(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
     """The same figure rasterised at `PNG_SCALE` × the SVG size."""
-    width, height, shapes = scene(ctx)
+    return png_of(scene(ctx))
+
+
+def png_of(drawn: Scene) -> bytes:
+    """`to_png` of a scene already made: the same OpenCV calls in the same order."""
+    width, height, shapes = drawn
     k = PNG_SCALE
     img = np.full((height * k, width * k, 3), 255, np.uint8)
     font = cv2.FontFace("sans")
     aa = cv2.LINE_AA
+    bgr = _bgr_cached
 
     def p(x: float, y: float) -> tuple[int, int]:
         return round(x * k * (1 << _SHIFT)), round(y * k * (1 << _SHIFT))
 
     for s in shapes:
-        if isinstance(s, Rect):
-            cv2.rectangle(img, p(s.x, s.y), p(s.x + s.w, s.y + s.h), _bgr(s.fill), -1, aa, _SHIFT)
+        kind = type(s)  # the most frequent shapes first: one circle per moment
+        if kind is Circle:
+            radius = round(s.r * k * (1 << _SHIFT))
+            cv2.circle(img, p(s.cx, s.cy), radius, bgr(s.fill), -1, aa, _SHIFT)
+            cv2.circle(img, p(s.cx, s.cy), radius, bgr(s.stroke), k, aa, _SHIFT)
+        elif kind is Rect:
+            cv2.rectangle(img, p(s.x, s.y), p(s.x + s.w, s.y + s.h), bgr(s.fill), -1, aa, _SHIFT)
             if s.stroke:
                 cv2.rectangle(
-                    img, p(s.x, s.y), p(s.x + s.w, s.y + s.h), _bgr(s.stroke), k, aa, _SHIFT
+                    img, p(s.x, s.y), p(s.x + s.w, s.y + s.h), bgr(s.stroke), k, aa, _SHIFT
                 )
-        elif isinstance(s, Line):
-            thickness = max(1, round(s.width * k))
-            cv2.line(img, p(s.x1, s.y1), p(s.x2, s.y2), _bgr(s.stroke), thickness, aa, _SHIFT)
-        elif isinstance(s, Circle):
-            radius = round(s.r * k * (1 << _SHIFT))
-            cv2.circle(img, p(s.cx, s.cy), radius, _bgr(s.fill), -1, aa, _SHIFT)
-            cv2.circle(img, p(s.cx, s.cy), radius, _bgr(s.stroke), k, aa, _SHIFT)
-        elif isinstance(s, Polygon):
+        elif kind is Polygon:
             pts = np.array([p(px, py) for px, py in s.points], np.int32)
-            cv2.fillPoly(img, [pts], _bgr(s.fill), aa, _SHIFT)
+            cv2.fillPoly(img, [pts], bgr(s.fill), aa, _SHIFT)
+        elif kind is Line:
+            thickness = max(1, round(s.width * k))
+            cv2.line(img, p(s.x1, s.y1), p(s.x2, s.y2), bgr(s.stroke), thickness, aa, _SHIFT)
         else:
             org = (round(s.x * k), round(s.y * k))
             weight = 700 if s.bold else 400
@@ -313,7 +339,7 @@ def to_png(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
                 img,
                 s.text,
                 org,
-                _bgr(s.fill),
+                bgr(s.fill),
                 font,
                 round(s.size * k * PNG_TEXT),
                 weight,

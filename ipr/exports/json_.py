@@ -205,8 +205,7 @@ def to_json(data: ExportStudy, *, include_text: bool = True) -> bytes:
     """The whole export as compact UTF-8 JSON with a stable key order.
 
     Compact because Python's indenting encoder is ten times slower on a large study; any JSON
-    viewer or `python -m json.tool` pretty-prints it.
+    viewer or `python -m json.tool` pretty-prints it. Written a dyad at a time (`iter_json`, the
+    same bytes), so a large study's document never exists as one tree of Python objects.
     """
-    document = to_document(data, include_text=include_text)
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return (text + "\n").encode()
+    return b"".join(iter_json(data, include_text=include_text))

@@ -172,7 +172,7 @@ def followup_values(
 
 
 def join_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
-    return LIST_SEPARATOR.join(str(v) for v in values)
+    return LIST_SEPARATOR.join(map(str, values)) if values else ""
 
 
 def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, object]:
@@ -226,9 +226,23 @@ def moment_values(ctx: RecordingContext, moment: ExportMoment) -> dict[str, obje
 
 def transcript_text(moment: ExportMoment) -> str:
     """The moment's interview utterances, one per line: `[HH:MM:SS.mmm] text`."""
+    if not moment.interview_transcript:
+        return ""
     return "\n".join(
         f"[{format_timecode(start)}] {said}" for start, _, said in moment.interview_transcript
     )
+
+
+def iter_table(study: ExportStudy, cols: list[Column]) -> Iterator[list[object]]:
+    """Every row's values (`moment_values`) in the order of `cols`, row by row."""
+    for ctx, moment in iter_rows(study):
+        values = moment_values(ctx, moment)
+        yield [values[c.name] for c in cols]
+
+
+def table_rows(study: ExportStudy, cols: list[Column]) -> list[list[object]]:
+    """`iter_table` as a list: a bundle makes the rows once for both its CSV and its XLSX."""
+    return list(iter_table(study, cols))
 
 
 def iter_rows(study: ExportStudy) -> Iterator[tuple[RecordingContext, ExportMoment]]:

@@ -11,13 +11,12 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from xml.sax.saxutils import escape
 
 from ipr.exports import provenance
 from ipr.exports.data import ExportStudy
-from ipr.exports.table import columns, iter_rows, moment_values
+from ipr.exports.table import columns, iter_table
 
 TIME_FORMAT = "[h]:mm:ss.000"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -28,15 +27,11 @@ _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+"""What `_cell` escapes or drops in a text cell; most cells hold none of it."""
+_PRESERVE = '<t xml:space="preserve">'
 _HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _BOLD, _TIME = 1, 2  # indexes into cellXfs below
-
-
-@dataclass(frozen=True)
-class Time:
-    """A cell value shown as an Excel duration ([h]:mm:ss.000), stored as a fraction of a day."""
-
-    ms: int
 
 
 def _letters(n: int) -> str:
@@ -53,8 +48,6 @@ def _cell(ref: str, value: object, style: int = 0) -> str:
         return f'<c r="{ref}"><v>{value}</v></c>' if not style else _cell_styled(ref, value, style)
     if value is None or value == "":
         return ""
-    if kind is Time:
-        return f'<c r="{ref}" s="{_TIME}"><v>{value.ms / MS_PER_DAY!r}</v></c>'  # type: ignore[attr-defined]
     if kind is str:
         text = escape(_ILLEGAL_XML.sub("", value))  # type: ignore[arg-type]
         s = f' s="{style}"' if style else ""
@@ -75,8 +68,13 @@ def _cell_styled(ref: str, value: object, style: int) -> str:
     return f'<c r="{ref}" t="inlineStr"{s}><is><t xml:space="preserve">{text}</t></is></c>'
 
 
-def _sheet_xml(header: list[str], rows: Iterable[list[object]]) -> bytes:
+def _sheet_xml(
+    header: list[str], rows: Iterable[list[object]], times: list[bool] | None = None
+) -> bytes:
+    """A worksheet; `times` marks the columns whose values are times in ms, written as Excel
+    times: a fraction of a day, shown as [h]:mm:ss.000 (the moments sheet's *_tc columns)."""
     refs = [_letters(i + 1) for i in range(len(header))]
+    timed = set(refs[i] for i, is_time in enumerate(times or ()) if is_time)
     parts = [
         _HEAD,
         f'<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}">',
@@ -87,31 +85,45 @@ def _sheet_xml(header: list[str], rows: Iterable[list[object]]) -> bytes:
         *(_cell(f"{r}1", name, _BOLD) for r, name in zip(refs, header, strict=True)),
         "</row>",
     ]
+    # `_cell` inlined for the unstyled cells of the data rows (a study's moments sheet has
+    # millions): the same strings, without a call and a reference string per empty cell.
+    append = parts.append
     for number, row in enumerate(rows, start=2):
-        parts.append(f'<row r="{number}">')
-        parts.extend(_cell(f"{r}{number}", v) for r, v in zip(refs, row, strict=True))
-        parts.append("</row>")
+        append(f'<row r="{number}">')
+        for r, value in zip(refs, row, strict=True):
+            kind = type(value)
+            if kind is int:
+                if r in timed:
+                    days = value / MS_PER_DAY  # type: ignore[operator]
+                    append(f'<c r="{r}{number}" s="{_TIME}"><v>{days!r}</v></c>')
+                else:
+                    append(f'<c r="{r}{number}"><v>{value}</v></c>')
+            elif value is None or value == "":
+                continue
+            elif kind is str:
+                if _XML_SPECIAL.search(value) is not None:  # type: ignore[arg-type]
+                    value = escape(_ILLEGAL_XML.sub("", value))  # type: ignore[arg-type]
+                append(f'<c r="{r}{number}" t="inlineStr"><is>{_PRESERVE}{value}</t></is></c>')
+            else:
+                append(_cell_styled(f"{r}{number}", value, 0))
+        append("</row>")
     parts.append("</sheetData></worksheet>")
     return "".join(parts).encode("utf-8")
 
 
-def _moment_rows(data: ExportStudy, include_text: bool) -> tuple[list[str], Iterator]:
+def _moment_rows(
+    data: ExportStudy, include_text: bool, rows: list[list[object]] | None
+) -> tuple[list[str], Iterable[list[object]], list[bool]]:
+    """The moments sheet: header, rows, and which columns are times (kind "ms")."""
     cols = columns(data, include_text=include_text)
-
-    def rows() -> Iterator[list[object]]:
-        for ctx, moment in iter_rows(data):
-            values = moment_values(ctx, moment)
-            yield [
-                Time(values[c.name])
-                if c.kind == "ms" and values[c.name] is not None  # type: ignore[arg-type]
-                else values[c.name]
-                for c in cols
-            ]
-
-    return [c.name for c in cols], rows()
+    table = iter_table(data, cols) if rows is None else rows
+    return [c.name for c in cols], table, [c.kind == "ms" for c in cols]
 
 
-def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str], Iterable]]:
+def _sheets(
+    data: ExportStudy, include_text: bool, rows: list[list[object]] | None = None
+) -> list[tuple]:
+    """Each sheet: (name, header, rows), the moments sheet also which columns are times."""
     pairs, figures = [], []
     for ctx in data.recordings():
         rec = ctx.recording
@@ -143,7 +155,7 @@ def _sheets(data: ExportStudy, include_text: bool) -> list[tuple[str, list[str],
         for point in range(s.min, s.max + 1)
     ]
     return [
-        ("moments", *_moment_rows(data, include_text)),
+        ("moments", *_moment_rows(data, include_text, rows)),  # with its time columns
         (
             "pairs",
             ["dyad", "session", "recording_id", "therapist_moment_id", "client_moment_id"]
@@ -258,9 +270,13 @@ def _package_parts(data: ExportStudy, count: int) -> list[tuple[str, str]]:
     ]
 
 
-def to_xlsx(data: ExportStudy, *, include_text: bool = True) -> bytes:
-    """A workbook with the sheets in `SHEETS`; identical input gives identical bytes."""
-    sheets = _sheets(data, include_text)
+def to_xlsx(
+    data: ExportStudy, *, include_text: bool = True, rows: list[list[object]] | None = None
+) -> bytes:
+    """A workbook with the sheets in `SHEETS`; identical input gives identical bytes.
+
+    `rows`: the moments table's values already made (`table.table_rows`, these columns)."""
+    sheets = _sheets(data, include_text, rows)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
 
@@ -271,6 +287,6 @@ def to_xlsx(data: ExportStudy, *, include_text: bool = True) -> bytes:
 
         for name, text in _package_parts(data, len(sheets)):
             put(name, text.encode("utf-8"))
-        for i, (_, header, rows) in enumerate(sheets, start=1):
-            put(f"xl/worksheets/sheet{i}.xml", _sheet_xml(header, rows))
+        for i, (_, header, rows, *times) in enumerate(sheets, start=1):
+            put(f"xl/worksheets/sheet{i}.xml", _sheet_xml(header, rows, *times))
     return buffer.getvalue()

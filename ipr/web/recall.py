@@ -95,7 +95,11 @@ def access(rs_id: int) -> tuple[RecallSession, User | None]:
 
 def _language(rs: RecallSession) -> str:
     """The participant's own language among the study's (else the study's language)."""
-    return study_texts.participant_language(db().get(Study, rs.study_id), rs.participant)
+    study = db().get(Study, rs.study_id)
+    # The session's identity map holds the study weakly: kept for the request, the save's own
+    # look-up of it (ipr.recall.clean_moment) finds it there instead of sending a second SELECT.
+    g.recall_study = study
+    return study_texts.participant_language(study, rs.participant)
 
 
 def _write(rs: RecallSession, researcher: User | None) -> None:
@@ -280,7 +284,9 @@ def create(rs_id: int) -> Any:
         user=researcher,
         limits=moment_limits(),
     )
-    return jsonify(_m(rs, m)), 201 if created else 200
+    if created:  # a moment made just now has no voice note yet: no query for one
+        return jsonify(recall.moment_dict(m)), 201
+    return jsonify(_m(rs, m)), 200
 
 
 @bp.patch("/recall/<int:rs_id>/moments/<int:moment_id>")
