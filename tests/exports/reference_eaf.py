@@ -15,6 +15,7 @@ from ipr.exports.eaf import (
     CODEBOOK_CV,
     CODER_SEPARATOR,
     CODES_SUFFIX,
+    FOLLOWUP_SUFFIX,
     INTERVIEW_SUFFIX,
     LANGUAGE,
     PEAK_VALUE,
@@ -38,6 +39,7 @@ from ipr.exports.eaf import (
     mime_type,
     xml_text,
 )
+from ipr.exports.table import followup_values
 
 
 def _lane_tiers(
@@ -86,6 +88,15 @@ def _lane_tiers(
             said = builder.tier(
                 lane + TRANSCRIPT_SUFFIX, "utterance", PARENT_REF=lane, PARTICIPANT=code
             )
+    again = {
+        m.id: followup_values(ctx.study, m, include_text=text) if m.phase == "blind" else []
+        for m in moments
+    }
+    followup = (
+        builder.tier(lane + FOLLOWUP_SUFFIX, "rating", PARENT_REF=lane, PARTICIPANT=code)
+        if any(again.values())
+        else None
+    )
     for moment in moments:
         ann_id = f"m{moment.id}"
         end = moment.end_ms if moment.end_ms is not None else moment.t_ms
@@ -133,6 +144,8 @@ def _lane_tiers(
             lines = [(f"[{format_timecode(t)}] {words}", "") for t, _, words in
                      moment.interview_transcript]  # fmt: skip
             _refs(said, ann_id, "u", lines)
+        if followup is not None:
+            _refs(followup, ann_id, "f", [(f"{k}={v}", "") for k, v in again[moment.id]])
 
 
 def _response_tiers(
