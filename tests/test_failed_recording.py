@@ -75,7 +75,7 @@ def test_a_refused_duplicate_names_the_recording_it_copies_and_offers_removal_no
         f'a duplicate of <a href="/recordings/{original.id}">dyad 01, Session 3 '
         f"(recording {original.id})</a>" in page
     )
-    assert "Remove this upload" in page
+    assert "Remove this upload" in page and "Delete recording" not in page
     assert "Try again" not in page and f"/recordings/{rec.id}/retry" not in page
     resp = owner_web.post(f"/recordings/{rec.id}/delete")
     assert (resp.status_code, resp.headers["Location"]) == (302, f"/dyads/{dyad.id}")

@@ -44,13 +44,15 @@ def test_export_choices_sessions_column_and_recording_cards_at_three_widths(
     with live_server.database.session() as s:  # and a refused copy of it, as the worker leaves it
         original = s.get(Recording, rec_id)
         original.sha256, original.original_name = "ab" * 32, "session-03.mp4"
-        s.add(Recording(
+        copy = Recording(
             study_id=study_id, dyad_id=dyad_id, session_label="Session 3", status="failed",
             storage_key=Storage.new_key(), original_name=LONG_NAME, sha256="ab" * 32,
             error_code="duplicate", error=f"This file was already uploaded as dyad 01, "
             f"Session 3 (recording {rec_id}).",
-        ))  # fmt: skip
+        )  # fmt: skip
+        s.add(copy)
         s.commit()
+        copy_id = copy.id
     page = new_page(viewport={"width": width, "height": 900}, name=str(width))
     expect_status(page, 404)  # this recording has no analysis files: its plot stays empty
     log_in(page, who)
@@ -67,6 +69,11 @@ def test_export_choices_sessions_column_and_recording_cards_at_three_widths(
         f"/recordings/{rec_id}"
     )
     assert duplicate.get_by_role("button", name="Remove the refused upload Session 3").is_visible()
+    page.goto(f"/recordings/{copy_id}")
+    fits(page, f"walk-{width}-duplicate")
+    assert page.get_by_role("button", name="Remove this upload").is_visible()
+    for other in ("Try again", "Delete recording"):  # one way to remove the row, not two
+        assert page.get_by_role("button", name=other).count() == 0
 
     page.goto(f"/recordings/{rec_id}/export")
     fits(page, f"walk-{width}-export")
