@@ -70,6 +70,24 @@ def check_duplicate(db: Session, study_id: int, sha256: str, exclude_id: int | N
         )
 
 
+def duplicate_of(db: Session, rec: Recording) -> Recording | None:
+    """The recording that ``rec``, refused by the worker as a duplicate, is a copy of (None when
+    ``rec`` was not refused as one, or that recording has been deleted since)."""
+    if rec.status != "failed" or rec.error_code != "duplicate" or not rec.sha256:
+        return None
+    return db.scalar(
+        select(Recording)
+        .where(
+            Recording.study_id == rec.study_id,
+            Recording.sha256 == rec.sha256,
+            Recording.status != "failed",
+            Recording.id != rec.id,
+        )
+        .order_by(Recording.id)
+        .limit(1)
+    )
+
+
 def add_recording(
     db: Session,
     storage: Storage,

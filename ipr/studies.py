@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ipr import audit, figures
@@ -175,13 +175,32 @@ def _check_participant_code(db: Session, study_id: int, code: str, exclude_id: i
     return code
 
 
-def next_dyad_code(db: Session, study: Study) -> str:
-    count = db.scalar(select(func.count(Dyad.id)).where(Dyad.study_id == study.id)) or 0
-    existing = set(db.scalars(select(Dyad.code).where(Dyad.study_id == study.id)))
-    n = count + 1
-    while f"{n:02d}" in existing:
+NUMBERED_CODE = re.compile(r"^(.*?)(\d+)$")
+
+
+def suggest_dyad_code(codes: list[str], participant_codes: frozenset[str] = frozenset()) -> str:
+    """The next free dyad code in the pattern of the latest numbered one in ``codes`` (oldest
+    first): 04 after 01–03, P-010 after P-009, 01 in a study without one. A code whose default
+    T/C participant codes are taken is skipped, so the suggestion can be added as it is."""
+    taken = set(codes)
+    numbered = [m for code in codes if (m := NUMBERED_CODE.match(code))]
+    prefix, width, n = "", 2, 1
+    if numbered:
+        prefix = numbered[-1].group(1)
+        highest = max((m.group(2) for m in numbered if m.group(1) == prefix), key=int)
+        width, n = len(highest), int(highest) + 1
+    while True:
+        code = f"{prefix}{n:0{width}d}"
+        if code not in taken and not set(_participant_codes(code)) & participant_codes:
+            return code
         n += 1
-    return f"{n:02d}"
+
+
+def next_dyad_code(db: Session, study: Study) -> str:
+    """The code a new dyad of ``study`` gets when none is given (and the form suggests)."""
+    codes = list(db.scalars(select(Dyad.code).where(Dyad.study_id == study.id).order_by(Dyad.id)))
+    taken = frozenset(db.scalars(select(Participant.code).where(Participant.study_id == study.id)))
+    return suggest_dyad_code(codes, taken)
 
 
 def create_dyad(

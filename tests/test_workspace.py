@@ -24,6 +24,7 @@ from ipr.models import (
     Upload,
     User,
 )
+from ipr.studies import suggest_dyad_code
 from tests.conftest import Web, api_token
 
 
@@ -82,6 +83,34 @@ def test_dyad_creates_therapist_and_client_codes(owner_web, study, db) -> None:
     resp = owner_web.post(f"/participants/{client.id}", {"code": "TH-A"}, htmx=True)
     assert resp.status_code == 422
     assert errors(resp) == ["The code TH-A is already used in this study."]
+
+
+def test_new_dyad_field_suggests_the_next_free_code_in_the_study_pattern(owner_web, study) -> None:
+    def placeholder() -> str:
+        page = owner_web.get(f"/studies/{study.id}").get_data(as_text=True)
+        return re.search(r'id="new-dyad-code"[^>]*placeholder="([^"]*)"', page).group(1)
+
+    assert placeholder() == "e.g. 01"  # no dyads yet
+    for code in ("01", "02", "03"):
+        owner_web.post(f"/studies/{study.id}/dyads", {"code": code})
+    assert placeholder() == "e.g. 04"  # not 03, which exists
+    owner_web.post(f"/studies/{study.id}/dyads", {"code": "P-009"})
+    assert placeholder() == "e.g. P-010"  # the pattern of the latest numbered code
+    # after a save the section re-renders with the suggestion moved on
+    resp = owner_web.post(f"/studies/{study.id}/dyads", {"code": "P-010"}, htmx=True)
+    assert 'placeholder="e.g. P-011"' in resp.get_data(as_text=True)
+
+
+def test_suggested_dyad_code_is_free_with_its_participant_codes() -> None:
+    assert suggest_dyad_code([]) == "01"
+    assert suggest_dyad_code(["01", "02", "03"]) == "04"
+    assert suggest_dyad_code(["01", "05", "02"]) == "06"  # after the highest, not the count
+    assert suggest_dyad_code(["7", "8", "9"]) == "10"
+    assert suggest_dyad_code(["001", "002"]) == "003"
+    assert suggest_dyad_code(["01", "P-1", "02"]) == "03"  # the latest numbered code's pattern
+    assert suggest_dyad_code(["pilot", "intake"]) == "01"
+    assert suggest_dyad_code(["01", "03"], frozenset({"T02", "C03"})) == "04"
+    assert suggest_dyad_code(["01"], frozenset({"T02"})) == "03"  # T02 was given to another
 
 
 def test_codebook_editor(owner_web, study, db) -> None:

@@ -37,6 +37,7 @@ def _role_ctx(study_id: int) -> dict[str, Any]:
 def dyad(dyad_id: int) -> Any:
     d = get_or_404(db(), Dyad, dyad_id, user())
     jobs = {r.id: recordings.latest_job(db(), r) for r in d.recordings}
+    duplicates = {r.id: recordings.duplicate_of(db(), r) for r in d.recordings}
     uploading = (
         db()
         .scalars(
@@ -52,6 +53,7 @@ def dyad(dyad_id: int) -> Any:
         dyad=d,
         study=d.study,
         jobs=jobs,
+        duplicates=duplicates,
         uploading=uploading,
         followups=followup_rows(d),
         followup_error=request.args.get("followup_error"),
@@ -74,6 +76,7 @@ def show(recording_id: int) -> Any:
         dyad=rec.dyad,
         study=rec.dyad.study,
         job=recordings.latest_job(db(), rec),
+        duplicate=recordings.duplicate_of(db(), rec),
         **_role_ctx(rec.study_id),
         **recall_admin.recall_context(rec),
     )
@@ -92,6 +95,7 @@ def status(recording_id: int) -> Any:
         dyad=rec.dyad,
         study=rec.dyad.study,
         job=job,
+        duplicate=recordings.duplicate_of(db(), rec),
         **_role_ctx(rec.study_id),
     )
     finished_now = request.args.get("was") in ("queued", "processing") and rec.status == "ready"

@@ -235,7 +235,9 @@ class DyadList(Schema):
 
 
 class DyadCreateIn(In):
-    code = f.String(metadata={"description": "Default: the next free number"})
+    code = f.String(
+        metadata={"description": "Default: the next free code in the study's pattern (04 after 03)"}
+    )
     therapist_code = f.String(allow_none=True)
     client_code = f.String(allow_none=True)
 

@@ -60,6 +60,7 @@ def _study_ctx(study: Study, **extra: Any) -> dict[str, Any]:
         "offered": study_texts.languages(study),
         "missing_texts": study_texts.missing(study),
         "app_scales": {sc.id for sc in study.scales if study_texts.app_written(sc)},
+        "next_dyad_code": studies.next_dyad_code(db(), study),
     }
     ctx.update(extra)
     return ctx
