@@ -439,14 +439,13 @@ def _response_tiers(
         _ref_lines(answers, f"m{moment.id}", "a", [(value, "")])
 
 
-def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
-    """One recording as an EAF 3.0 document linked to its media by file name."""
-    study, recording = ctx.study, ctx.recording
+def _document(ctx: RecordingContext) -> tuple[etree._Element, etree._Element]:
+    """An EAF 3.0 root, dated the export, and its empty HEADER (milliseconds)."""
     root = etree.Element(
         "ANNOTATION_DOCUMENT",
         nsmap={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
         AUTHOR="IPR annotator",
-        DATE=study.exported_at.isoformat(timespec="seconds"),
+        DATE=ctx.study.exported_at.isoformat(timespec="seconds"),
         FORMAT="3.0",
         VERSION="3.0",
     )
@@ -454,7 +453,13 @@ def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
         "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation",
         "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
     )
-    header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
+    return root, etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
+
+
+def to_eaf(ctx: RecordingContext, *, include_text: bool = True) -> bytes:
+    """One recording as an EAF 3.0 document linked to its media by file name."""
+    study, recording = ctx.study, ctx.recording
+    root, header = _document(ctx)
     url = "./" + quote(recording.media_filename)
     etree.SubElement(
         header,
@@ -585,19 +590,7 @@ def to_interview_eaf(ctx: RecordingContext, lane: str, *, include_text: bool = T
     study, recording = ctx.study, ctx.recording
     media = recording.interviews[lane]
     code = ctx.lane_code(lane)
-    root = etree.Element(
-        "ANNOTATION_DOCUMENT",
-        nsmap={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
-        AUTHOR="IPR annotator",
-        DATE=study.exported_at.isoformat(timespec="seconds"),
-        FORMAT="3.0",
-        VERSION="3.0",
-    )
-    root.set(
-        "{http://www.w3.org/2001/XMLSchema-instance}noNamespaceSchemaLocation",
-        "http://www.mpi.nl/tools/elan/EAFv3.0.xsd",
-    )
-    header = etree.SubElement(root, "HEADER", MEDIA_FILE="", TIME_UNITS="milliseconds")
+    root, header = _document(ctx)
     url = "./" + quote(media.media_filename)
     etree.SubElement(
         header, "MEDIA_DESCRIPTOR", MEDIA_URL=url, MIME_TYPE=mime_type(media.media_filename),
